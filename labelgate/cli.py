@@ -1,0 +1,333 @@
+"""labelgate's command line: a thin layer that parses options, calls the library and prints.
+
+Every error a user can cause is printed as one line (``labelgate: error: …``) with a non-zero exit
+code; a traceback is shown only with ``--verbose``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from labelgate.errors import ConfigError, LabelgateError
+
+DEFAULT_DB = "labelgate.duckdb"
+
+
+def prepare_environment(verbose: bool = False) -> None:
+    """Settings for the in-process Prefect API and quiet libraries; set before Prefect is imported.
+
+    Values already set in the environment win.
+    """
+    defaults = {
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "GX_ANALYTICS_ENABLED": "false",
+        "TOKENIZERS_PARALLELISM": "false",
+        # Prefect logs still reach its API (and UI); the terminal gets labelgate's own summary.
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO" if verbose else "CRITICAL",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn exceptions into one-line messages and exit codes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        verbose = bool(kwargs.get("verbose"))
+        try:
+            return func(*args, **kwargs)
+        except LabelgateError as err:
+            if verbose:
+                traceback.print_exc()
+            click.echo(f"labelgate: error: {err}", err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo("labelgate: interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit:
+            raise
+        except Exception as err:
+            if verbose:
+                traceback.print_exc()
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            click.echo(
+                f"labelgate: internal error: {type(err).__name__}: {first} (run again with --verbose for details)",
+                err=True,
+            )
+            sys.exit(1)
+
+    return wrapper
+
+
+def _params(**options: Any) -> Any:
+    """Build CurateParams from the options the user set (None = keep the default)."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from labelgate.config import CurateParams
+
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return CurateParams(**given)
+    except PydanticValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "parameters"
+        raise ConfigError(f"--{field.replace('_', '-')}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="labelgate")
+def main() -> None:
+    """labelgate: find label errors in a text dataset and export clean LLM fine-tuning files."""
+
+
+_verbose = click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs and tracebacks.")
+_db = click.option("--db", "db_path", default=DEFAULT_DB, show_default=True, help="DuckDB file of the runs.")
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--text-col", help="Column/key of the text.  [default: text]"),
+        click.option("--label-col", help="Column/key of the label.  [default: label]"),
+        click.option("--id-col", help="Column of a stable row id.  [default: 'id' if present, else a content hash]"),
+        click.option(
+            "--input-format",
+            type=click.Choice(["auto", "csv", "tsv", "jsonl", "chat-jsonl", "parquet"]),
+            help="Input format.  [default: auto, by extension]",
+        ),
+        click.option("--encoding", help="Encoding of CSV/JSONL input.  [default: utf-8]"),
+        click.option("--delimiter", help="CSV delimiter.  [default: ',', tab for .tsv]"),
+        click.option("--label-case", type=click.Choice(["keep", "lower"]), help="Fold label case.  [default: keep]"),
+        click.option("--dataset", help="Dataset name grouping runs.  [default: input file stem]"),
+        click.option("--gate", type=click.Choice(["auto", "none"]), help="auto: policy decides; none: export as-is.  [default: auto]"),
+        click.option("--relabel-threshold", type=float, help="Auto gate: relabel when P(suggested) >= this.  [default: 0.8]"),
+        click.option("--exclude-threshold", type=float, help="Auto gate: exclude flagged rows scored below this.  [default: never]"),
+        click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
+        click.option("--batch-size", type=int, help="Embedding batch size.  [default: 64]"),
+        click.option("--folds", "n_folds", type=int, help="Cross-validation folds.  [default: 5]"),
+        click.option("--seed", type=int, help="Seed of folds and split.  [default: 0]"),
+        click.option("--val-fraction", type=float, help="Validation share per class.  [default: 0.1]"),
+        click.option("--system-prompt", help="System message of each example ('' omits it).  [default: names task and labels]"),
+        click.option("--min-text-chars", type=int, help="Quarantine shorter texts.  [default: 1]"),
+        click.option("--max-text-chars", type=int, help="Quarantine longer texts.  [default: 20000]"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+_PARAM_NAMES = (
+    "text_col label_col id_col input_format encoding delimiter label_case dataset gate relabel_threshold "
+    "exclude_threshold model batch_size n_folds seed val_fraction system_prompt min_text_chars max_text_chars"
+).split()
+
+
+def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
+    """Run the curate flow in this process against Prefect's ephemeral local API."""
+    from labelgate.flows.curate import curate
+
+    return curate(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
+
+
+@main.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@_run_options
+@_db
+@click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
+@_verbose
+@_handle_errors
+def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: bool, **options: Any) -> None:
+    """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`."""
+    params = _params(**{k: options[k] for k in _PARAM_NAMES})
+    prepare_environment(verbose)
+    metrics = _curate(input_path, db_path, out_dir, params)
+    _print_summary(metrics, db_path, params)
+    if as_json:
+        click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
+
+
+@main.command()
+@_db
+@click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
+@_verbose
+@_handle_errors
+def demo(db_path: str, out_dir: str, as_json: bool, verbose: bool) -> None:
+    """Run the whole chain on the bundled sample (support tickets with injected label errors)."""
+    sample = sample_path()
+    params = _params(dataset="sample-support-tickets", task_description="Classify the customer support message")
+    prepare_environment(verbose)
+    click.echo(f"labelgate demo: curating the bundled sample {sample}")
+    metrics = _curate(str(sample), db_path, out_dir, params)
+    _print_summary(metrics, db_path, params)
+    truth = sample.with_name("sample_truth.csv")
+    if truth.exists():
+        click.echo(_demo_score(truth, db_path, metrics["run_id"]))
+    if as_json:
+        click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
+
+
+def sample_path() -> Path:
+    """The bundled sample CSV (``data/sample.csv`` of the source tree, or the installed copy)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "data" / "sample.csv", here / "sample_data" / "sample.csv"):
+        if candidate.exists():
+            return candidate
+    raise LabelgateError("the bundled sample is missing from this installation; reinstall labelgate")
+
+
+def _demo_score(truth_path: Path, db_path: str, run_id: str) -> str:
+    import pandas as pd
+
+    from labelgate import reports, store
+
+    truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False)
+    errors = set(truth.loc[truth["is_label_error"] == "True", "id"])
+    with store.connect(db_path, read_only=True) as con:
+        flagged = set(reports.issues_frame(con, run_id)["id"])
+    hit = len(errors & flagged)
+    precision = hit / len(flagged) if flagged else 0.0
+    recall = hit / len(errors) if errors else 0.0
+    return (
+        f"  vs truth file    {hit} of {len(errors)} injected label errors flagged "
+        f"(precision {precision:.2f}, recall {recall:.2f})"
+    )
+
+
+def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    from labelgate.flows.curate import SUMMARY_KEYS
+
+    out = {k: metrics.get(k) for k in SUMMARY_KEYS}
+    for key in ("dataset_version", "input_sha256", "decisions", "texts_embedded", "texts_cached", "embed_seconds",
+                "manifest", "export_dir", "seconds", "gate"):
+        if key in metrics:
+            out[key] = metrics[key]
+    out["export_files"] = [*metrics.get("export_files", []), *([metrics["manifest"]] if metrics.get("manifest") else [])]
+    return out
+
+
+def _print_summary(m: dict[str, Any], db_path: str, params: Any) -> None:
+    d = m.get("decisions") or {}
+    reasons = m.get("quarantine_reasons") or {}
+    reason_text = ", ".join(f"{k}: {v}" for k, v in list(reasons.items())[:4])
+    lines = [
+        f"labelgate run {m['run_id']}  (dataset version {m.get('dataset_version')}, {m.get('seconds', 0):.1f} s)",
+        f"  rows in          {m.get('rows_in'):>6}   ({m.get('input_format')}, ids from {m.get('id_source')})",
+        f"  valid            {m.get('rows_valid'):>6}",
+        f"  quarantined      {m.get('rows_quarantined'):>6}" + (f"   {reason_text}" if reason_text else ""),
+        f"  embedded         {m.get('texts_embedded'):>6}   new, {m.get('texts_cached')} from cache "
+        f"({m.get('embed_seconds', 0):.1f} s)",
+        f"  label issues     {m.get('label_issues'):>6}   ({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, "
+        f"{m.get('detector')})",
+    ]
+    if m.get("gate") == "auto":
+        lines.append(
+            f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
+            f"(relabel when P >= {params.relabel_threshold:.2f})"
+        )
+    else:
+        lines.append("  gate             none: exported as given")
+    lines.append(f"  exported         train {m.get('exported_train')}, validation {m.get('exported_val')}")
+    files = [*m.get("export_files", []), m.get("manifest")]
+    lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
+    lines += [f"  note: {n}" for n in m.get("notes") or []]
+    lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
+    click.echo("\n".join(lines))
+
+
+@main.command("issues")
+@_db
+@click.option("--run", "run", default="latest", show_default=True, help="Run id, unique prefix, or 'latest'.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option("--all", "all_rows", is_flag=True, help="Every valid row, not only the flagged ones.")
+@click.option("--limit", type=int, default=None, help="At most this many rows (worst first).")
+@_verbose
+@_handle_errors
+def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | None, verbose: bool) -> None:
+    """Print a run's label issues, lowest label score (most likely wrong) first."""
+    from labelgate import reports, store
+
+    with store.connect(db_path, read_only=True) as con:
+        run_id = store.resolve_run(con, run)
+        df = reports.issues_frame(con, run_id, flagged_only=not all_rows)
+    if limit is not None:
+        df = df.head(limit)
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False, float_format="%.4f"), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", force_ascii=False))
+    else:
+        click.echo(f"run {run_id}: {len(df)} {'rows' if all_rows else 'flagged rows'}")
+        if not df.empty:
+            show = df.assign(
+                text=df["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 60),
+                label_score=df["label_score"].map("{:.3f}".format),
+                suggested_prob=df["suggested_prob"].map("{:.2f}".format),
+            )[["id", "given_label", "suggested_label", "suggested_prob", "label_score", "text"]]
+            click.echo(show.to_string(index=False))
+
+
+@main.command("runs")
+@_db
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--limit", type=int, default=None, help="Only the newest N runs.")
+@_verbose
+@_handle_errors
+def runs_cmd(db_path: str, as_json: bool, limit: int | None, verbose: bool) -> None:
+    """List the runs in the database, newest first."""
+    from labelgate import reports, store
+
+    with store.connect(db_path, read_only=True) as con:
+        df = reports.runs_frame(con, limit=limit)
+    if as_json:
+        click.echo(df.to_json(orient="records", date_format="iso"))
+        return
+    if df.empty:
+        click.echo("no runs yet")
+        return
+    show = df.assign(started_at=df["started_at"].astype(str).str.slice(0, 19), message=df["message"].fillna(""))
+    click.echo(show.drop(columns=["finished_at", "dataset_version"]).to_string(index=False))
+
+
+@main.command("export")
+@_db
+@click.option("--run", "run", default="latest", show_default=True, help="Run id, unique prefix, or 'latest'.")
+@click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON line of the export's figures.")
+@_verbose
+@_handle_errors
+def export_cmd(db_path: str, run: str, out_dir: str, as_json: bool, verbose: bool) -> None:
+    """Write a run's fine-tuning files again with its latest decisions (e.g. after a review)."""
+    from labelgate import store
+    from labelgate.config import CurateParams
+    from labelgate.tasks.export import export_run
+
+    with store.connect(db_path, read_only=True) as con:
+        run_id = store.resolve_run(con, run)
+        record = store.run_record(con, run_id)
+    if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
+        raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to export")
+    params = CurateParams(**record["params_json"])
+    result = export_run(db_path, run_id, out_dir, params, apply=params.gate != "none")
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, **result}, sort_keys=True))
+    else:
+        click.echo(f"run {run_id}: exported train {result['exported_train']}, validation {result['exported_val']}")
+        for f in [*result["export_files"], result["manifest"]]:
+            click.echo(f"  {f}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

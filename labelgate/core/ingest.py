@@ -1,0 +1,442 @@
+"""Read a labelled text file into labelgate's canonical row table.
+
+Supported formats (``fmt``):
+
+- ``csv`` / ``tsv``: a header row; text, label and (optional) id columns named by the caller.
+- ``jsonl``: one JSON object per line with the text and label keys (``{"text": …, "label": …}``).
+- ``chat-jsonl``: OpenAI chat fine-tuning lines ``{"messages": [...]}``; the last user message is the
+  text, the last assistant message the label.
+- ``parquet``: columns as for CSV.
+- ``auto``: by extension (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``/``.json``, ``.parquet``/``.pq``);
+  JSONL whose first object has a ``messages`` key is read as chat JSONL.
+
+The result is a :class:`IngestResult` whose ``rows`` frame has the columns
+
+``seq`` (int, 0-based position), ``row_id`` (str), ``text`` (str | None), ``label`` (str | None, trimmed),
+``label_raw`` (str | None, as in the file), ``text_sha256`` (str | None), ``source_line`` (int, 1-based
+line where the record starts).
+
+Records that cannot be parsed at all (a broken JSON line, a chat line without an assistant message)
+stay in ``rows`` with null text/label and are listed in ``quarantine`` with the reason, so that every
+record of the input is accounted for: ``rows_in == len(rows)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from labelgate.errors import InputError, MissingColumnError
+
+ROW_COLUMNS = ["seq", "row_id", "text", "label", "label_raw", "text_sha256", "source_line"]
+QUARANTINE_COLUMNS = ["seq", "row_id", "source_line", "reason", "raw_json"]
+
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What :func:`read_dataset` returns.
+
+    Attributes:
+        rows: one row per input record (columns :data:`ROW_COLUMNS`).
+        quarantine: records that could not be parsed (columns :data:`QUARANTINE_COLUMNS`).
+        input_sha256: sha256 of the input file's bytes.
+        input_format: the format actually read (never ``auto``).
+        dataset_version: sha256 (first 16 hex) of the canonical (row_id, text, label) content: the same data
+            in another file format or row order has the same version.
+        id_source: the id column used, or ``"content-hash"``.
+        labels_normalised: number of labels changed by trimming (or case folding).
+        notes: human-readable remarks for the run summary.
+    """
+
+    rows: pd.DataFrame
+    quarantine: pd.DataFrame
+    input_sha256: str
+    input_format: str
+    dataset_version: str
+    id_source: str
+    labels_normalised: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def sha256_text(text: str) -> str:
+    """Hex sha256 of ``text`` encoded as UTF-8."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """Return the format of ``path`` from its extension, peeking at ``head`` for chat JSONL."""
+    suffix = path.suffix.lower()
+    fmt = _EXTENSIONS.get(suffix)
+    if fmt is None:
+        raise InputError(
+            f"cannot tell the format of {str(path)!r} from its extension {suffix!r}; "
+            "pass --input-format csv|tsv|jsonl|chat-jsonl|parquet"
+        )
+    if fmt == "jsonl":
+        first = head.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
+        try:
+            obj = json.loads(first)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and "messages" in obj:
+            return "chat-jsonl"
+    return fmt
+
+
+def read_dataset(
+    path: str | Path,
+    *,
+    fmt: str = "auto",
+    text_col: str = "text",
+    label_col: str = "label",
+    id_col: str | None = None,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    label_case: str = "keep",
+) -> IngestResult:
+    """Read ``path`` into the canonical row table.
+
+    Args:
+        path: the input file.
+        fmt: one of ``auto``, ``csv``, ``tsv``, ``jsonl``, ``chat-jsonl``, ``parquet``.
+        text_col / label_col: the column or JSON key of the text and the label (unused for chat JSONL).
+        id_col: the column holding row ids; ``None`` uses a column named ``id`` when there is one,
+            else a content hash of (text, label) with a ``~N`` suffix for repeats.
+        encoding: text encoding of CSV/TSV/JSONL (a UTF-8 byte-order mark is always skipped).
+        delimiter: CSV delimiter (default ``,``; ``\\t`` for TSV).
+        label_case: ``keep`` or ``lower`` (fold label case after trimming).
+
+    Raises:
+        InputError: the file is missing, empty, undecodable or not of the format.
+        MissingColumnError: the text, label or id column is absent.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"input file {str(p)!r} does not exist")
+    if p.is_dir():
+        raise InputError(f"input {str(p)!r} is a directory, not a file")
+    if label_case not in ("keep", "lower"):
+        raise InputError(f"label_case must be 'keep' or 'lower', got {label_case!r}")
+    data = p.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if not data.strip():
+        raise InputError(f"input file {str(p)!r} is empty")
+    if fmt == "auto":
+        fmt = detect_format(p, data[:65536])
+    if fmt in ("csv", "tsv"):
+        records, columns = _read_csv(data, p, encoding=encoding, delimiter=delimiter or ("\t" if fmt == "tsv" else ","))
+        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+    elif fmt == "parquet":
+        records, columns = _read_parquet(p)
+        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+    elif fmt == "jsonl":
+        records, bad_lines = _read_jsonl(data, p, encoding=encoding)
+        columns = sorted({k for _, rec in records for k in rec})
+        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=False, broken=bad_lines)
+    elif fmt == "chat-jsonl":
+        records, bad_lines = _read_jsonl(data, p, encoding=encoding)
+        records, more_bad = _chat_to_records(records)
+        columns = ["text", "label", *(["id"] if any("id" in r for _, r in records) else [])]
+        rows, bad = _from_records(
+            records, columns, "text", "label", id_col, table=False, broken=bad_lines + more_bad
+        )
+    else:
+        raise InputError(f"unknown input format {fmt!r}; use csv, tsv, jsonl, chat-jsonl or parquet")
+
+    if rows.empty:
+        raise InputError(f"input file {str(p)!r} has no data rows")
+
+    normalised = _normalise_labels(rows, label_case)
+    notes: list[str] = []
+    if normalised:
+        what = "trimmed of whitespace" + (" and lower-cased" if label_case == "lower" else "")
+        notes.append(f"{normalised} labels were {what} before comparison")
+    variants = _case_variants(rows["label"])
+    if variants and label_case == "keep":
+        shown = "; ".join(" / ".join(repr(v) for v in group) for group in variants[:3])
+        notes.append(f"labels differing only by case are kept apart: {shown} (pass --label-case lower to merge)")
+    id_source = str(rows.attrs.pop("id_source"))
+    return IngestResult(
+        rows=rows[ROW_COLUMNS],
+        quarantine=bad,
+        input_sha256=digest,
+        input_format=fmt,
+        dataset_version=_dataset_version(rows),
+        id_source=id_source,
+        labels_normalised=normalised,
+        notes=notes,
+    )
+
+
+# --- readers ------------------------------------------------------------------------------------
+
+
+def _decode(data: bytes, path: Path, encoding: str) -> str:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode(encoding)
+    except LookupError as err:
+        raise InputError(f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8 or latin-1") from err
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        snippet = data[max(0, err.start - 20) : err.start + 10]
+        raise InputError(
+            f"{str(path)!r} is not valid {encoding} at byte {err.start} (line {line}, near {snippet!r}); "
+            "re-save it as UTF-8 or pass --encoding (e.g. latin-1, cp1252)"
+        ) from err
+
+
+def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tuple[list[tuple[int, dict]], list[str]]:
+    text = _decode(data, path, encoding)
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError(f"{str(path)!r} contains a NUL byte at line {line}; is it a binary or UTF-16 file?")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"input file {str(path)!r} is empty") from None
+    except csv.Error as err:
+        raise InputError(f"{str(path)!r} line 1: cannot parse the CSV header: {err}") from err
+    header = [h.strip() for h in header]
+    records: list[tuple[int, dict]] = []
+    start = reader.line_num + 1
+    width = len(header)
+    try:
+        for fields in reader:
+            if not fields or (len(fields) == 1 and not fields[0].strip() and width > 1):
+                start = reader.line_num + 1
+                continue  # blank line
+            rec: dict[str, Any] = dict(zip(header, fields))
+            if len(fields) != width:
+                rec["__error__"] = f"has {len(fields)} fields, the header has {width}"
+            records.append((start, rec))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise InputError(
+            f"{str(path)!r} line {reader.line_num}: malformed CSV ({err}); check for an unterminated quote"
+        ) from err
+    return records, header
+
+
+def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise InputError(f"cannot read {str(path)!r} as Parquet: {str(err).splitlines()[0]}") from err
+    columns = list(table.column_names)
+    records = [(i + 1, rec) for i, rec in enumerate(table.to_pylist())]
+    return records, columns
+
+
+def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str, str]]]:
+    text = _decode(data, path, encoding)
+    records: list[tuple[int, dict]] = []
+    broken: list[tuple[int, str, str]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as err:
+            broken.append((lineno, f"invalid JSON: {err.msg} at column {err.colno}", line[:2000]))
+            continue
+        if not isinstance(obj, dict):
+            broken.append((lineno, f"expected a JSON object, got {type(obj).__name__}", line[:2000]))
+            continue
+        records.append((lineno, obj))
+    if not records and not broken:
+        raise InputError(f"input file {str(path)!r} has no data rows")
+    return records, broken
+
+
+def _chat_to_records(records: list[tuple[int, dict]]) -> tuple[list[tuple[int, dict]], list[tuple[int, str, str]]]:
+    out: list[tuple[int, dict]] = []
+    broken: list[tuple[int, str, str]] = []
+    for lineno, obj in records:
+        messages = obj.get("messages")
+        raw = json.dumps(obj, ensure_ascii=False)[:2000]
+        if not isinstance(messages, list):
+            broken.append((lineno, "chat line has no 'messages' list", raw))
+            continue
+        user = _last_content(messages, "user")
+        assistant = _last_content(messages, "assistant")
+        if assistant is None:
+            broken.append((lineno, "chat example has no assistant message (the label)", raw))
+            continue
+        if user is None:
+            broken.append((lineno, "chat example has no user message (the text)", raw))
+            continue
+        rec = {"text": user, "label": assistant}
+        if "id" in obj:
+            rec["id"] = obj["id"]
+        out.append((lineno, rec))
+    return out, broken
+
+
+def _last_content(messages: Iterable[Any], role: str) -> str | None:
+    found = None
+    for msg in messages:
+        if isinstance(msg, dict) and msg.get("role") == role:
+            content = msg.get("content")
+            if isinstance(content, list):  # content parts
+                content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            found = None if content is None else str(content)
+    return found
+
+
+# --- canonical rows -----------------------------------------------------------------------------
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value != value:  # NaN
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _from_records(
+    records: list[tuple[int, dict]],
+    columns: list[str],
+    text_col: str,
+    label_col: str,
+    id_col: str | None,
+    *,
+    table: bool,
+    broken: list[tuple[int, str, str]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    broken = broken or []
+    if records or table:
+        present = set(columns)
+        for col, role, option in ((text_col, "text", "--text-col"), (label_col, "label", "--label-col")):
+            if col not in present:
+                raise MissingColumnError(col, role, columns, option=option)
+        if id_col is not None and id_col not in present:
+            raise MissingColumnError(id_col, "id", columns, option="--id-col")
+    if id_col is None and "id" in columns and "id" not in (text_col, label_col):
+        id_col = "id"
+    # merge parsed records and broken lines back into input order
+    entries: list[tuple[int, dict | None, str | None, str | None]] = [(ln, rec, None, None) for ln, rec in records]
+    entries += [(ln, None, reason, raw) for ln, reason, raw in broken]
+    entries.sort(key=lambda e: e[0])
+
+    seqs, ids, texts, labels, lines = [], [], [], [], []
+    q_rows: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    for seq, (line, rec, reason, raw) in enumerate(entries):
+        if rec is None:
+            text = label = None
+            rid = _hash_id(f"line:{line}:{raw}", seen)
+            q_rows.append({"seq": seq, "row_id": rid, "source_line": line, "reason": reason, "raw_json": raw})
+        else:
+            text = _as_text(rec.get(text_col))
+            label = _as_text(rec.get(label_col))
+            if not table:
+                missing = [k for k in (text_col, label_col) if k not in rec]
+                if missing:
+                    reason = f"missing key {missing[0]!r}"
+            if "__error__" in rec:
+                reason = str(rec["__error__"])
+            if id_col is not None and _as_text(rec.get(id_col)) not in (None, ""):
+                rid = str(_as_text(rec.get(id_col))).strip()
+            else:
+                rid = _hash_id(f"{text}\x1f{label}", seen)
+            if reason is not None:
+                raw_rec = {k: v for k, v in rec.items() if k != "__error__"}
+                q_rows.append(
+                    {
+                        "seq": seq,
+                        "row_id": rid,
+                        "source_line": line,
+                        "reason": reason,
+                        "raw_json": json.dumps(raw_rec, ensure_ascii=False, default=str)[:2000],
+                    }
+                )
+        seqs.append(seq)
+        ids.append(rid)
+        texts.append(text)
+        labels.append(label)
+        lines.append(line)
+    rows = pd.DataFrame(
+        {
+            "seq": pd.array(seqs, dtype="int64"),
+            "row_id": pd.array(ids, dtype="object"),
+            "text": pd.array(texts, dtype="object"),
+            "label": pd.array(labels, dtype="object"),
+            "label_raw": pd.array(labels, dtype="object"),
+            "text_sha256": pd.array([None if t is None else sha256_text(t) for t in texts], dtype="object"),
+            "source_line": pd.array(lines, dtype="int64"),
+        }
+    )
+    rows.attrs["id_source"] = id_col if id_col is not None else "content-hash"
+    quarantine = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
+    return rows, quarantine
+
+
+def _hash_id(content: str, seen: dict[str, int]) -> str:
+    base = sha256_text(content)[:16]
+    n = seen.get(base, 0) + 1
+    seen[base] = n
+    return base if n == 1 else f"{base}~{n}"
+
+
+def _normalise_labels(rows: pd.DataFrame, label_case: str) -> int:
+    raw = rows["label_raw"]
+    norm = raw.map(lambda v: v if v is None else v.strip(), na_action="ignore")
+    if label_case == "lower":
+        norm = norm.map(lambda v: v if v is None else v.lower(), na_action="ignore")
+    norm = norm.astype(object).where(norm.notna(), None)
+    changed = int(((norm != raw) & raw.notna()).sum())
+    rows["label"] = norm
+    return changed
+
+
+def _case_variants(labels: pd.Series) -> list[list[str]]:
+    uniq = sorted({v for v in labels.dropna().unique() if v})
+    groups: dict[str, list[str]] = {}
+    for v in uniq:
+        groups.setdefault(v.casefold(), []).append(v)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _dataset_version(rows: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    keyed = sorted(zip(rows["row_id"], rows["text"].fillna("\x00"), rows["label"].fillna("\x00")))
+    for rid, text, label in keyed:
+        h.update(f"{rid}\x1f{text}\x1f{label}\x1e".encode())
+    return h.hexdigest()[:16]

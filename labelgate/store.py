@@ -1,0 +1,467 @@
+"""The DuckDB store: one schema, created and migrated here, and short-lived connections.
+
+DuckDB lets only one process open a database file while any connection in it
+writes, so labelgate never holds a connection across a long step or a pause:
+each stage opens the file, does its reads or its writes in one transaction and
+closes it (:func:`connect`). A second process that finds the file locked waits
+with a bounded back-off and then raises :class:`~labelgate.errors.DatabaseBusyError`.
+
+Tables (every one keyed by ``run_id`` or by content hash; nothing is overwritten
+across runs; a stage that is re-run inside the same run replaces only its own rows):
+
+- ``runs``: one row per flow run (input, parameters, status, metrics)
+- ``rows``: every ingested record verbatim, ``seq`` is its position in the input
+- ``quarantine``: rows that failed a row-level check, with the reason
+- ``validations``: the Great Expectations result per run
+- ``embeddings``: the vector cache shared by all runs, keyed by (model, text sha256)
+- ``detections``: per run, the probability model and its classes
+- ``predictions``: out-of-fold predicted probabilities per row
+- ``issues``: one row per (run, row, issue type) for every detector
+- ``decisions``: append-only gate decisions; the latest per row wins
+- ``exports``: every file written
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            dataset VARCHAR NOT NULL,
+            dataset_version VARCHAR,
+            input_path VARCHAR NOT NULL,
+            input_sha256 VARCHAR,
+            input_format VARCHAR,
+            params_json JSON NOT NULL,
+            status VARCHAR NOT NULL,
+            message VARCHAR,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            metrics_json JSON,
+            prefect_flow_run_id VARCHAR,
+            labelgate_version VARCHAR
+        )""",
+        """CREATE TABLE rows (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            row_id VARCHAR NOT NULL,
+            text VARCHAR,
+            label VARCHAR,
+            label_raw VARCHAR,
+            text_sha256 VARCHAR,
+            source_line INTEGER,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TABLE quarantine (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            row_id VARCHAR NOT NULL,
+            source_line INTEGER,
+            stage VARCHAR NOT NULL,
+            reason VARCHAR NOT NULL,
+            raw_json VARCHAR,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TABLE validations (
+            run_id VARCHAR PRIMARY KEY,
+            success BOOLEAN NOT NULL,
+            result_json JSON NOT NULL
+        )""",
+        """CREATE TABLE embeddings (
+            model VARCHAR NOT NULL,
+            text_sha256 VARCHAR NOT NULL,
+            dim INTEGER NOT NULL,
+            vector FLOAT[] NOT NULL,
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (model, text_sha256)
+        )""",
+        """CREATE TABLE detections (
+            run_id VARCHAR PRIMARY KEY,
+            method VARCHAR NOT NULL,
+            classes VARCHAR[] NOT NULL,
+            n_folds INTEGER,
+            metrics_json JSON
+        )""",
+        """CREATE TABLE predictions (
+            run_id VARCHAR NOT NULL,
+            row_id VARCHAR NOT NULL,
+            probs FLOAT[] NOT NULL,
+            PRIMARY KEY (run_id, row_id)
+        )""",
+        """CREATE TABLE issues (
+            run_id VARCHAR NOT NULL,
+            row_id VARCHAR NOT NULL,
+            issue_type VARCHAR NOT NULL,
+            score DOUBLE,
+            is_issue BOOLEAN NOT NULL,
+            given_label VARCHAR,
+            suggested_label VARCHAR,
+            suggested_prob DOUBLE,
+            reason VARCHAR,
+            related_row_id VARCHAR,
+            PRIMARY KEY (run_id, row_id, issue_type)
+        )""",
+        """CREATE VIEW valid_rows AS
+            SELECT r.* FROM rows r
+            WHERE NOT EXISTS (SELECT 1 FROM quarantine q WHERE q.run_id = r.run_id AND q.seq = r.seq)""",
+        "CREATE SEQUENCE decision_seq START 1",
+        """CREATE TABLE decisions (
+            decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_seq'),
+            run_id VARCHAR NOT NULL,
+            row_id VARCHAR NOT NULL,
+            action VARCHAR NOT NULL CHECK (action IN ('keep', 'relabel', 'exclude')),
+            label VARCHAR,
+            source VARCHAR NOT NULL CHECK (source IN ('policy', 'human')),
+            reviewer VARCHAR,
+            reason VARCHAR,
+            decided_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """CREATE TABLE exports (
+            run_id VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            split VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            lines INTEGER NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+    ],
+}
+
+
+def _is_lock_error(err: Exception) -> bool:
+    text = str(err).lower()
+    return "lock" in text and ("conflicting" in text or "could not set" in text or "in use" in text)
+
+
+@contextlib.contextmanager
+def connect(db_path: str | Path, *, read_only: bool = False, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open ``db_path`` briefly, migrating the schema when writable, and close it on exit.
+
+    Args:
+        db_path: path of the DuckDB file (created when absent and ``read_only`` is false).
+        read_only: open without write access. The file must exist.
+        wait_s: how long to keep retrying while another process holds the file.
+
+    Raises:
+        DatabaseBusyError: the file stayed locked for ``wait_s`` seconds.
+        RunNotFoundError: ``read_only`` and the file does not exist.
+    """
+    path = Path(db_path)
+    if read_only and not path.exists():
+        raise RunNotFoundError(f"database {str(path)!r} does not exist; run `labelgate run` first or pass --db")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as err:
+            if not _is_lock_error(err):
+                raise LabelgateError(f"cannot open database {str(path)!r}: {err}") from err
+            if time.monotonic() >= deadline:
+                holder = _lock_holder(err)
+                raise DatabaseBusyError(
+                    f"database {str(path)!r} is in use by another process{holder}; waited {wait_s:.0f}s. "
+                    "Wait for it to finish or use another --db."
+                ) from err
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+        except duckdb.Error as err:
+            raise LabelgateError(f"cannot open database {str(path)!r}: {err}") from err
+    try:
+        if not read_only:
+            migrate(con)
+        yield con
+    finally:
+        con.close()
+
+
+def _lock_holder(err: Exception) -> str:
+    text = str(err)
+    marker = "PID "
+    if marker in text:
+        pid = text.split(marker, 1)[1].split(")", 1)[0].split(" ", 1)[0]
+        return f" (PID {pid})"
+    return ""
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> int:
+    """Create or upgrade the schema in ``con`` to :data:`SCHEMA_VERSION`; return the version."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with transaction(con):
+            for statement in _MIGRATIONS[version]:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?, current_timestamp)", [version])
+    return SCHEMA_VERSION
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block in one transaction: commit on success, roll back on any exception."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame | pa.Table) -> int:
+    """Insert ``frame`` into ``table`` by column name; return the number of rows inserted.
+
+    ``table`` must be one of the schema's tables (it is checked, never interpolated from user data).
+    """
+    if table not in _TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    n = frame.num_rows if isinstance(frame, pa.Table) else len(frame)
+    if n == 0:
+        return 0
+    columns = list(frame.column_names if isinstance(frame, pa.Table) else frame.columns)
+    name = f"_lg_insert_{table}"
+    con.register(name, frame)
+    try:
+        cols = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{name}"')
+    finally:
+        con.unregister(name)
+    return n
+
+
+_TABLES = {
+    "runs",
+    "rows",
+    "quarantine",
+    "validations",
+    "embeddings",
+    "detections",
+    "predictions",
+    "issues",
+    "decisions",
+    "exports",
+}
+
+
+def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """Run a parameterised query and return a DataFrame."""
+    return con.execute(sql, params or []).df()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
+    """Run a parameterised query and return the first column of the first row (None when empty)."""
+    rows = con.execute(sql, params or []).fetchmany(1)
+    return rows[0][0] if rows else None
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+def resolve_run(con: duckdb.DuckDBPyConnection, run: str = "latest") -> str:
+    """Return the run id for ``run`` ('latest', a full id, or a unique id prefix).
+
+    Raises:
+        RunNotFoundError: no run matches, or a prefix matches several.
+    """
+    if run == "latest":
+        rid = scalar(con, "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1")
+        if rid is None:
+            raise RunNotFoundError("the database holds no run yet; start one with `labelgate run`")
+        return str(rid)
+    matches = [r[0] for r in con.execute("SELECT run_id FROM runs WHERE starts_with(run_id, ?)", [run]).fetchall()]
+    if run in matches:
+        return run
+    if not matches:
+        raise RunNotFoundError(f"no run {run!r} in the database; `labelgate runs` lists them")
+    if len(matches) > 1:
+        raise RunNotFoundError(f"run prefix {run!r} matches {len(matches)} runs: {', '.join(sorted(matches)[:5])}")
+    return str(matches[0])
+
+
+def run_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """Return the ``runs`` row of ``run_id`` as a dict with parsed JSON columns."""
+    df = query_df(con, "SELECT * FROM runs WHERE run_id = ?", [run_id])
+    if df.empty:
+        raise RunNotFoundError(f"no run {run_id!r} in the database")
+    rec = df.iloc[0].to_dict()
+    for key in ("params_json", "metrics_json"):
+        value = rec.get(key)
+        rec[key] = json.loads(value) if isinstance(value, str) else (value or {})
+    return rec
+
+
+def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> None:
+    """Set columns of the ``runs`` row; dict values of ``*_json`` columns are serialised."""
+    allowed = {
+        "dataset",
+        "dataset_version",
+        "input_sha256",
+        "input_format",
+        "status",
+        "message",
+        "finished_at",
+        "metrics_json",
+        "prefect_flow_run_id",
+    }
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"cannot update runs columns {sorted(unknown)}")
+    if not fields:
+        return
+    values = [json.dumps(v, sort_keys=True) if k.endswith("_json") else v for k, v in fields.items()]
+    assignments = ", ".join(f"{k} = ?" for k in fields)
+    con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+
+
+def merge_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``metrics`` into the run's ``metrics_json`` and return the merged dict."""
+    current = scalar(con, "SELECT metrics_json FROM runs WHERE run_id = ?", [run_id])
+    merged = json.loads(current) if current else {}
+    merged.update(metrics)
+    update_run(con, run_id, metrics_json=merged)
+    return merged
+
+
+# --- embeddings cache ----------------------------------------------------------------------------
+
+
+def cached_hashes(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]) -> set[str]:
+    """Return the subset of ``hashes`` that already have a vector for ``model``."""
+    if not hashes:
+        return set()
+    wanted = pa.table({"h": pa.array(hashes, pa.string())})
+    con.register("_lg_wanted", wanted)
+    try:
+        found = con.execute(
+            "SELECT e.text_sha256 FROM embeddings e JOIN _lg_wanted w ON e.text_sha256 = w.h WHERE e.model = ?",
+            [model],
+        ).fetchall()
+    finally:
+        con.unregister("_lg_wanted")
+    return {r[0] for r in found}
+
+
+def put_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str], vectors: np.ndarray) -> int:
+    """Store vectors (shape ``(n, dim)``, float32) for ``hashes``; existing keys are left as they are."""
+    if len(hashes) != len(vectors):
+        raise ValueError(f"{len(hashes)} hashes but {len(vectors)} vectors")
+    if not hashes:
+        return 0
+    n, dim = vectors.shape
+    table = pa.table(
+        {
+            "model": pa.array([model] * n, pa.string()),
+            "text_sha256": pa.array(hashes, pa.string()),
+            "dim": pa.array([dim] * n, pa.int32()),
+            "vector": vectors_to_arrow(vectors),
+        }
+    )
+    con.register("_lg_vectors", table)
+    try:
+        con.execute(
+            "INSERT OR IGNORE INTO embeddings (model, text_sha256, dim, vector) "
+            "SELECT model, text_sha256, dim, vector FROM _lg_vectors"
+        )
+    finally:
+        con.unregister("_lg_vectors")
+    return n
+
+
+def get_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]) -> np.ndarray:
+    """Return the cached vectors of ``hashes`` for ``model`` in the given order, shape ``(n, dim)``.
+
+    Raises:
+        KeyError: a hash has no cached vector.
+    """
+    if not hashes:
+        return np.zeros((0, 0), dtype=np.float32)
+    wanted = pa.table({"h": pa.array(hashes, pa.string()), "i": pa.array(np.arange(len(hashes)), pa.int64())})
+    con.register("_lg_wanted", wanted)
+    try:
+        table = con.sql(
+            "SELECT w.i, e.vector FROM _lg_wanted w LEFT JOIN embeddings e "
+            "ON e.text_sha256 = w.h AND e.model = $model ORDER BY w.i",
+            params={"model": model},
+        ).to_arrow_table()
+    finally:
+        con.unregister("_lg_wanted")
+    vec = table.column("vector").combine_chunks()
+    if vec.null_count:
+        missing = [hashes[i] for i, v in enumerate(vec.is_null().to_pylist()) if v][:3]
+        raise KeyError(f"no cached vector for {vec.null_count} texts (e.g. {missing})")
+    flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    return flat.reshape(len(hashes), -1)
+
+
+def vectors_to_arrow(matrix: np.ndarray) -> pa.Array:
+    """Return a list<float32> arrow array of the rows of ``matrix`` (shape ``(n, k)``)."""
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    n, k = matrix.shape
+    offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32), pa.int32())
+    return pa.ListArray.from_arrays(offsets, pa.array(matrix.reshape(-1), pa.float32()))
+
+
+# --- decisions -----------------------------------------------------------------------------------
+
+
+def latest_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The latest decision per row of ``run_id`` (columns row_id, action, label, source, reviewer, reason, decided_at)."""
+    return query_df(
+        con,
+        """SELECT row_id, action, label, source, reviewer, reason, decided_at FROM decisions
+           WHERE run_id = ?
+           QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1
+           ORDER BY row_id""",
+        [run_id],
+    )
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+def valid_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The rows of ``run_id`` that no stage quarantined, in input order.
+
+    Columns: seq, row_id, text, label, text_sha256, source_line.
+    """
+    return query_df(
+        con,
+        """SELECT seq, row_id, text, label, text_sha256, source_line FROM valid_rows
+           WHERE run_id = ? ORDER BY seq""",
+        [run_id],
+    )
+
+
+def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, frame: pd.DataFrame | pa.Table,
+                     *, where: str = "", params: list[Any] | None = None) -> int:
+    """Delete ``run_id``'s rows of ``table`` (optionally narrowed by ``where``) and insert ``frame``, atomically.
+
+    This is how a stage that runs again inside the same run replaces its own output, and only it.
+    """
+    if table not in _TABLES:
+        raise ValueError(f"unknown table {table!r}")
+    with transaction(con):
+        con.execute(f'DELETE FROM "{table}" WHERE run_id = ? {where}', [run_id, *(params or [])])
+        return insert_frame(con, table, frame)

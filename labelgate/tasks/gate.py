@@ -1,0 +1,37 @@
+"""Gate task: record decisions for flagged rows (the policy now; a person in the human gate)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from labelgate import store
+from labelgate.config import CurateParams
+from labelgate.core.policy import auto_decisions
+from labelgate.tasks._common import TASK_OPTIONS
+
+
+@task(name="auto-gate", **TASK_OPTIONS)
+def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Apply the threshold policy to the run's label issues; append its decisions (source ``policy``).
+
+    Earlier policy decisions of the same run are replaced; human decisions are never touched.
+    """
+    with store.connect(db_path) as con:
+        issues = store.query_df(
+            con,
+            """SELECT row_id, given_label, suggested_label, suggested_prob, score AS label_score,
+                      is_issue AS is_label_issue
+               FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY row_id""",
+            [run_id],
+        )
+    decisions = auto_decisions(
+        issues, relabel_threshold=params.relabel_threshold, exclude_threshold=params.exclude_threshold
+    ).assign(run_id=run_id, source="policy")
+    with store.connect(db_path) as con, store.transaction(con):
+        con.execute("DELETE FROM decisions WHERE run_id = ? AND source = 'policy'", [run_id])
+        store.insert_frame(con, "decisions", decisions[["run_id", "row_id", "action", "label", "source", "reason"]])
+        counts = {a: int((decisions["action"] == a).sum()) for a in ("keep", "relabel", "exclude")}
+        store.merge_metrics(con, run_id, {"decisions": counts, "gate": "auto"})
+    return counts

@@ -1,0 +1,49 @@
+"""Tasks that open and close a run's record in the ``runs`` table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+import labelgate
+from labelgate import store
+from labelgate.config import CurateParams
+from labelgate.tasks._common import TASK_OPTIONS
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id such as ``20261121T181530-3fa9c2``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+@task(name="start-run", **TASK_OPTIONS)
+def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: str | None = None) -> str:
+    """Insert the ``runs`` row (status ``running``) and return the new run id."""
+    run_id = new_run_id()
+    dataset = params.dataset or Path(input_path).stem
+    with store.connect(db_path) as con, store.transaction(con):
+        con.execute(
+            """INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at,
+                                 prefect_flow_run_id, labelgate_version)
+               VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?)""",
+            [run_id, dataset, str(Path(input_path).resolve()), params.model_dump_json(), flow_run_id,
+             labelgate.__version__],
+        )
+    return run_id
+
+
+@task(name="finish-run", **TASK_OPTIONS)
+def finish_run(db_path: str, run_id: str, status: str, message: str | None, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Close the run with ``status`` (completed or failed) and merge ``metrics``; return all metrics."""
+    with store.connect(db_path) as con, store.transaction(con):
+        merged = store.merge_metrics(con, run_id, metrics)
+        con.execute(
+            "UPDATE runs SET status = ?, message = ?, finished_at = current_timestamp WHERE run_id = ?",
+            [status, message, run_id],
+        )
+    return merged

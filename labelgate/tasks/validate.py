@@ -1,0 +1,77 @@
+"""Validation task: run the Great Expectations suite; quarantine failing rows; stop on table-level failure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from prefect import task
+
+from labelgate import store
+from labelgate.config import CurateParams
+from labelgate.core.validate import validate_rows
+from labelgate.errors import ValidationError
+from labelgate.tasks._common import TASK_OPTIONS
+
+
+@task(name="validate", **TASK_OPTIONS)
+def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Validate the run's rows that ingest could parse; return counts and the class distribution."""
+    with store.connect(db_path) as con:
+        con.execute("DELETE FROM quarantine WHERE run_id = ? AND stage = 'validate'", [run_id])
+        rows = store.valid_rows(con, run_id)
+        rows_in = store.scalar(con, "SELECT count(*) FROM rows WHERE run_id = ?", [run_id])
+    try:
+        outcome = validate_rows(
+            rows,
+            min_text_chars=params.min_text_chars,
+            max_text_chars=params.max_text_chars,
+            min_rows_per_class=params.n_folds,
+        )
+    except ValidationError as err:
+        with store.connect(db_path) as con, store.transaction(con):
+            con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
+            con.execute(
+                "INSERT INTO validations VALUES (?, false, ?)",
+                [run_id, json.dumps({"error": str(err)})],
+            )
+        raise
+    seq_by_row = rows.set_index("row_id")["seq"] if rows["row_id"].is_unique else None
+    quarantine = outcome.quarantine.copy()
+    if seq_by_row is None:
+        # duplicate ids: map by (row_id, source_line), which is unique per record
+        key = rows.set_index(["row_id", "source_line"])["seq"]
+        quarantine["seq"] = [key[(r, s)] for r, s in zip(quarantine["row_id"], quarantine["source_line"])]
+    else:
+        quarantine["seq"] = quarantine["row_id"].map(seq_by_row)
+    quarantine = quarantine.assign(run_id=run_id, stage="validate", raw_json=None)
+    with store.connect(db_path) as con, store.transaction(con):
+        store.insert_frame(con, "quarantine", quarantine[["run_id", "seq", "row_id", "source_line", "stage",
+                                                          "reason", "raw_json"]])
+        con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
+        con.execute(
+            "INSERT INTO validations VALUES (?, ?, ?)",
+            [run_id, quarantine.empty, json.dumps(outcome.result_json, default=str)],
+        )
+        total_q = store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
+        reasons = _reason_counts(store.query_df(con, "SELECT reason FROM quarantine WHERE run_id = ?", [run_id]))
+        metrics = {
+            "rows_valid": int(rows_in - total_q),
+            "rows_quarantined": int(total_q),
+            "class_counts_in": outcome.class_counts,
+            "quarantine_reasons": reasons,
+        }
+        store.merge_metrics(con, run_id, metrics)
+    return metrics
+
+
+def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """Count quarantine reasons by their kind (the text before any quoted value or number)."""
+    counts: dict[str, int] = {}
+    for reason in frame["reason"]:
+        for part in str(reason).split("; "):
+            kind = part.split("'")[0].split("(")[0].strip().rstrip(":")
+            kind = " ".join(w for w in kind.split() if not w.isdigit())
+            counts[kind] = counts.get(kind, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
