@@ -6,94 +6,23 @@ code; a traceback is shown only with ``--verbose``.
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from labelgate.errors import ConfigError, LabelgateError
-
-DEFAULT_DB = "labelgate.duckdb"
-
-
-def prepare_environment(verbose: bool = False) -> None:
-    """Settings for the in-process Prefect API and quiet libraries; set before Prefect is imported.
-
-    Values already set in the environment win.
-    """
-    defaults = {
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
-        "GX_ANALYTICS_ENABLED": "false",
-        "TOKENIZERS_PARALLELISM": "false",
-        # Prefect logs still reach its API (and UI); the terminal gets labelgate's own summary.
-        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "INFO" if verbose else "CRITICAL",
-    }
-    for key, value in defaults.items():
-        os.environ.setdefault(key, value)
-
-
-def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn exceptions into one-line messages and exit codes."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        verbose = bool(kwargs.get("verbose"))
-        try:
-            return func(*args, **kwargs)
-        except LabelgateError as err:
-            if verbose:
-                traceback.print_exc()
-            click.echo(f"labelgate: error: {err}", err=True)
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("labelgate: interrupted", err=True)
-            sys.exit(130)
-        except click.exceptions.Exit:
-            raise
-        except Exception as err:
-            if verbose:
-                traceback.print_exc()
-            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            click.echo(
-                f"labelgate: internal error: {type(err).__name__}: {first} (run again with --verbose for details)",
-                err=True,
-            )
-            sys.exit(1)
-
-    return wrapper
-
-
-def _params(**options: Any) -> Any:
-    """Build CurateParams from the options the user set (None = keep the default)."""
-    from pydantic import ValidationError as PydanticValidationError
-
-    from labelgate.config import CurateParams
-
-    given = {k: v for k, v in options.items() if v is not None}
-    try:
-        return CurateParams(**given)
-    except PydanticValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise ConfigError(f"--{field.replace('_', '-')}: {first['msg']} (got {first.get('input')!r})") from None
+from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
+from labelgate.errors import LabelgateError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="labelgate")
 def main() -> None:
     """labelgate: find label errors in a text dataset and export clean LLM fine-tuning files."""
-
-
-_verbose = click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs and tracebacks.")
-_db = click.option("--db", "db_path", default=DEFAULT_DB, show_default=True, help="DuckDB file of the runs.")
+    prepare_environment(verbose=bool({"-v", "--verbose"} & set(sys.argv[1:])))
 
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -110,15 +39,27 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--delimiter", help="CSV delimiter.  [default: ',', tab for .tsv]"),
         click.option("--label-case", type=click.Choice(["keep", "lower"]), help="Fold label case.  [default: keep]"),
         click.option("--dataset", help="Dataset name grouping runs.  [default: input file stem]"),
-        click.option("--gate", type=click.Choice(["auto", "none"]), help="auto: policy decides; none: export as-is.  [default: auto]"),
-        click.option("--relabel-threshold", type=float, help="Auto gate: relabel when P(suggested) >= this.  [default: 0.8]"),
-        click.option("--exclude-threshold", type=float, help="Auto gate: exclude flagged rows scored below this.  [default: never]"),
+        click.option(
+            "--gate",
+            type=click.Choice(["auto", "none"]),
+            help="auto: policy decides; none: export as-is.  [default: auto]",
+        ),
+        click.option(
+            "--relabel-threshold", type=float, help="Auto gate: relabel when P(suggested) >= this.  [default: 0.8]"
+        ),
+        click.option(
+            "--exclude-threshold",
+            type=float,
+            help="Auto gate: exclude flagged rows scored below this.  [default: never]",
+        ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
         click.option("--batch-size", type=int, help="Embedding batch size.  [default: 64]"),
         click.option("--folds", "n_folds", type=int, help="Cross-validation folds.  [default: 5]"),
         click.option("--seed", type=int, help="Seed of folds and split.  [default: 0]"),
         click.option("--val-fraction", type=float, help="Validation share per class.  [default: 0.1]"),
-        click.option("--system-prompt", help="System message of each example ('' omits it).  [default: names task and labels]"),
+        click.option(
+            "--system-prompt", help="System message of each example ('' omits it).  [default: names task and labels]"
+        ),
         click.option("--min-text-chars", type=int, help="Quarantine shorter texts.  [default: 1]"),
         click.option("--max-text-chars", type=int, help="Quarantine longer texts.  [default: 20000]"),
     ]
@@ -127,10 +68,27 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-_PARAM_NAMES = (
-    "text_col label_col id_col input_format encoding delimiter label_case dataset gate relabel_threshold "
-    "exclude_threshold model batch_size n_folds seed val_fraction system_prompt min_text_chars max_text_chars"
-).split()
+_PARAM_NAMES = [
+    "text_col",
+    "label_col",
+    "id_col",
+    "input_format",
+    "encoding",
+    "delimiter",
+    "label_case",
+    "dataset",
+    "gate",
+    "relabel_threshold",
+    "exclude_threshold",
+    "model",
+    "batch_size",
+    "n_folds",
+    "seed",
+    "val_fraction",
+    "system_prompt",
+    "min_text_chars",
+    "max_text_chars",
+]
 
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
@@ -143,14 +101,14 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @_run_options
-@_db
+@db_option
 @click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
-@_verbose
-@_handle_errors
+@verbose_option
+@handle_errors
 def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: bool, **options: Any) -> None:
     """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`."""
-    params = _params(**{k: options[k] for k in _PARAM_NAMES})
+    params = make_params(**{k: options[k] for k in _PARAM_NAMES})
     prepare_environment(verbose)
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
@@ -159,15 +117,15 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
 
 
 @main.command()
-@_db
+@db_option
 @click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
-@_verbose
-@_handle_errors
+@verbose_option
+@handle_errors
 def demo(db_path: str, out_dir: str, as_json: bool, verbose: bool) -> None:
     """Run the whole chain on the bundled sample (support tickets with injected label errors)."""
     sample = sample_path()
-    params = _params(dataset="sample-support-tickets", task_description="Classify the customer support message")
+    params = make_params(dataset="sample-support-tickets", task_description="Classify the customer support message")
     prepare_environment(verbose)
     click.echo(f"labelgate demo: curating the bundled sample {sample}")
     metrics = _curate(str(sample), db_path, out_dir, params)
@@ -210,11 +168,24 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     from labelgate.flows.curate import SUMMARY_KEYS
 
     out = {k: metrics.get(k) for k in SUMMARY_KEYS}
-    for key in ("dataset_version", "input_sha256", "decisions", "texts_embedded", "texts_cached", "embed_seconds",
-                "manifest", "export_dir", "seconds", "gate"):
+    for key in (
+        "dataset_version",
+        "input_sha256",
+        "decisions",
+        "texts_embedded",
+        "texts_cached",
+        "embed_seconds",
+        "manifest",
+        "export_dir",
+        "seconds",
+        "gate",
+    ):
         if key in metrics:
             out[key] = metrics[key]
-    out["export_files"] = [*metrics.get("export_files", []), *([metrics["manifest"]] if metrics.get("manifest") else [])]
+    out["export_files"] = [
+        *metrics.get("export_files", []),
+        *([metrics["manifest"]] if metrics.get("manifest") else []),
+    ]
     return out
 
 
@@ -229,8 +200,8 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any) -> None:
         f"  quarantined      {m.get('rows_quarantined'):>6}" + (f"   {reason_text}" if reason_text else ""),
         f"  embedded         {m.get('texts_embedded'):>6}   new, {m.get('texts_cached')} from cache "
         f"({m.get('embed_seconds', 0):.1f} s)",
-        f"  label issues     {m.get('label_issues'):>6}   ({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, "
-        f"{m.get('detector')})",
+        f"  label issues     {m.get('label_issues'):>6}   "
+        f"({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, {m.get('detector')})",
     ]
     if m.get("gate") == "auto":
         lines.append(
@@ -248,13 +219,13 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any) -> None:
 
 
 @main.command("issues")
-@_db
+@db_option
 @click.option("--run", "run", default="latest", show_default=True, help="Run id, unique prefix, or 'latest'.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--all", "all_rows", is_flag=True, help="Every valid row, not only the flagged ones.")
 @click.option("--limit", type=int, default=None, help="At most this many rows (worst first).")
-@_verbose
-@_handle_errors
+@verbose_option
+@handle_errors
 def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | None, verbose: bool) -> None:
     """Print a run's label issues, lowest label score (most likely wrong) first."""
     from labelgate import reports, store
@@ -280,11 +251,11 @@ def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | No
 
 
 @main.command("runs")
-@_db
+@db_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.option("--limit", type=int, default=None, help="Only the newest N runs.")
-@_verbose
-@_handle_errors
+@verbose_option
+@handle_errors
 def runs_cmd(db_path: str, as_json: bool, limit: int | None, verbose: bool) -> None:
     """List the runs in the database, newest first."""
     from labelgate import reports, store
@@ -301,32 +272,14 @@ def runs_cmd(db_path: str, as_json: bool, limit: int | None, verbose: bool) -> N
     click.echo(show.drop(columns=["finished_at", "dataset_version"]).to_string(index=False))
 
 
-@main.command("export")
-@_db
-@click.option("--run", "run", default="latest", show_default=True, help="Run id, unique prefix, or 'latest'.")
-@click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON line of the export's figures.")
-@_verbose
-@_handle_errors
-def export_cmd(db_path: str, run: str, out_dir: str, as_json: bool, verbose: bool) -> None:
-    """Write a run's fine-tuning files again with its latest decisions (e.g. after a review)."""
-    from labelgate import store
-    from labelgate.config import CurateParams
-    from labelgate.tasks.export import export_run
+def _register_commands() -> None:
+    """Attach the commands that live in their own modules (labelgate/commands/)."""
+    from labelgate.commands.export import export_cmd
 
-    with store.connect(db_path, read_only=True) as con:
-        run_id = store.resolve_run(con, run)
-        record = store.run_record(con, run_id)
-    if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
-        raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to export")
-    params = CurateParams(**record["params_json"])
-    result = export_run(db_path, run_id, out_dir, params, apply=params.gate != "none")
-    if as_json:
-        click.echo(json.dumps({"run_id": run_id, **result}, sort_keys=True))
-    else:
-        click.echo(f"run {run_id}: exported train {result['exported_train']}, validation {result['exported_val']}")
-        for f in [*result["export_files"], result["manifest"]]:
-            click.echo(f"  {f}")
+    main.add_command(export_cmd)
+
+
+_register_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -35,6 +35,12 @@ class CurateParams(BaseModel):
     label_case: Literal["keep", "lower"] = Field("keep", description="'lower' merges labels differing only by case.")
     dataset: str | None = Field(None, description="Dataset name grouping runs; default the input file's stem.")
 
+    test_path: str | None = Field(
+        None,
+        description="Held-out test file (same format and columns): its rows and their near-twins never reach the "
+        "export, and it is used for the before/after evaluation.",
+    )
+
     # --- validate -----------------------------------------------------------
     min_text_chars: int = Field(1, ge=1, description="Texts shorter than this (after trimming) are quarantined.")
     max_text_chars: int = Field(20_000, ge=1, description="Texts longer than this are quarantined.")
@@ -69,7 +75,8 @@ class CurateParams(BaseModel):
     # --- export -------------------------------------------------------------
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of each class put in validation.")
     system_prompt: str | None = Field(
-        None, description="System message of every chat example; None: a default naming the task and labels; '' omits it."
+        None,
+        description="System message of every chat example; None: a default naming the task and labels; '' omits it.",
     )
     task_description: str = Field(
         "Classify the text", description="Used by the default system prompt: '<task> into one of: a, b, c. ...'."

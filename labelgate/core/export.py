@@ -87,7 +87,7 @@ def stratified_split(
         n = len(members)
         if n < 2:
             continue
-        k = min(max(1, int(round(n * val_fraction))), n - 1)
+        k = min(max(1, round(n * val_fraction)), n - 1)
         ordered = sorted(members, key=lambda i: hashlib.sha256(f"{seed}:{ids[i]}".encode()).digest())
         is_val[ordered[:k]] = True
     return is_val
@@ -158,9 +158,11 @@ def plan_export(
     files: dict[str, tuple[bytes, int]] = {}
     for split, mask in (("train", ~is_val), ("val", is_val)):
         part = kept[mask]
-        files[f"{split}.jsonl"] = to_jsonl(make(t, lab, system_prompt=prompt) for t, lab in zip(part["text"], part["label"]))
+        files[f"{split}.jsonl"] = to_jsonl(
+            make(t, lab, system_prompt=prompt) for t, lab in zip(part["text"], part["label"])
+        )
     counts = {
-        "exported": int(len(kept)),
+        "exported": len(kept),
         "exported_train": int((~is_val).sum()),
         "exported_val": int(is_val.sum()),
         "excluded": int((cleaned["action"] == "exclude").sum()),

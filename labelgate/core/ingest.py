@@ -164,9 +164,7 @@ def read_dataset(
         records, bad_lines = _read_jsonl(data, p, encoding=encoding)
         records, more_bad = _chat_to_records(records)
         columns = ["text", "label", *(["id"] if any("id" in r for _, r in records) else [])]
-        rows, bad = _from_records(
-            records, columns, "text", "label", id_col, table=False, broken=bad_lines + more_bad
-        )
+        rows, bad = _from_records(records, columns, "text", "label", id_col, table=False, broken=bad_lines + more_bad)
     else:
         raise InputError(f"unknown input format {fmt!r}; use csv, tsv, jsonl, chat-jsonl or parquet")
 

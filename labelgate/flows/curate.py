@@ -72,12 +72,15 @@ def curate(
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
         finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})
         raise
-    metrics = finish_run(db_path, run_id, "completed", None,
-                         {**metrics, "seconds": round(time.perf_counter() - started, 3)})
+    metrics = finish_run(
+        db_path, run_id, "completed", None, {**metrics, "seconds": round(time.perf_counter() - started, 3)}
+    )
     metrics["run_id"] = run_id
     publish_artifacts(db_path, run_id, metrics)
-    print(f"run {run_id}: {metrics['rows_in']} rows in, {metrics['label_issues']} label issues, "
-          f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}")
+    print(
+        f"run {run_id}: {metrics['rows_in']} rows in, {metrics['label_issues']} label issues, "
+        f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
+    )
     return metrics
 
 

@@ -54,7 +54,13 @@ def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> Non
             [run_id, TOP_ISSUES],
         )
     top["text"] = top["text"].str.slice(0, 200)
-    create_markdown_artifact(key="labelgate-summary", markdown=summary_markdown({"run_id": run_id, **metrics}),
-                             description=f"labelgate run {run_id}")
-    create_table_artifact(key="labelgate-top-issues", table=top.to_dict(orient="records"),
-                          description=f"Top {TOP_ISSUES} label issues of run {run_id} (lowest label score first)")
+    create_markdown_artifact(
+        key="labelgate-summary",
+        markdown=summary_markdown({"run_id": run_id, **metrics}),
+        description=f"labelgate run {run_id}",
+    )
+    create_table_artifact(
+        key="labelgate-top-issues",
+        table=top.to_dict(orient="records"),
+        description=f"Top {TOP_ISSUES} label issues of run {run_id} (lowest label score first)",
+    )

@@ -18,8 +18,9 @@ from labelgate.fileio import atomic_write_bytes
 from labelgate.tasks._common import TASK_OPTIONS
 
 
-def export_run(db_path: str, run_id: str, out_dir: str, params: CurateParams, *, fmt: str = "openai-chat",
-               apply: bool = True) -> dict[str, Any]:
+def export_run(
+    db_path: str, run_id: str, out_dir: str, params: CurateParams, *, fmt: str = "openai-chat", apply: bool = True
+) -> dict[str, Any]:
     """Write ``out_dir/<run_id>/{train,val}.jsonl`` and ``manifest.json``; record them in ``exports``.
 
     Args:
@@ -52,8 +53,16 @@ def export_run(db_path: str, run_id: str, out_dir: str, params: CurateParams, *,
     files = []
     for name, (data, lines) in plan.files.items():
         path = atomic_write_bytes(folder / name, data)
-        files.append({"name": name, "path": str(path.resolve()), "sha256": sha256_bytes(data), "lines": lines,
-                      "format": fmt, "split": name.split(".")[0]})
+        files.append(
+            {
+                "name": name,
+                "path": str(path.resolve()),
+                "sha256": sha256_bytes(data),
+                "lines": lines,
+                "format": fmt,
+                "split": name.split(".")[0],
+            }
+        )
     metrics = run["metrics_json"]
     manifest = {
         "labelgate_version": labelgate.__version__,
@@ -62,7 +71,7 @@ def export_run(db_path: str, run_id: str, out_dir: str, params: CurateParams, *,
         "dataset_version": run["dataset_version"],
         "input_path": run["input_path"],
         "input_sha256": run["input_sha256"],
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "format": fmt,
         "system_prompt": plan.system_prompt,
         "counts": {
@@ -79,13 +88,20 @@ def export_run(db_path: str, run_id: str, out_dir: str, params: CurateParams, *,
             "exclude_threshold": params.exclude_threshold,
         },
         "split": {"val_fraction": params.val_fraction, "seed": params.seed},
-        "model": {"embedding": metrics.get("embedding_model"), "detector": metrics.get("detector"),
-                  "n_folds": params.n_folds},
+        "model": {
+            "embedding": metrics.get("embedding_model"),
+            "detector": metrics.get("detector"),
+            "n_folds": params.n_folds,
+        },
         "files": [{k: f[k] for k in ("name", "sha256", "lines")} for f in files],
     }
     atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
-    result = {**plan.counts, "export_dir": str(folder.resolve()), "manifest": str(manifest_path.resolve()),
-              "export_files": [f["path"] for f in files]}
+    result = {
+        **plan.counts,
+        "export_dir": str(folder.resolve()),
+        "manifest": str(manifest_path.resolve()),
+        "export_files": [f["path"] for f in files],
+    }
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM exports WHERE run_id = ? AND format = ?", [run_id, fmt])
         for f in files:

@@ -17,7 +17,7 @@ from labelgate.tasks._common import TASK_OPTIONS
 
 def new_run_id(now: dt.datetime | None = None) -> str:
     """A sortable, unique run id such as ``20261121T181530-3fa9c2``."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return f"{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
@@ -31,8 +31,14 @@ def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: 
             """INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at,
                                  prefect_flow_run_id, labelgate_version)
                VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?)""",
-            [run_id, dataset, str(Path(input_path).resolve()), params.model_dump_json(), flow_run_id,
-             labelgate.__version__],
+            [
+                run_id,
+                dataset,
+                str(Path(input_path).resolve()),
+                params.model_dump_json(),
+                flow_run_id,
+                labelgate.__version__,
+            ],
         )
     return run_id
 

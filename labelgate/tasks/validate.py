@@ -47,8 +47,9 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         quarantine["seq"] = quarantine["row_id"].map(seq_by_row)
     quarantine = quarantine.assign(run_id=run_id, stage="validate", raw_json=None)
     with store.connect(db_path) as con, store.transaction(con):
-        store.insert_frame(con, "quarantine", quarantine[["run_id", "seq", "row_id", "source_line", "stage",
-                                                          "reason", "raw_json"]])
+        store.insert_frame(
+            con, "quarantine", quarantine[["run_id", "seq", "row_id", "source_line", "stage", "reason", "raw_json"]]
+        )
         con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
         con.execute(
             "INSERT INTO validations VALUES (?, ?, ?)",
