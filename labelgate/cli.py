@@ -41,9 +41,21 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--dataset", help="Dataset name grouping runs.  [default: input file stem]"),
         click.option(
             "--gate",
-            type=click.Choice(["auto", "none"]),
-            help="auto: policy decides; none: export as-is.  [default: auto]",
+            type=click.Choice(["auto", "none", "human"]),
+            help="auto: a policy decides; none: export as-is; human: pause for a reviewer.  [default: auto]",
         ),
+        click.option(
+            "--review-timeout", "review_timeout_s", type=int, help="Human gate: seconds to wait.  [default: 86400]"
+        ),
+        click.option(
+            "--on-review-timeout",
+            type=click.Choice(["fail", "auto"]),
+            help="Human gate: fail, or apply the auto policy, when the wait ends.  [default: fail]",
+        ),
+        click.option(
+            "--test", "test_path", help="Held-out test file: never exported, checked for leakage, evaluated on."
+        ),
+        click.option("--format", "export_formats", help="Export formats, comma-separated.  [default: openai-chat]"),
         click.option(
             "--relabel-threshold", type=float, help="Auto gate: relabel when P(suggested) >= this.  [default: 0.8]"
         ),
@@ -108,7 +120,10 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @handle_errors
 def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: bool, **options: Any) -> None:
     """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`."""
-    params = make_params(**{k: options[k] for k in _PARAM_NAMES})
+    chosen = {k: options[k] for k in _PARAM_NAMES}
+    if chosen["export_formats"] is not None:
+        chosen["export_formats"] = [f.strip() for f in chosen["export_formats"].split(",") if f.strip()]
+    params = make_params(**chosen)
     prepare_environment(verbose)
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)

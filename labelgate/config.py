@@ -73,6 +73,10 @@ class CurateParams(BaseModel):
     )
 
     # --- export -------------------------------------------------------------
+    export_formats: list[str] = Field(
+        default_factory=lambda: ["openai-chat"],
+        description="Export formats written by the run (see labelgate.core.export.FORMATS).",
+    )
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Fraction of each class put in validation.")
     system_prompt: str | None = Field(
         None,
