@@ -80,27 +80,6 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-_PARAM_NAMES = [
-    "text_col",
-    "label_col",
-    "id_col",
-    "input_format",
-    "encoding",
-    "delimiter",
-    "label_case",
-    "dataset",
-    "gate",
-    "relabel_threshold",
-    "exclude_threshold",
-    "model",
-    "batch_size",
-    "n_folds",
-    "seed",
-    "val_fraction",
-    "system_prompt",
-    "min_text_chars",
-    "max_text_chars",
-]
 
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
@@ -120,7 +99,12 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @handle_errors
 def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: bool, **options: Any) -> None:
     """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`."""
-    chosen = {k: options[k] for k in _PARAM_NAMES}
+    from labelgate.config import CurateParams
+
+    chosen = {k: v for k, v in options.items() if k in CurateParams.model_fields}
+    unknown = set(options) - set(chosen)
+    if unknown:  # an option whose name is not a CurateParams field: a programming error
+        raise RuntimeError(f"run options without a CurateParams field: {sorted(unknown)}")
     if chosen["export_formats"] is not None:
         chosen["export_formats"] = [f.strip() for f in chosen["export_formats"].split(",") if f.strip()]
     params = make_params(**chosen)
