@@ -261,7 +261,9 @@ def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[i
     text = _decode(data, path, encoding)
     records: list[tuple[int, dict]] = []
     broken: list[tuple[int, str, str]] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines are separated by \n only: str.splitlines() would also split at U+2028 inside a string
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

@@ -37,14 +37,8 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
                 [run_id, json.dumps({"error": str(err)})],
             )
         raise
-    seq_by_row = rows.set_index("row_id")["seq"] if rows["row_id"].is_unique else None
-    quarantine = outcome.quarantine.copy()
-    if seq_by_row is None:
-        # duplicate ids: map by (row_id, source_line), which is unique per record
-        key = rows.set_index(["row_id", "source_line"])["seq"]
-        quarantine["seq"] = [key[(r, s)] for r, s in zip(quarantine["row_id"], quarantine["source_line"])]
-    else:
-        quarantine["seq"] = quarantine["row_id"].map(seq_by_row)
+    # (row_id, source_line) identifies a record even when ids repeat
+    quarantine = outcome.quarantine.merge(rows[["row_id", "source_line", "seq"]], on=["row_id", "source_line"])
     quarantine = quarantine.assign(run_id=run_id, stage="validate", raw_json=None)
     with store.connect(db_path) as con, store.transaction(con):
         store.insert_frame(

@@ -1,0 +1,148 @@
+"""The DuckDB store: schema, embedding cache, transactions, run lookup, a busy file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelgate import store
+from labelgate.errors import DatabaseBusyError, RunNotFoundError
+
+
+def _add_run(con, run_id: str, started: str) -> None:
+    con.execute(
+        "INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at) "
+        "VALUES (?, 'd', 'in.csv', '{}', 'completed', ?)",
+        [run_id, started],
+    )
+
+
+def test_migrate_is_idempotent_and_records_the_version(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with store.connect(db) as con:
+        assert store.migrate(con) == store.SCHEMA_VERSION
+    with store.connect(db) as con:
+        versions = con.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert [v for (v,) in versions] == list(range(1, store.SCHEMA_VERSION + 1))
+    assert {"runs", "rows", "quarantine", "embeddings", "issues", "decisions", "exports", "valid_rows"} <= tables
+
+
+def test_read_only_connect_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RunNotFoundError, match="does not exist"):
+        with store.connect(tmp_path / "nope.duckdb", read_only=True):
+            pass
+
+
+def test_embedding_cache_returns_vectors_in_the_requested_order(tmp_path: Path) -> None:
+    vecs = np.arange(12, dtype=np.float32).reshape(4, 3)
+    with store.connect(tmp_path / "s.duckdb") as con:
+        store.put_embeddings(con, "m", ["a", "b", "c", "d"], vecs)
+        store.put_embeddings(con, "m", ["a"], np.full((1, 3), -1, dtype=np.float32))  # existing key: ignored
+        assert store.cached_hashes(con, "m", ["a", "x", "d"]) == {"a", "d"}
+        assert store.cached_hashes(con, "other-model", ["a"]) == set()
+        got = store.get_embeddings(con, "m", ["d", "a", "c"])
+        with pytest.raises(KeyError, match="no cached vector"):
+            store.get_embeddings(con, "m", ["a", "zzz"])
+    np.testing.assert_array_equal(got, vecs[[3, 0, 2]])
+
+
+def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
+    with store.connect(tmp_path / "s.duckdb") as con:
+        with pytest.raises(RuntimeError), store.transaction(con):
+            _add_run(con, "r1", "2026-01-01")
+            raise RuntimeError("boom")
+        assert store.scalar(con, "SELECT count(*) FROM runs") == 0
+
+
+def test_resolve_run_latest_prefix_and_errors(tmp_path: Path) -> None:
+    with store.connect(tmp_path / "s.duckdb") as con:
+        with pytest.raises(RunNotFoundError, match="no run yet"):
+            store.resolve_run(con, "latest")
+        _add_run(con, "20260101T000000-aaaaaa", "2026-01-01")
+        _add_run(con, "20260102T000000-bbbbbb", "2026-01-02")
+        _add_run(con, "20260102T000000-bbbbcc", "2026-01-02 00:00:01")
+        assert store.resolve_run(con, "latest") == "20260102T000000-bbbbcc"
+        assert store.resolve_run(con, "20260101") == "20260101T000000-aaaaaa"
+        with pytest.raises(RunNotFoundError, match="matches 2 runs"):
+            store.resolve_run(con, "20260102")
+        with pytest.raises(RunNotFoundError, match="no run 'zz'"):
+            store.resolve_run(con, "zz")
+
+
+def test_latest_decision_per_row_wins_and_history_is_kept(tmp_path: Path) -> None:
+    with store.connect(tmp_path / "s.duckdb") as con:
+        for row, action, label in [("a", "relabel", "x"), ("b", "keep", "y"), ("a", "exclude", None)]:
+            con.execute(
+                "INSERT INTO decisions (run_id, row_id, action, label, source) VALUES ('r', ?, ?, ?, 'human')",
+                [row, action, label],
+            )
+        latest = store.latest_decisions(con, "r").set_index("row_id")["action"].to_dict()
+        assert latest == {"a": "exclude", "b": "keep"}
+        assert store.scalar(con, "SELECT count(*) FROM decisions") == 3
+        with pytest.raises(Exception, match="CHECK|constraint"):
+            con.execute("INSERT INTO decisions (run_id, row_id, action, source) VALUES ('r', 'c', 'delete', 'human')")
+
+
+def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(tmp_path: Path) -> None:
+    db = tmp_path / "busy.duckdb"
+    with store.connect(db):
+        pass
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(db)!r})
+            print("locked", flush=True)
+            time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusyError, match=r"in use by another process.*waited 1s"):
+            with store.connect(db, wait_s=1.0):
+                pass
+        assert time.monotonic() - started >= 1.0
+    finally:
+        holder.kill()
+        holder.wait()
+    with store.connect(db, wait_s=5.0) as con:  # free again
+        assert store.scalar(con, "SELECT 1") == 1
+
+
+_cell = st.one_of(st.none(), st.text(max_size=30))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.lists(st.tuples(_cell, _cell), min_size=1, max_size=20))
+def test_rows_round_trip_through_duckdb(tmp_path: Path, data: list[tuple[str | None, str | None]]) -> None:
+    """Texts and labels (None, unicode, quotes, NUL-free control chars) come back exactly."""
+    frame = pd.DataFrame(
+        {
+            "run_id": "r",
+            "seq": range(len(data)),
+            "row_id": [f"id{i}" for i in range(len(data))],
+            "text": pd.array([t for t, _ in data], dtype=object),
+            "label": pd.array([lab for _, lab in data], dtype=object),
+            "source_line": range(2, len(data) + 2),
+        }
+    )
+    db = tmp_path / "rt.duckdb"
+    with store.connect(db) as con:
+        con.execute("DELETE FROM rows")
+        store.insert_frame(con, "rows", frame)
+        back = store.query_df(con, "SELECT text, label FROM rows WHERE run_id = 'r' ORDER BY seq")
+    norm = lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else v  # noqa: E731
+    assert [norm(v) for v in back["text"]] == [t for t, _ in data]
+    assert [norm(v) for v in back["label"]] == [lab for _, lab in data]
