@@ -128,10 +128,9 @@ def demo(db_path: str, out_dir: str, as_json: bool, verbose: bool) -> None:
     prepare_environment(verbose)
     click.echo(f"labelgate demo: curating the bundled sample {sample}")
     metrics = _curate(str(sample), db_path, out_dir, params)
-    _print_summary(metrics, db_path, params)
     truth = sample.with_name("sample_truth.csv")
-    if truth.exists():
-        click.echo(_demo_score(truth, db_path, metrics["run_id"]))
+    extra = [_demo_score(truth, db_path, metrics["run_id"])] if truth.exists() else []
+    _print_summary(metrics, db_path, params, extra=extra)
     if as_json:
         click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
 
@@ -188,7 +187,7 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _print_summary(m: dict[str, Any], db_path: str, params: Any) -> None:
+def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[str] | None = None) -> None:
     d = m.get("decisions") or {}
     reasons = m.get("quarantine_reasons") or {}
     reason_text = ", ".join(f"{k}: {v}" for k, v in list(reasons.items())[:4])
@@ -213,6 +212,7 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any) -> None:
     files = [*m.get("export_files", []), m.get("manifest")]
     lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
     lines += [f"  note: {n}" for n in m.get("notes") or []]
+    lines += extra or []
     lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
     click.echo("\n".join(lines))
 
@@ -273,9 +273,15 @@ def runs_cmd(db_path: str, as_json: bool, limit: int | None, verbose: bool) -> N
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules (labelgate/commands/)."""
+    from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
+    from labelgate.commands.review import review_cmd
+    from labelgate.commands.serve import serve_cmd
 
     main.add_command(export_cmd)
+    main.add_command(evaluate_cmd)
+    main.add_command(serve_cmd)
+    main.add_command(review_cmd)
 
 
 _register_commands()
