@@ -64,6 +64,13 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=float,
             help="Auto gate: exclude flagged rows scored below this.  [default: never]",
         ),
+        click.option(
+            "--exclude-below-chance/--keep-below-chance",
+            "exclude_below_chance",
+            default=None,
+            help="Auto gate: exclude flagged label issues it does not relabel when their given label scores "
+            "below chance.  [default: keep them]",
+        ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
         click.option("--batch-size", type=int, help="Embedding batch size.  [default: 64]"),
         click.option("--folds", "n_folds", type=int, help="Cross-validation folds.  [default: 5]"),
@@ -78,8 +85,6 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
-
-
 
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
@@ -152,7 +157,8 @@ def _demo_score(truth_path: Path, db_path: str, run_id: str) -> str:
     truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False)
     errors = set(truth.loc[truth["is_label_error"] == "True", "id"])
     with store.connect(db_path, read_only=True) as con:
-        flagged = set(reports.issues_frame(con, run_id)["id"])
+        frame = reports.issues_frame(con, run_id)
+    flagged = set(frame.loc[frame["is_label_issue"], "id"])
     hit = len(errors & flagged)
     precision = hit / len(flagged) if flagged else 0.0
     recall = hit / len(errors) if errors else 0.0
@@ -177,6 +183,12 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "export_dir",
         "seconds",
         "gate",
+        "review",
+        "leakage_excluded",
+        "export_formats",
+        "export_warnings",
+        "evaluation",
+        "quality",
     ):
         if key in metrics:
             out[key] = metrics[key]
@@ -206,12 +218,29 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
             f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
             f"(relabel when P >= {params.relabel_threshold:.2f})"
         )
+    elif m.get("gate") == "human":
+        r = m.get("review") or {}
+        who = f" by {r['reviewer']}" if r.get("reviewer") else ""
+        lines.append(
+            f"  human gate       relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
+            f"({r.get('reviewed', 0)} of {r.get('flagged', 0)} reviewed{who}"
+            + (f", {r['policy_decided']} by policy" if r.get("policy_decided") else "")
+            + (", review timed out" if r.get("timed_out") else "")
+            + ")"
+        )
     else:
         lines.append("  gate             none: exported as given")
     lines.append(f"  exported         train {m.get('exported_train')}, validation {m.get('exported_val')}")
     files = [*m.get("export_files", []), m.get("manifest")]
     lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
     lines += [f"  note: {n}" for n in m.get("notes") or []]
+    if m.get("leakage_excluded"):
+        lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
+    lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]
+    if m.get("evaluation"):
+        from labelgate.core.evaluate import Comparison, format_table
+
+        lines += ["", format_table(Comparison.from_dict(m["evaluation"])), ""]
     lines += extra or []
     lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
     click.echo("\n".join(lines))
@@ -226,7 +255,7 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
 @verbose_option
 @handle_errors
 def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | None, verbose: bool) -> None:
-    """Print a run's label issues, lowest label score (most likely wrong) first."""
+    """Print a run's flagged rows (every issue type, with reasons), most severe first."""
     from labelgate import reports, store
 
     with store.connect(db_path, read_only=True) as con:
@@ -234,45 +263,92 @@ def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | No
         df = reports.issues_frame(con, run_id, flagged_only=not all_rows)
     if limit is not None:
         df = df.head(limit)
-    if fmt == "csv":
-        click.echo(df.to_csv(index=False, float_format="%.4f"), nl=False)
-    elif fmt == "json":
+    if fmt == "json":
         click.echo(df.to_json(orient="records", force_ascii=False))
+        return
+    joined = df.assign(
+        issue_types=df["issue_types"].map(",".join), reasons=df["reasons"].map("; ".join)
+    )  # list cells -> one string each
+    if fmt == "csv":
+        click.echo(joined.to_csv(index=False, float_format="%.4f"), nl=False)
     else:
         click.echo(f"run {run_id}: {len(df)} {'rows' if all_rows else 'flagged rows'}")
         if not df.empty:
-            show = df.assign(
-                text=df["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 60),
+            show = joined.assign(
+                text=df["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 50),
                 label_score=df["label_score"].map("{:.3f}".format),
                 suggested_prob=df["suggested_prob"].map("{:.2f}".format),
-            )[["id", "given_label", "suggested_label", "suggested_prob", "label_score", "text"]]
+                reasons=joined["reasons"].str.slice(0, 90),
+            )
+            cols = ["id", "issue_types", "given_label", "suggested_label", "suggested_prob", "label_score", "text"]
+            show = show[[*cols, "reasons"]]
             click.echo(show.to_string(index=False))
 
 
 @main.command("runs")
 @db_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array: every run with its metrics and outcome.")
+@click.option("--dataset", default=None, help="Only the runs of this dataset.")
 @click.option("--limit", type=int, default=None, help="Only the newest N runs.")
 @verbose_option
 @handle_errors
-def runs_cmd(db_path: str, as_json: bool, limit: int | None, verbose: bool) -> None:
-    """List the runs in the database, newest first."""
+def runs_cmd(db_path: str, as_json: bool, dataset: str | None, limit: int | None, verbose: bool) -> None:
+    """List the runs in the database, newest first, with their figures and outcome.
+
+    Outcomes: exported, blocked (stopped by the quality gate), failed, crashed, running, awaiting_review.
+    """
     from labelgate import reports, store
 
     with store.connect(db_path, read_only=True) as con:
-        df = reports.runs_frame(con, limit=limit)
+        runs = reports.run_history(con, dataset=dataset, limit=limit)
     if as_json:
-        click.echo(df.to_json(orient="records", date_format="iso"))
+        click.echo(json.dumps(runs, default=str))
         return
-    if df.empty:
-        click.echo("no runs yet")
+    if not runs:
+        click.echo("no runs yet" + (f" of dataset {dataset!r}" if dataset else ""))
         return
-    show = df.assign(started_at=df["started_at"].astype(str).str.slice(0, 19), message=df["message"].fillna(""))
-    click.echo(show.drop(columns=["finished_at", "dataset_version"]).to_string(index=False))
+    click.echo(_runs_table(runs))
+
+
+def _run_note(run: dict[str, Any]) -> str:
+    if run["outcome"] == "blocked" and run["quality"]:
+        return "quality gate: " + "; ".join(run["quality"]["reasons"])
+    return run["message"] or ""
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> str:
+    import pandas as pd
+
+    def num(v: Any) -> str:
+        return "" if v is None else str(v)
+
+    def decided(d: Any) -> str:
+        d = d or {}
+        return f"{d.get('relabel', 0)}/{d.get('exclude', 0)}/{d.get('keep', 0)}" if d else ""
+
+    table = pd.DataFrame(
+        {
+            "run_id": [r["run_id"] for r in runs],
+            "dataset": [r["dataset"] for r in runs],
+            "outcome": [r["outcome"] for r in runs],
+            "started": [(r["started_at"] or "")[:19].replace("T", " ") for r in runs],
+            "rows": [num(r["rows_in"]) for r in runs],
+            "quarant.": [num(r["rows_quarantined"]) for r in runs],
+            "issues": [num(r["label_issues"]) for r in runs],
+            "rel/exc/keep": [decided(r["decisions"]) for r in runs],
+            "exported": [
+                f"{r['exported_train']}+{r['exported_val']}" if r["exported_train"] is not None else "" for r in runs
+            ],
+            "secs": [f"{r['duration_s']:.0f}" if r["duration_s"] is not None else "" for r in runs],
+            "message": [_run_note(r)[:80] for r in runs],
+        }
+    )
+    return table.to_string(index=False)
 
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules (labelgate/commands/)."""
+    from labelgate.commands.deploy import deploy_cmd
     from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
     from labelgate.commands.review import review_cmd
@@ -282,6 +358,7 @@ def _register_commands() -> None:
     main.add_command(evaluate_cmd)
     main.add_command(serve_cmd)
     main.add_command(review_cmd)
+    main.add_command(deploy_cmd)
 
 
 _register_commands()

@@ -8,7 +8,9 @@ import duckdb
 import pandas as pd
 
 from labelgate import store
+from labelgate.core.issues import ISSUE_TYPES
 
+#: the first columns of :func:`issues_frame`; per-type columns follow (:func:`issue_type_columns`)
 ISSUE_COLUMNS = [
     "id",
     "text",
@@ -19,25 +21,90 @@ ISSUE_COLUMNS = [
     "suggested_prob",
     "source_line",
     "reason",
+    "flagged",
+    "severity",
+    "issue_types",
+    "reasons",
+    "related_row_id",
 ]
 
 
-def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: bool = True) -> pd.DataFrame:
-    """Label-issue rows of ``run_id``, worst (lowest label score) first.
+def issue_type_columns() -> list[str]:
+    """``is_<type>_issue`` and ``<type>_score`` for every non-label issue type (label's are ``is_label_issue``
+    and ``label_score``)."""
+    return [c for t in ISSUE_TYPES if t != "label" for c in (f"is_{t}_issue", f"{t}_score")]
 
-    Columns :data:`ISSUE_COLUMNS`: ``id`` is the row id, ``label_score`` in [0, 1] (higher = the given
-    label is more likely right), ``reason`` a sentence for flagged rows.
+
+def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: bool = True) -> pd.DataFrame:
+    """One row per valid row of ``run_id`` (only rows some detector flagged when ``flagged_only``), most severe first.
+
+    Columns :data:`ISSUE_COLUMNS` then :func:`issue_type_columns`:
+
+    - ``id`` the row id, ``text``, ``source_line``;
+    - the label detector's ``given_label``, ``suggested_label``, ``suggested_prob``, ``label_score`` in [0, 1]
+      (higher = the given label is more likely right), ``is_label_issue`` and its ``reason``;
+    - ``flagged``: any detector flagged the row; ``issue_types``: the flagged types (list, most severe
+      type first); ``reasons``: their sentences (list, same order); ``related_row_id``: the row this one
+      duplicates or conflicts with, or the test row it leaks (first such type);
+    - ``severity`` in [0, 1]: the largest ``1 - score`` over the flagged types (for unflagged rows half of
+      ``1 - label_score``, so flagged rows sort first);
+    - ``is_<type>_issue`` / ``<type>_score`` per issue type (False / NaN where the detector wrote nothing).
+
+    Sorted by flagged first, then severity (descending), then label score, then id.
     """
-    where = "AND i.is_issue" if flagged_only else ""
-    return store.query_df(
+    flagged_filter = (
+        "AND EXISTS (SELECT 1 FROM issues f WHERE f.run_id = r.run_id AND f.row_id = r.row_id AND f.is_issue)"
+        if flagged_only
+        else ""
+    )
+    long = store.query_df(
         con,
-        f"""SELECT i.row_id AS id, r.text, i.given_label, i.suggested_label, i.score AS label_score,
-                   i.is_issue AS is_label_issue, i.suggested_prob, r.source_line, i.reason
-            FROM issues i JOIN valid_rows r ON r.run_id = i.run_id AND r.row_id = i.row_id
-            WHERE i.run_id = ? AND i.issue_type = 'label' {where}
-            ORDER BY i.score ASC, i.row_id""",
+        f"""SELECT r.row_id AS id, r.text, r.label, r.source_line, i.issue_type, i.score, i.is_issue,
+                   i.given_label, i.suggested_label, i.suggested_prob, i.reason, i.related_row_id
+            FROM valid_rows r LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id
+            WHERE r.run_id = ? {flagged_filter}""",
         [run_id],
-    )[ISSUE_COLUMNS]
+    )
+    columns = ISSUE_COLUMNS + issue_type_columns()
+    if long.empty:
+        return pd.DataFrame(columns=columns)
+    base = long.drop_duplicates("id").set_index("id")[["text", "label", "source_line"]]
+    out = pd.DataFrame(index=base.index)
+    out["text"] = base["text"]
+    out["source_line"] = base["source_line"]
+    typed = long[long["issue_type"].notna()]
+    label = typed[typed["issue_type"] == "label"].set_index("id")
+    out["given_label"] = label["given_label"].reindex(out.index).fillna(base["label"])
+    out["suggested_label"] = label["suggested_label"].reindex(out.index)
+    out["label_score"] = label["score"].reindex(out.index).astype("float64")
+    out["is_label_issue"] = label["is_issue"].reindex(out.index).fillna(False).astype(bool)
+    out["suggested_prob"] = label["suggested_prob"].reindex(out.index).astype("float64")
+    out["reason"] = label["reason"].reindex(out.index)
+    for t in ISSUE_TYPES:
+        if t == "label":
+            continue
+        part = typed[typed["issue_type"] == t].set_index("id")
+        out[f"is_{t}_issue"] = part["is_issue"].reindex(out.index).fillna(False).astype(bool)
+        out[f"{t}_score"] = part["score"].reindex(out.index).astype("float64")
+    hits = typed[typed["is_issue"].fillna(False).astype(bool)].copy()
+    hits["rank"] = hits["issue_type"].map({t: i for i, t in enumerate(ISSUE_TYPES)})
+    hits = hits.sort_values(["id", "rank"])
+    grouped = hits.groupby("id", sort=False)
+    types = grouped["issue_type"].agg(list)
+    reasons = grouped["reason"].agg(lambda v: [str(x) for x in v if isinstance(x, str) and x])
+    related = grouped["related_row_id"].agg(lambda v: next((x for x in v if isinstance(x, str) and x), None))
+    worst = grouped["score"].agg(lambda v: float(1.0 - pd.to_numeric(v, errors="coerce").fillna(0.0).min()))
+    out["issue_types"] = types.reindex(out.index).map(lambda v: v if isinstance(v, list) else [])
+    out["reasons"] = reasons.reindex(out.index).map(lambda v: v if isinstance(v, list) else [])
+    out["related_row_id"] = related.reindex(out.index)
+    out["flagged"] = out["issue_types"].map(bool)
+    unflagged = 0.5 * (1.0 - out["label_score"].fillna(1.0))
+    out["severity"] = worst.reindex(out.index).fillna(unflagged).clip(0.0, 1.0)
+    out = out.reset_index().rename(columns={"index": "id"})
+    out = out.sort_values(
+        ["flagged", "severity", "label_score", "id"], ascending=[False, False, True, True], na_position="last"
+    )
+    return out[columns].reset_index(drop=True)
 
 
 RUN_COLUMNS = [
@@ -69,3 +136,273 @@ def runs_frame(con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> p
     for key in ("rows_in", "rows_valid", "rows_quarantined", "label_issues", "exported_train", "exported_val"):
         df[key] = pd.array([m.get(key) for m in metrics], dtype="Int64")
     return df[RUN_COLUMNS]
+
+
+# --- run history, quality gate and dashboard figures (labelgate runs --json, /dashboard) ----------
+
+#: what became of a run: ``exported`` (completed, files written), ``blocked`` (the quality gate stopped it),
+#: ``failed``, ``crashed``, ``running``, ``awaiting_review``
+OUTCOMES = ("exported", "blocked", "failed", "crashed", "running", "awaiting_review")
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(store.scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
+
+
+def run_outcome(status: str, *, quality_blocked: bool) -> str:
+    """The outcome (one of :data:`OUTCOMES`) of a run with ``status`` in the ``runs`` table."""
+    if quality_blocked:
+        return "blocked"
+    if status == "completed":
+        return "exported"
+    return status if status in OUTCOMES else "failed"
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, limit: int | None = None) -> list[dict]:
+    """Runs, newest first, with their metrics, quality verdict and outcome (``labelgate runs --json``).
+
+    Each item: run_id, dataset, dataset_version, status, outcome (:data:`OUTCOMES`), started_at and
+    finished_at (ISO strings), duration_s, gate, rows_in, rows_valid, rows_quarantined, quarantine_rate,
+    label_issues, label_issue_rate, decisions (keep/relabel/exclude counts), exported_train, exported_val,
+    texts_embedded, texts_cached, quality (None, or enforced/passed/message/reasons/checks/baseline_run_id/
+    baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
+    """
+    where = "WHERE r.dataset = ?" if dataset else ""
+    params: list[object] = [dataset] if dataset else []
+    if limit:
+        params.append(int(limit))
+    # a database written before the quality table (schema < 4) opened read-only has none: no verdicts
+    quality = (
+        "quality"
+        if _has_table(con, "quality")
+        else "(SELECT NULL::VARCHAR AS run_id, NULL::BOOLEAN AS enforced, NULL::BOOLEAN AS passed, "
+        "NULL::VARCHAR AS message, NULL::JSON AS reasons, NULL::JSON AS checks_json, "
+        "NULL::VARCHAR AS baseline_run_id, NULL::VARCHAR AS baseline_version WHERE false)"
+    )
+    rows = con.execute(
+        f"""SELECT r.run_id, r.dataset, r.dataset_version, r.status, r.started_at, r.finished_at,
+                   date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS duration_s,
+                   r.metrics_json, r.message, r.prefect_flow_run_id, r.params_json,
+                   q.enforced, q.passed, q.message AS q_message, q.reasons, q.checks_json,
+                   q.baseline_run_id, q.baseline_version
+            FROM runs r LEFT JOIN {quality} q ON q.run_id = r.run_id {where}
+            ORDER BY r.started_at DESC, r.run_id DESC {"LIMIT ?" if limit else ""}""",
+        params,
+    ).fetchall()
+    out = []
+    for (
+        run_id,
+        ds,
+        version,
+        status,
+        started,
+        finished,
+        duration,
+        metrics_json,
+        message,
+        flow_run_id,
+        params_json,
+        enforced,
+        passed,
+        q_message,
+        reasons,
+        checks,
+        baseline_run_id,
+        baseline_version,
+    ) in rows:
+        m = _json_value(metrics_json) or {}
+        m = m if isinstance(m, dict) else {}
+        quality = None
+        if passed is not None:
+            quality = {
+                "enforced": bool(enforced),
+                "passed": bool(passed),
+                "message": q_message,
+                "reasons": _json_value(reasons) or [],
+                "checks": _json_value(checks) or [],
+                "baseline_run_id": baseline_run_id,
+                "baseline_version": baseline_version,
+            }
+        blocked = bool(quality and quality["enforced"] and not quality["passed"] and status == "failed")
+        rows_in, quarantined, valid, issues = (
+            m.get(k) for k in ("rows_in", "rows_quarantined", "rows_valid", "label_issues")
+        )
+        out.append(
+            {
+                "run_id": run_id,
+                "dataset": ds,
+                "dataset_version": version,
+                "status": status,
+                "outcome": run_outcome(status, quality_blocked=blocked),
+                "started_at": started.isoformat() if started is not None else None,
+                "finished_at": finished.isoformat() if finished is not None else None,
+                "duration_s": float(duration) if duration is not None else m.get("seconds"),
+                "gate": m.get("gate") or (_json_value(params_json) or {}).get("gate"),
+                "rows_in": rows_in,
+                "rows_valid": valid,
+                "rows_quarantined": quarantined,
+                "quarantine_rate": round(quarantined / rows_in, 4) if rows_in and quarantined is not None else None,
+                "label_issues": issues,
+                "label_issue_rate": m.get("label_issue_rate"),
+                "decisions": m.get("decisions"),
+                "exported_train": m.get("exported_train"),
+                "exported_val": m.get("exported_val"),
+                "texts_embedded": m.get("texts_embedded"),
+                "texts_cached": m.get("texts_cached"),
+                "quality": quality,
+                "message": message,
+                "prefect_flow_run_id": flow_run_id,
+                "metrics": m,
+            }
+        )
+    return out
+
+
+def datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Dataset names, the one with the newest run first."""
+    rows = con.execute("SELECT dataset FROM runs GROUP BY dataset ORDER BY max(started_at) DESC, dataset").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def previous_version(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
+    """The previous completed version of ``run_id``'s dataset: ``{"run_id", "dataset_version"}`` or None.
+
+    That is the newest run of the same dataset that completed, started before ``run_id`` and holds other
+    content (another ``dataset_version``). A run blocked by the quality gate (failed) never becomes one.
+    """
+    rows = con.execute(
+        """SELECT p.run_id, p.dataset_version FROM runs r JOIN runs p
+               ON p.dataset = r.dataset AND p.run_id <> r.run_id AND p.status = 'completed'
+              AND p.started_at <= r.started_at AND p.dataset_version IS DISTINCT FROM r.dataset_version
+           WHERE r.run_id = ? ORDER BY p.started_at DESC, p.run_id DESC LIMIT 1""",
+        [run_id],
+    ).fetchall()
+    return {"run_id": rows[0][0], "dataset_version": rows[0][1]} if rows else None
+
+
+def class_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """Given label -> number of valid rows of ``run_id``, sorted by label."""
+    rows = con.execute(
+        "SELECT label, count(*) FROM valid_rows WHERE run_id = ? AND label IS NOT NULL GROUP BY label ORDER BY label",
+        [run_id],
+    ).fetchall()
+    return {str(label): int(n) for label, n in rows}
+
+
+def counts_after_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """Label -> valid rows of ``run_id`` once the latest decisions apply (relabelled, excluded rows dropped)."""
+    rows = con.execute(
+        """WITH d AS (
+               SELECT row_id, action, label FROM decisions WHERE run_id = ?
+               QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1)
+           SELECT coalesce(CASE WHEN d.action = 'relabel' THEN d.label END, r.label) AS lab, count(*)
+           FROM valid_rows r LEFT JOIN d ON d.row_id = r.row_id
+           WHERE r.run_id = ? AND coalesce(d.action, 'keep') <> 'exclude' AND r.label IS NOT NULL
+           GROUP BY lab ORDER BY lab""",
+        [run_id, run_id],
+    ).fetchall()
+    return {str(label): int(n) for label, n in rows}
+
+
+def class_distribution(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Per class: ``before`` (given labels of the valid rows), ``after`` (after the decisions; equal to
+    ``before`` when nothing was decided) and ``previous`` (given labels of the previous version, 0 when none).
+
+    Columns: label, before, after, previous; one row per class seen in any of them, sorted by label.
+    """
+    before = class_counts(con, run_id)
+    has_decisions = bool(store.scalar(con, "SELECT count(*) FROM decisions WHERE run_id = ?", [run_id]))
+    after = counts_after_decisions(con, run_id) if has_decisions else dict(before)
+    prev = previous_version(con, run_id)
+    previous = class_counts(con, prev["run_id"]) if prev else {}
+    labels = sorted(set(before) | set(after) | set(previous))
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "before": [before.get(c, 0) for c in labels],
+            "after": [after.get(c, 0) for c in labels],
+            "previous": [previous.get(c, 0) for c in labels],
+        }
+    )
+
+
+def noise_matrix(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[list[str], list[list[float]]]:
+    """The run's estimated noise matrix (given label x true label, estimated row counts) and its classes.
+
+    Built from the stored out-of-fold probabilities with :func:`labelgate.core.quality.estimated_noise_matrix`;
+    ``([], [])`` when the run has no detection yet.
+    """
+    import numpy as np
+
+    from labelgate.core.quality import estimated_noise_matrix
+
+    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
+    if not found or not found[0][0]:
+        return [], []
+    classes = [str(c) for c in found[0][0]]
+    table = con.sql(
+        """SELECT p.probs, r.label FROM predictions p
+           JOIN (SELECT DISTINCT row_id, label FROM valid_rows WHERE run_id = $run) r ON r.row_id = p.row_id
+           WHERE p.run_id = $run ORDER BY p.row_id""",
+        params={"run": run_id},
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        return classes, [[0.0] * len(classes) for _ in classes]
+    index = {c: i for i, c in enumerate(classes)}
+    labels = table.column("label").to_pylist()
+    keep = [i for i, lab in enumerate(labels) if lab in index]
+    probs_col = table.column("probs").combine_chunks()
+    flat = probs_col.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
+    probs = flat.reshape(table.num_rows, len(classes))[keep]
+    y = np.array([index[labels[i]] for i in keep], dtype=np.int64)
+    matrix = estimated_noise_matrix(y, probs)
+    return classes, [[round(float(v), 2) for v in row] for row in matrix]
+
+
+def quarantine_reasons(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """Quarantine reason kind -> rows, most frequent first (the run's recorded counts, else from the table)."""
+    recorded = store.scalar(con, "SELECT metrics_json FROM runs WHERE run_id = ?", [run_id])
+    metrics = _json_value(recorded) or {}
+    reasons = metrics.get("quarantine_reasons") if isinstance(metrics, dict) else None
+    if isinstance(reasons, dict):
+        return {str(k): int(v) for k, v in sorted(reasons.items(), key=lambda kv: -int(kv[1]))}
+    rows = con.execute(
+        "SELECT stage || ': ' || split_part(reason, '''', 1) AS kind, count(*) AS n FROM quarantine "
+        "WHERE run_id = ? GROUP BY kind ORDER BY n DESC, kind",
+        [run_id],
+    ).fetchall()
+    return {str(k).strip().rstrip(":"): int(n) for k, n in rows}
+
+
+def quality_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
+    """The quality gate's stored verdict of ``run_id`` (None when the run never reached the gate)."""
+    if not _has_table(con, "quality"):
+        return None
+    rows = con.execute(
+        """SELECT enforced, passed, message, reasons, checks_json, baseline_run_id, baseline_version, created_at
+           FROM quality WHERE run_id = ?""",
+        [run_id],
+    ).fetchall()
+    if not rows:
+        return None
+    enforced, passed, message, reasons, checks, baseline_run_id, baseline_version, created = rows[0]
+    return {
+        "run_id": run_id,
+        "enforced": bool(enforced),
+        "passed": bool(passed),
+        "message": message,
+        "reasons": _json_value(reasons) or [],
+        "checks": _json_value(checks) or [],
+        "baseline_run_id": baseline_run_id,
+        "baseline_version": baseline_version,
+        "created_at": created.isoformat() if created is not None else None,
+    }

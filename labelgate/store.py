@@ -19,13 +19,18 @@ across runs; a stage that is re-run inside the same run replaces only its own ro
 - ``issues``: one row per (run, row, issue type) for every detector
 - ``decisions``: append-only gate decisions; the latest per row wins
 - ``exports``: every file written
+- ``evaluations``: before/after proxy-classifier scores on a held-out test file
+- ``quality``: the quality gate's verdict per run (checks, reasons, the previous version compared with)
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
+import socket
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,9 +41,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
+from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -143,6 +148,42 @@ _MIGRATIONS: dict[int, list[str]] = {
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         )""",
     ],
+    # 2: before/after evaluations (labelgate evaluate): one row per (run, test file, variant raw|cleaned)
+    2: [
+        """CREATE TABLE evaluations (
+            run_id VARCHAR NOT NULL,
+            test_sha256 VARCHAR NOT NULL,
+            variant VARCHAR NOT NULL CHECK (variant IN ('raw', 'cleaned')),
+            test_path VARCHAR,
+            model VARCHAR NOT NULL,
+            n_train INTEGER NOT NULL,
+            n_test INTEGER NOT NULL,
+            accuracy DOUBLE NOT NULL,
+            macro_f1 DOUBLE NOT NULL,
+            per_class_f1 JSON NOT NULL,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (run_id, test_sha256, variant)
+        )""",
+    ],
+    # 3: the process running each run, so that a later run can mark a killed one 'crashed' (mark_crashed_runs)
+    3: [
+        "ALTER TABLE runs ADD COLUMN pid INTEGER",
+        "ALTER TABLE runs ADD COLUMN host VARCHAR",
+    ],
+    # 4: the quality gate's verdict per run (labelgate.core.quality): enforced or only recorded
+    4: [
+        """CREATE TABLE quality (
+            run_id VARCHAR PRIMARY KEY,
+            enforced BOOLEAN NOT NULL,
+            passed BOOLEAN NOT NULL,
+            message VARCHAR NOT NULL,
+            reasons JSON NOT NULL,
+            checks_json JSON NOT NULL,
+            baseline_run_id VARCHAR,
+            baseline_version VARCHAR,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+    ],
 }
 
 
@@ -151,28 +192,53 @@ def _is_lock_error(err: Exception) -> bool:
     return "lock" in text and ("conflicting" in text or "could not set" in text or "in use" in text)
 
 
+#: environment variable: seconds :func:`connect` keeps retrying a busy database file (default 60)
+WAIT_ENV = "LABELGATE_DB_WAIT_S"
+DEFAULT_WAIT_S = 60.0
+
+
+def default_wait_s() -> float:
+    """The wait of :func:`connect` when none is given: ``$LABELGATE_DB_WAIT_S`` or 60 seconds."""
+    value = os.environ.get(WAIT_ENV, "").strip()
+    if not value:
+        return DEFAULT_WAIT_S
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        raise ConfigError(f"{WAIT_ENV} must be a number of seconds, got {value!r}") from None
+
+
 @contextlib.contextmanager
 def connect(
-    db_path: str | Path, *, read_only: bool = False, wait_s: float = 60.0
+    db_path: str | Path, *, read_only: bool = False, wait_s: float | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open ``db_path`` briefly, migrating the schema when writable, and close it on exit.
+
+    While the connection is open, ``<db_path>.owner.json`` names this process (pid, host, the run it works
+    on: :func:`set_process_run`, its command line), so that a process kept waiting can say who holds the file.
 
     Args:
         db_path: path of the DuckDB file (created when absent and ``read_only`` is false).
         read_only: open without write access. The file must exist.
-        wait_s: how long to keep retrying while another process holds the file.
+        wait_s: how long to keep retrying while another process holds the file (default
+            :func:`default_wait_s`). After a second of waiting, a one-line notice goes to stderr when
+            progress output is on (a terminal, or ``LABELGATE_PROGRESS=1``).
 
     Raises:
-        DatabaseBusyError: the file stayed locked for ``wait_s`` seconds.
+        DatabaseBusyError: the file stayed locked for ``wait_s`` seconds; the message names the holder's
+            run id and PID when known.
         RunNotFoundError: ``read_only`` and the file does not exist.
     """
     path = Path(db_path)
+    wait_s = default_wait_s() if wait_s is None else wait_s
     if read_only and not path.exists():
         raise RunNotFoundError(f"database {str(path)!r} does not exist; run `labelgate run` first or pass --db")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
+    started = time.monotonic()
+    deadline = started + wait_s
     delay = 0.05
+    announced = False
     while True:
         try:
             con = duckdb.connect(str(path), read_only=read_only)
@@ -180,31 +246,121 @@ def connect(
         except duckdb.IOException as err:
             if not _is_lock_error(err):
                 raise LabelgateError(f"cannot open database {str(path)!r}: {err}") from err
-            if time.monotonic() >= deadline:
-                holder = _lock_holder(err)
+            now = time.monotonic()
+            if now >= deadline:
                 raise DatabaseBusyError(
-                    f"database {str(path)!r} is in use by another process{holder}; waited {wait_s:.0f}s. "
+                    f"database {str(path)!r} is in use by {_lock_holder(err, path)}; waited {wait_s:.0f}s. "
                     "Wait for it to finish or use another --db."
                 ) from err
+            if not announced and now - started >= 1.0 and _notices_enabled():
+                sys.stderr.write(
+                    f"labelgate: database {str(path)!r} is in use by {_lock_holder(err, path)}; "
+                    f"waiting up to {wait_s:.0f}s\n"
+                )
+                sys.stderr.flush()
+                announced = True
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 1.0)
         except duckdb.Error as err:
             raise LabelgateError(f"cannot open database {str(path)!r}: {err}") from err
+    _write_owner(path, read_only=read_only)
     try:
         if not read_only:
             migrate(con)
         yield con
     finally:
         con.close()
+        _remove_owner(path)
 
 
-def _lock_holder(err: Exception) -> str:
+# --- who holds the file ---------------------------------------------------------------------------
+
+#: the run this process works on (set by the start-run task), named in other processes' busy messages
+_process_run: dict[str, str | None] = {"run_id": None}
+
+
+def set_process_run(run_id: str | None) -> None:
+    """Record the run this process works on (``None``: none); :func:`connect` writes it to the owner file."""
+    _process_run["run_id"] = run_id
+
+
+def owner_path(db_path: str | Path) -> Path:
+    """``<db_path>.owner.json``: who holds the database file while a connection is open."""
+    path = Path(db_path)
+    return path.with_name(path.name + ".owner.json")
+
+
+def _command() -> str:
+    argv = list(sys.argv) or ["python"]
+    first = "labelgate" if Path(argv[0]).name in ("labelgate", "cli.py", "__main__.py") else Path(argv[0]).name
+    return " ".join([first, *argv[1:3]])[:120]
+
+
+def _write_owner(path: Path, *, read_only: bool) -> None:
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "run_id": _process_run["run_id"],
+        "command": _command(),
+        "mode": "read" if read_only else "write",
+    }
+    with contextlib.suppress(OSError):  # best effort: a read-only folder only loses the nicer busy message
+        owner_path(path).write_text(json.dumps(info), encoding="utf-8")
+
+
+def _read_owner(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(owner_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _remove_owner(path: Path) -> None:
+    if _read_owner(path).get("pid") == os.getpid():
+        with contextlib.suppress(OSError):
+            owner_path(path).unlink()
+
+
+def _notices_enabled() -> bool:
+    env = os.environ.get("LABELGATE_PROGRESS")
+    if env is not None:
+        return env not in ("0", "false", "no", "")
+    return sys.stderr.isatty()
+
+
+def _lock_holder(err: Exception, path: Path) -> str:
+    """Who holds ``path``: ``run R (PID n, command)`` from the owner file, else ``another process (PID n)``."""
     text = str(err)
-    marker = "PID "
-    if marker in text:
-        pid = text.split(marker, 1)[1].split(")", 1)[0].split(" ", 1)[0]
-        return f" (PID {pid})"
-    return ""
+    pid: int | None = None
+    if "PID " in text:
+        digits = text.split("PID ", 1)[1].split(")", 1)[0].split(" ", 1)[0]
+        pid = int(digits) if digits.isdigit() else None
+    owner = _read_owner(path)
+    same_process = owner.get("pid") == pid if pid is not None else _pid_alive(owner.get("pid"))
+    if owner and same_process and owner.get("host") == socket.gethostname():
+        what = f"run {owner['run_id']}" if owner.get("run_id") else "another labelgate process"
+        return f"{what} (PID {owner['pid']}, {owner.get('command') or '?'})"
+    return "another process" + (f" (PID {pid})" if pid is not None else "")
+
+
+def _pid_alive(pid: Any) -> bool:
+    """True when process ``pid`` of this host exists and is not a zombie (False for a non-positive or odd pid)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, under another user
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
@@ -264,6 +420,8 @@ _TABLES = {
     "issues",
     "decisions",
     "exports",
+    "evaluations",
+    "quality",
 }
 
 
@@ -274,7 +432,7 @@ def query_df(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> Any:
     """Run a parameterised query and return the first column of the first row (None when empty)."""
-    rows = con.execute(sql, params or []).fetchmany(1)
+    rows = con.execute(sql, params or []).fetchall()  # fetch to the end: an open result blocks the connection
     return rows[0][0] if rows else None
 
 
@@ -335,6 +493,32 @@ def update_run(con: duckdb.DuckDBPyConnection, run_id: str, **fields: Any) -> No
     values = [json.dumps(v, sort_keys=True) if k.endswith("_json") else v for k, v in fields.items()]
     assignments = ", ".join(f"{k} = ?" for k in fields)
     con.execute(f"UPDATE runs SET {assignments} WHERE run_id = ?", [*values, run_id])
+
+
+def mark_crashed_runs(con: duckdb.DuckDBPyConnection, *, except_run: str | None = None) -> list[str]:
+    """Mark ``crashed`` every run still ``running`` whose process on this host is gone; return their ids.
+
+    A run whose process was killed (``kill -9``, out of memory, a power cut) never reaches finish-run and
+    would stay ``running`` for ever. The start of a later run calls this: runs started on another host, by a
+    process that is still alive, or before the pid was recorded (schema < 3) are left alone. A pid reused by
+    an unrelated process keeps its old run ``running`` (harmless: nothing waits on that status).
+    """
+    host = socket.gethostname()
+    found = con.execute(
+        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL ORDER BY run_id",
+        [host],
+    ).fetchall()
+    crashed = []
+    for run_id, pid in found:
+        if run_id == except_run or _pid_alive(int(pid)):
+            continue
+        con.execute(
+            "UPDATE runs SET status = 'crashed', finished_at = current_timestamp, message = ? "
+            "WHERE run_id = ? AND status = 'running'",
+            [f"process {pid} on {host} ended before the run finished (killed?); found by a later run", run_id],
+        )
+        crashed.append(str(run_id))
+    return crashed
 
 
 def merge_metrics(con: duckdb.DuckDBPyConnection, run_id: str, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -477,3 +661,20 @@ def replace_run_rows(
     with transaction(con):
         con.execute(f'DELETE FROM "{table}" WHERE run_id = ? {where}', [run_id, *(params or [])])
         return insert_frame(con, table, frame)
+
+
+def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, int | None]:
+    """Every flagged issue of ``run_id`` (all types, the long ``issues`` shape) and the run's class count.
+
+    What the auto policy decides over, both in the auto gate and when a review is finished with ``auto``.
+    """
+    issues = query_df(
+        con,
+        """SELECT row_id, issue_type, score, is_issue, given_label, suggested_label, suggested_prob,
+                  reason, related_row_id
+           FROM issues WHERE run_id = ? AND is_issue ORDER BY row_id, issue_type""",
+        [run_id],
+    )
+    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
+    n_classes = len(found[0][0]) if found and found[0][0] else None
+    return issues, n_classes

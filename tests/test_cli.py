@@ -43,9 +43,10 @@ def test_issues_csv_has_the_contract_columns_worst_first(runner: CliRunner, warm
     assert res.exit_code == 0, res.output
     rows = list(csv.DictReader(io.StringIO(res.output)))
     assert {"id", "text", "given_label", "suggested_label", "label_score", "is_label_issue"} <= set(rows[0])
-    assert len(rows) == warm_run["label_issues"]
-    scores = [float(r["label_score"]) for r in rows]
-    assert scores == sorted(scores)
+    assert len(rows) == warm_run["rows_flagged"]  # flagged = any issue type
+    assert sum(r["is_label_issue"] == "True" for r in rows) == warm_run["label_issues"]
+    severity = [float(r["severity"]) for r in rows]
+    assert severity == sorted(severity, reverse=True)  # most severe first
 
 
 def test_issues_table_and_runs_listing(runner: CliRunner, warm_run: dict) -> None:

@@ -1,19 +1,61 @@
-"""Label-issue detection: out-of-sample predicted probabilities, then confident learning.
+"""Label-issue detection: confident learning on out-of-sample probabilities, class by class.
 
-The probabilities come from K-fold cross-validation, so every row is scored by a
-model that never saw it. cleanlab's ``find_label_issues`` and
-``get_label_quality_scores`` turn them into per-row flags and scores.
+The probabilities come from :mod:`labelgate.core.probs` (an out-of-fold ensemble; every row is scored
+by models that never saw it). This module turns them into one verdict per row:
+
+- The per-class *confident thresholds* of confident learning (Northcutt et al. 2021; cleanlab's
+  ``get_confident_thresholds``): ``t_j`` = the mean predicted probability of class ``j`` over the rows
+  labelled ``j``. A model is not equally sure of every class (a rare or vague class gets low
+  probabilities even where it is right); dividing by ``t_j`` puts the classes on one scale.
+- ``adjusted`` probabilities ``q_ij = (p_ij / t_j) / sum_k (p_ik / t_k)``.
+- ``label_score = q_i,given`` in [0, 1]: higher = the given label is more likely right (the ranking).
+- ``is_label_issue``: the given label is not the most likely class on the adjusted scale (another class
+  clears its own confidence threshold by a wider margin: cleanlab's ``predicted_neq_given`` rule on
+  threshold-adjusted probabilities) *and* the row is among the ``N`` lowest label scores, ``N`` being
+  confident learning's estimate of the number of label errors (:func:`estimated_error_count`). The
+  first condition alone over-flags clean, easy data; the second alone ignores which class wins.
+- ``suggested_label`` = the adjusted argmax (the given label when the row is not flagged);
+  ``suggested_prob`` = the ensemble's plain probability of it (what the auto gate's relabel threshold reads).
+
+:func:`find_label_issues_cleanlab` keeps the published recipe's rule (cleanlab ``find_label_issues``
+with its defaults, self-confidence ranking) for the benchmark.
 """
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from labelgate.errors import ValidationError
+from labelgate.core.probs import (
+    MEMBERS,
+    Probabilities,
+    encode_labels,
+    ensemble_oof_probs,
+    out_of_fold_probs,
+)
+
+__all__ = [
+    "LABEL_ISSUE_COLUMNS",
+    "MEMBERS",
+    "Detection",
+    "DetectorSettings",
+    "Probabilities",
+    "adjusted_probs",
+    "confident_thresholds",
+    "detect_all",
+    "encode_labels",
+    "ensemble_oof_probs",
+    "estimated_error_count",
+    "find_label_issues",
+    "find_label_issues_cleanlab",
+    "out_of_fold_probs",
+]
 
 LABEL_ISSUE_COLUMNS = [
     "row_id",
@@ -27,108 +69,56 @@ LABEL_ISSUE_COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class Probabilities:
-    """Out-of-sample predicted probabilities.
+def confident_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-class mean predicted probability of the class over the rows labelled with it, shape ``(n_classes,)``.
 
-    Attributes:
-        probs: float array, shape ``(n_rows, n_classes)``; rows sum to 1.
-        classes: the class names, in column order (sorted).
-        labels: int array, shape ``(n_rows,)``: the given label of each row as a column index.
-        method: a short name of the model that produced them.
+    A class no row is labelled with gets threshold 1 (its probabilities are left as they are).
     """
-
-    probs: np.ndarray
-    classes: list[str]
-    labels: np.ndarray
-    method: str
-
-
-def encode_labels(labels: pd.Series | list[str]) -> tuple[np.ndarray, list[str]]:
-    """Map string labels to column indices of the sorted class list; return ``(indices, classes)``."""
-    values = np.asarray(list(labels), dtype=object)
-    classes = sorted({str(v) for v in values})
-    index = {c: i for i, c in enumerate(classes)}
-    return np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values)), classes
+    k = probs.shape[1]
+    out = np.ones(k, dtype=np.float64)
+    for j in range(k):
+        mask = labels == j
+        if mask.any():
+            out[j] = max(float(probs[mask, j].mean()), 1e-6)
+    return out
 
 
-def out_of_fold_probs(
-    features: np.ndarray,
-    labels: pd.Series | list[str],
+def adjusted_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Probabilities divided by the per-class confident thresholds and renormalised, shape of ``probs``."""
+    q = np.asarray(probs, dtype=np.float64) / confident_thresholds(probs, labels)[None, :]
+    return q / q.sum(axis=1, keepdims=True)
+
+
+def _frame(
+    row_ids: Sequence[str] | pd.Series,
+    p: Probabilities,
     *,
-    n_folds: int = 5,
-    seed: int = 0,
-    C: float = 1.0,
-) -> Probabilities:
-    """K-fold out-of-sample probabilities of a multinomial logistic regression on ``features``.
-
-    Args:
-        features: float array, shape ``(n_rows, dim)`` (e.g. normalised sentence embeddings).
-        labels: the given label of each row (strings), length ``n_rows``.
-        n_folds: number of stratified folds, at least 2 and at most the size of the smallest class.
-        seed: seed of the fold shuffle.
-        C: inverse regularisation strength.
-
-    Raises:
-        ValidationError: fewer than 2 classes, or a class smaller than ``n_folds``.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold
-
-    y, classes = encode_labels(labels)
-    if len(classes) < 2:
-        raise ValidationError(f"label-issue detection needs at least 2 classes, got {classes}")
-    counts = np.bincount(y, minlength=len(classes))
-    if counts.min() < n_folds:
-        small = classes[int(counts.argmin())]
-        raise ValidationError(f"class {small!r} has {int(counts.min())} rows; {n_folds}-fold detection needs {n_folds}")
-    X = np.asarray(features, dtype=np.float32)
-    probs = np.zeros((len(y), len(classes)), dtype=np.float64)
-    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in folds.split(X, y):
-        clf = LogisticRegression(C=C, max_iter=2000)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            clf.fit(X[train_idx], y[train_idx])
-        fold_probs = np.zeros((len(test_idx), len(classes)))
-        fold_probs[:, clf.classes_] = clf.predict_proba(X[test_idx])
-        probs[test_idx] = fold_probs
-    probs = np.clip(probs, 1e-9, 1.0)
-    probs /= probs.sum(axis=1, keepdims=True)
-    return Probabilities(probs=probs, classes=classes, labels=y, method=f"logreg-{n_folds}fold")
-
-
-def find_label_issues(row_ids: list[str] | pd.Series, p: Probabilities) -> pd.DataFrame:
-    """Flag likely label errors with cleanlab; one row per input row.
-
-    Returns a DataFrame with columns :data:`LABEL_ISSUE_COLUMNS`:
-    ``label_score`` in [0, 1] (higher = the given label is more likely right; cleanlab's
-    self-confidence), ``suggested_label`` the most probable class, ``is_label_issue`` cleanlab's
-    confident-learning flag (``prune_by_noise_rate``), ``reason`` a sentence for flagged rows.
-    """
-    from cleanlab.filter import find_label_issues as cl_find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        flags = cl_find_label_issues(labels=p.labels, pred_probs=p.probs, filter_by="prune_by_noise_rate")
-        scores = get_label_quality_scores(labels=p.labels, pred_probs=p.probs, method="self_confidence")
-    best = p.probs.argmax(axis=1)
+    suggested: np.ndarray,
+    scores: np.ndarray,
+    flags: np.ndarray,
+    adjusted: np.ndarray | None,
+) -> pd.DataFrame:
     n = len(p.labels)
+    idx = np.arange(n)
     classes = np.asarray(p.classes, dtype=object)
     given = classes[p.labels]
-    suggested = classes[best]
-    suggested_prob = p.probs[np.arange(n), best]
-    given_prob = p.probs[np.arange(n), p.labels]
-    reasons = [
-        f"model disagrees: {s} {sp:.2f} vs given {g} {gp:.2f}" if flag else None
-        for flag, s, sp, g, gp in zip(flags, suggested, suggested_prob, given, given_prob)
-    ]
+    suggested_names = classes[suggested]
+    suggested_prob = p.probs[idx, suggested]
+    given_prob = p.probs[idx, p.labels]
+    reasons: list[str | None] = []
+    for i in range(n):
+        if not flags[i]:
+            reasons.append(None)
+            continue
+        text = f"model disagrees: {suggested_names[i]} {suggested_prob[i]:.2f} vs given {given[i]} {given_prob[i]:.2f}"
+        if adjusted is not None:
+            text += f" (class-adjusted {adjusted[i, suggested[i]]:.2f} vs {adjusted[i, p.labels[i]]:.2f})"
+        reasons.append(text)
     return pd.DataFrame(
         {
             "row_id": list(row_ids),
             "given_label": given,
-            "suggested_label": suggested,
+            "suggested_label": suggested_names,
             "suggested_prob": suggested_prob,
             "given_prob": given_prob,
             "label_score": np.asarray(scores, dtype=float),
@@ -137,3 +127,171 @@ def find_label_issues(row_ids: list[str] | pd.Series, p: Probabilities) -> pd.Da
         },
         columns=LABEL_ISSUE_COLUMNS,
     )
+
+
+def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> pd.DataFrame:
+    """Flag likely label errors by class-adjusted confident learning; one row per input row.
+
+    Returns:
+        A DataFrame with columns :data:`LABEL_ISSUE_COLUMNS`, in the input order: ``label_score`` in
+        [0, 1] (higher = the given label is more likely right; the adjusted probability of the given
+        label), ``suggested_label`` the adjusted argmax, ``suggested_prob`` its plain ensemble
+        probability, ``given_prob`` the plain probability of the given label, ``is_label_issue`` the
+        adjusted argmax differs from the given label, ``reason`` a sentence for flagged rows.
+    """
+    if len(row_ids) != len(p.labels):
+        raise ValueError(f"{len(row_ids)} row ids for {len(p.labels)} rows of probabilities")
+    q = adjusted_probs(p.probs, p.labels)
+    suggested = q.argmax(axis=1)
+    scores = q[np.arange(len(p.labels)), p.labels]
+    flags = suggested != p.labels
+    budget = estimated_error_count(p.probs, p.labels)
+    if flags.sum() > budget:
+        order = np.argsort(scores, kind="stable")
+        within = np.zeros(len(scores), dtype=bool)
+        within[order[:budget]] = True
+        flags &= within
+    return _frame(row_ids, p, suggested=suggested, scores=scores, flags=flags, adjusted=q)
+
+
+def estimated_error_count(probs: np.ndarray, labels: np.ndarray) -> int:
+    """Confident learning's estimate of the number of label errors: the off-diagonal mass of cleanlab's
+    calibrated confident joint (rows counted as confidently belonging to a class other than their label)."""
+    from cleanlab.count import calibrate_confident_joint, compute_confident_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = calibrate_confident_joint(compute_confident_joint(labels, probs), labels)
+    return round(float(joint.sum() - np.trace(joint)))
+
+
+def find_label_issues_cleanlab(
+    row_ids: Sequence[str] | pd.Series, p: Probabilities, *, filter_by: str = "prune_by_noise_rate"
+) -> pd.DataFrame:
+    """The published recipe's rule: cleanlab ``find_label_issues`` (defaults) and self-confidence scores.
+
+    Same columns as :func:`find_label_issues`; ``suggested_label`` is the plain argmax.
+    """
+    from cleanlab.filter import find_label_issues as cl_find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # n_jobs=1: cleanlab forks a process pool otherwise, which can hang in a process with other threads
+        # (Prefect's) and prints "Process ForkPoolWorker" lines on stderr
+        flags = cl_find_label_issues(labels=p.labels, pred_probs=p.probs, filter_by=filter_by, n_jobs=1)
+        scores = get_label_quality_scores(labels=p.labels, pred_probs=p.probs, method="self_confidence")
+    return _frame(
+        row_ids, p, suggested=p.probs.argmax(axis=1), scores=scores, flags=np.asarray(flags, bool), adjusted=None
+    )
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Settings of :func:`detect_all` (the detect fields of :class:`labelgate.config.CurateParams`)."""
+
+    members: tuple[str, ...] = MEMBERS
+    n_folds: int = 5
+    seed: int = 0
+    near_duplicate_threshold: float = 0.95
+    leakage_threshold: float = 0.95
+    outlier_k: int = 10
+    outlier_z: float = 3.5
+    min_text_words: int = 2
+    max_text_tokens: int | None = 512
+
+    @classmethod
+    def from_params(cls, params: Any) -> DetectorSettings:
+        """The settings of a :class:`labelgate.config.CurateParams`."""
+        return cls(
+            members=tuple(params.detector_members),
+            n_folds=params.n_folds,
+            seed=params.seed,
+            near_duplicate_threshold=params.near_duplicate_threshold,
+            leakage_threshold=params.leakage_threshold,
+            outlier_k=params.outlier_k,
+            outlier_z=params.outlier_z,
+            min_text_words=params.min_text_words,
+            max_text_tokens=params.max_text_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What :func:`detect_all` found.
+
+    Attributes:
+        probs: the out-of-fold probabilities.
+        label_issues: :func:`find_label_issues` output (one row per input row).
+        issues: every detector's rows in the long shape of :mod:`labelgate.core.issues`.
+        seconds: wall time per stage.
+    """
+
+    probs: Probabilities
+    label_issues: pd.DataFrame
+    issues: pd.DataFrame
+    seconds: dict[str, float]
+
+
+def detect_all(
+    row_ids: Sequence[str],
+    texts: Sequence[str],
+    labels: Sequence[str],
+    vectors: np.ndarray,
+    *,
+    settings: DetectorSettings | None = None,
+    token_counts: Sequence[int] | None = None,
+    token_counter_name: str = "tokens",
+    test_ids: Sequence[str] | None = None,
+    test_texts: Sequence[str] | None = None,
+    test_vectors: np.ndarray | None = None,
+) -> Detection:
+    """Run every detector over one dataset (pure: the detect task and the benchmark both call this).
+
+    Args:
+        row_ids / texts / labels: the valid rows in input order.
+        vectors: their embeddings, shape ``(n, dim)``.
+        settings: thresholds and model choices (defaults: :class:`DetectorSettings`).
+        token_counts: tokens per text (needed when ``settings.max_text_tokens`` is set).
+        test_ids / test_texts / test_vectors: the held-out test rows for the leakage check (optional).
+    """
+    from labelgate.core.duplicates import duplicate_issues, leakage_issues, neighbours
+    from labelgate.core.issues import ISSUE_COLUMNS, label_issue_rows
+    from labelgate.core.lengths import length_issues
+    from labelgate.core.outliers import outlier_issues
+
+    s = settings or DetectorSettings()
+    row_ids = [str(r) for r in row_ids]
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    labels = [str(v) for v in labels]
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    probs = ensemble_oof_probs(vectors, labels, texts=texts, members=list(s.members), n_folds=s.n_folds, seed=s.seed)
+    found = find_label_issues(row_ids, probs)
+    seconds["label"] = time.perf_counter() - started
+    started = time.perf_counter()
+    nb = neighbours(vectors, k=s.outlier_k)
+    parts = [
+        label_issue_rows(found),
+        duplicate_issues(row_ids, texts, labels, nb, near_threshold=s.near_duplicate_threshold),
+        outlier_issues(row_ids, labels, nb, z_threshold=s.outlier_z),
+        length_issues(
+            row_ids,
+            texts,
+            min_words=s.min_text_words,
+            max_tokens=s.max_text_tokens,
+            token_counts=token_counts,
+            counter_name=token_counter_name,
+        ),
+    ]
+    seconds["neighbours"] = time.perf_counter() - started
+    if test_ids is not None and test_texts is not None:
+        started = time.perf_counter()
+        parts.append(
+            leakage_issues(
+                row_ids, texts, vectors, list(test_ids), list(test_texts), test_vectors, threshold=s.leakage_threshold
+            )
+        )
+        seconds["leakage"] = time.perf_counter() - started
+    issues = pd.concat([p for p in parts if not p.empty], ignore_index=True)[ISSUE_COLUMNS]
+    return Detection(probs=probs, label_issues=found, issues=issues, seconds=seconds)

@@ -1,25 +1,71 @@
-"""Turn the reviewed rows into fine-tuning examples: apply decisions, split, format, describe.
+"""Turn the reviewed rows into fine-tuning files: apply decisions, keep the test set out, split, format, check.
 
-Pure functions: the writing of files is done by :mod:`labelgate.fileio`.
+Pure functions: the files are written by :mod:`labelgate.tasks.export` (through :mod:`labelgate.fileio`).
+
+The steps, each its own function:
+
+1. :func:`apply_decisions`: the latest decision per row (keep, relabel, exclude).
+2. :func:`exclude_leakage`: rows flagged by the leakage detector and rows whose text equals a test row's
+   text (exactly, or after case folding and whitespace collapsing) are excluded whatever the decisions.
+3. :func:`stratified_split`: a seeded, order-independent train/validation split per class.
+4. :func:`plan_export`: every requested format's files as bytes, each checked by
+   :func:`labelgate.core.checks.check_jsonl` (or ``check_table``); a failed check raises
+   :class:`~labelgate.errors.ExportError` before anything is written.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from labelgate.core.checks import CheckReport, check_jsonl, check_table
+from labelgate.core.formats import (
+    DEFAULT_COMPLETION_SEPARATOR,
+    DEFAULT_COMPLETION_STOP,
+    DEFAULT_USER_TEMPLATE,
+    FORMATS,
+    Example,
+    FormatSpec,
+    Templates,
+    default_system_prompt,
+    get_format,
+    make_templates,
+    table_bytes,
+    to_jsonl,
+)
+from labelgate.core.tokens import CachedCounter, TokenCounter, get_counter
 from labelgate.errors import ExportError
+
+__all__ = [
+    "CLEANED_COLUMNS",
+    "FORMATS",
+    "ExportPlan",
+    "PlannedFile",
+    "apply_decisions",
+    "decision_summary",
+    "default_system_prompt",
+    "exclude_leakage",
+    "normalise_text",
+    "openai_chat",
+    "plan_export",
+    "sha256_bytes",
+    "stratified_split",
+    "text_fingerprints",
+    "to_jsonl",
+]
 
 CLEANED_COLUMNS = ["row_id", "text", "label", "original_label", "action", "source"]
 
+#: ``source`` of the exclusions made by :func:`exclude_leakage`
+LEAKAGE_SOURCE = "leakage"
 
-def apply_decisions(rows: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+
+def apply_decisions(rows: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.DataFrame:
     """Apply the latest decision per row to ``rows``.
 
     Args:
@@ -54,11 +100,79 @@ def apply_decisions(rows: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame
         raise ExportError(f"relabel decision for row {rid!r} has no label")
     label = out["original_label"].where(~relabel, new_label)
     label = label.where(action != "exclude", None)
-    out["label"] = label
+    out["label"] = label.astype(object).where(label.notna(), None)
     out["action"] = action
     source = d["source"] if "source" in d.columns else pd.Series(dtype=object)
-    out["source"] = out["row_id"].map(source).where(out["row_id"].isin(d.index), None)
+    src = out["row_id"].map(source).where(out["row_id"].isin(d.index), None)
+    out["source"] = src.astype(object).where(src.notna(), None)
     return out[CLEANED_COLUMNS].reset_index(drop=True)
+
+
+# --- leakage ------------------------------------------------------------------------------------------
+
+
+def normalise_text(text: str) -> str:
+    """Case-folded text with runs of whitespace collapsed to one space and the ends trimmed."""
+    return " ".join(text.casefold().split())
+
+
+def text_fingerprints(texts: Iterable[str | None]) -> set[str]:
+    """Fingerprints of ``texts``: sha256 of the exact text (``x:``) and of :func:`normalise_text` (``n:``)."""
+    out: set[str] = set()
+    for t in texts:
+        if not isinstance(t, str):
+            continue
+        out.add("x:" + hashlib.sha256(t.encode("utf-8")).hexdigest())
+        out.add("n:" + hashlib.sha256(normalise_text(t).encode("utf-8")).hexdigest())
+    return out
+
+
+def exclude_leakage(
+    cleaned: pd.DataFrame, *, flagged: Iterable[str] = (), test_fingerprints: set[str] | None = None
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Exclude rows that leak the test set, whatever their decisions.
+
+    Args:
+        cleaned: output of :func:`apply_decisions`.
+        flagged: row ids the leakage detector flagged (``issues`` rows of type ``leakage``).
+        test_fingerprints: :func:`text_fingerprints` of the test texts.
+
+    Returns:
+        ``(cleaned with those rows' action exclude, label None and source "leakage", counts)`` with counts
+        ``leakage_flagged`` (detector), ``leakage_text_match`` (same text as a test row) and
+        ``leakage_excluded`` (rows excluded for either reason).
+    """
+    flagged_set = set(flagged)
+    by_detector = cleaned["row_id"].isin(flagged_set)
+    if test_fingerprints:
+        hits = [bool(text_fingerprints([t]) & test_fingerprints) for t in cleaned["text"]]
+        by_text = pd.Series(hits, index=cleaned.index, dtype=bool)
+    else:
+        by_text = pd.Series(False, index=cleaned.index, dtype=bool)
+    leak = by_detector | by_text
+    out = cleaned.copy()
+    out.loc[leak, "action"] = "exclude"
+    out.loc[leak, "label"] = None
+    out.loc[leak, "source"] = LEAKAGE_SOURCE
+    counts = {
+        "leakage_flagged": int(by_detector.sum()),
+        "leakage_text_match": int(by_text.sum()),
+        "leakage_excluded": int(leak.sum()),
+    }
+    return out, counts
+
+
+def decision_summary(cleaned: pd.DataFrame) -> dict[str, Any]:
+    """``{"by_action": {action: n}, "by_source": {source: {action: n}}}``; rows without a decision: ``none``."""
+    source = cleaned["source"].astype(object).where(cleaned["source"].notna(), "none")
+    by_action = {str(k): int(v) for k, v in cleaned["action"].value_counts().sort_index().items()}
+    by_source: dict[str, dict[str, int]] = {}
+    for (src, act), n in cleaned.groupby([source, cleaned["action"]]).size().sort_index().items():
+        by_source.setdefault(str(src), {})[str(act)] = int(n)
+    return {"by_action": by_action, "by_source": by_source}
+
+
+# --- split --------------------------------------------------------------------------------------------
 
 
 def stratified_split(
@@ -93,10 +207,7 @@ def stratified_split(
     return is_val
 
 
-def default_system_prompt(task_description: str, classes: Iterable[str]) -> str:
-    """The default system message: names the task and the label set."""
-    labels = ", ".join(sorted(classes))
-    return f"{task_description.rstrip('. ')} into one of: {labels}. Answer with the label only."
+# --- formats ------------------------------------------------------------------------------------------
 
 
 def openai_chat(text: str, label: str, *, system_prompt: str | None) -> dict[str, Any]:
@@ -109,66 +220,179 @@ def openai_chat(text: str, label: str, *, system_prompt: str | None) -> dict[str
     return {"messages": messages}
 
 
-#: export formats by name: each maps (text, label, system_prompt=...) to one JSON record
-FORMATS: dict[str, Callable[..., dict[str, Any]]] = {"openai-chat": openai_chat}
+@dataclass(frozen=True)
+class PlannedFile:
+    """One file to write: ``name`` inside the run's export folder, its bytes and figures."""
 
+    name: str
+    format: str
+    split: str
+    data: bytes
+    lines: int | None
+    records: int
 
-def to_jsonl(records: Iterable[dict[str, Any]]) -> tuple[bytes, int]:
-    """Serialise records as UTF-8 JSON Lines (no ASCII escaping, key order kept); return ``(bytes, lines)``."""
-    lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    data = "".join(line + "\n" for line in lines).encode("utf-8")
-    return data, len(lines)
+    @property
+    def sha256(self) -> str:
+        return sha256_bytes(self.data)
 
 
 @dataclass(frozen=True)
 class ExportPlan:
-    """What to write: ``files`` maps a file name to its bytes and line count."""
+    """Everything to write, already checked.
 
-    files: dict[str, tuple[bytes, int]]
+    Attributes:
+        files: the files, in the order of the formats.
+        counts: exported, exported_train, exported_val, excluded, relabelled, rows_valid.
+        reports: the check report of each file, by file name.
+        templates: the resolved prompt templates.
+        tokenizer: name and description of the token counter.
+        cleaned: the cleaned table with its ``split`` column (train, val or excluded).
+    """
+
+    files: list[PlannedFile]
     counts: dict[str, int]
-    system_prompt: str | None
+    reports: dict[str, CheckReport]
+    templates: Templates
+    tokenizer: dict[str, str]
+    cleaned: pd.DataFrame = field(repr=False)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Every file's warnings, one line per distinct (split, message): ``"train (openai-chat, alpaca): …"``."""
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for r in self.reports.values():
+            for w in r.warnings:
+                grouped.setdefault((r.split, w), []).append(r.format)
+        return [f"{split} ({', '.join(fmts)}): {w}" for (split, w), fmts in grouped.items()]
 
 
 def plan_export(
     cleaned: pd.DataFrame,
     *,
-    fmt: str = "openai-chat",
+    formats: Sequence[str] = ("openai-chat",),
     val_fraction: float = 0.1,
     seed: int = 0,
     system_prompt: str | None = None,
     task_description: str = "Classify the text",
+    user_template: str = DEFAULT_USER_TEMPLATE,
+    label_map: Mapping[str, str] | None = None,
+    completion_separator: str = DEFAULT_COMPLETION_SEPARATOR,
+    completion_stop: str = DEFAULT_COMPLETION_STOP,
+    max_example_tokens: int | None = None,
+    min_train_examples: int | None = None,
+    price_per_mtok: float | None = None,
+    counter: TokenCounter | None = None,
 ) -> ExportPlan:
-    """Build the train/validation files of ``cleaned`` (from :func:`apply_decisions`) in format ``fmt``.
+    """Build and check the files of ``cleaned`` (from :func:`apply_decisions` / :func:`exclude_leakage`).
 
-    Excluded rows are left out. ``system_prompt`` None uses :func:`default_system_prompt` over the
-    exported label set; ``""`` omits the system message.
+    Excluded rows are left out of the fine-tuning files (the csv/parquet table keeps them, marked).
+    For every JSONL format, ``train.<format>.jsonl`` and ``val.<format>.jsonl`` (the latter only when
+    ``val_fraction > 0``) are serialised, parsed back with the format's validator and checked; every
+    parsed example must equal the one written.
+
+    Args:
+        formats: names from :data:`labelgate.core.formats.FORMATS`.
+        system_prompt / task_description / user_template / label_map / completion_*: the prompt templates
+            (see :func:`labelgate.core.formats.make_templates`).
+        max_example_tokens: per-example token limit for every format (None: each format's documented one).
+        min_train_examples: minimum training examples (None: each format's documented minimum; 0: none).
+        price_per_mtok: price per million training tokens for the cost estimate (None: tokens only).
+        counter: token counter (None: :func:`labelgate.core.tokens.get_counter`).
 
     Raises:
-        ExportError: unknown format, or nothing left to export.
+        ExportError: nothing left to export, or a file failed its checks (names the file and line).
+        ConfigError: unknown format or invalid templates.
     """
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; available: {', '.join(sorted(FORMATS))}")
-    kept = cleaned[cleaned["action"] != "exclude"].sort_values("row_id", kind="stable")
+    specs = [get_format(f) for f in dict.fromkeys(formats)]
+    if not specs:
+        raise ExportError("no export format given")
+    kept_mask = cleaned["action"] != "exclude"
+    kept = cleaned[kept_mask].sort_values("row_id", kind="stable")
     if kept.empty:
         raise ExportError("no rows left to export: every row was excluded or quarantined")
-    classes = sorted(set(kept["label"]))
-    prompt = default_system_prompt(task_description, classes) if system_prompt is None else system_prompt
+    templates = make_templates(
+        kept["label"],
+        system_prompt=system_prompt,
+        task_description=task_description,
+        user_template=user_template,
+        label_map=label_map,
+        completion_separator=completion_separator,
+        completion_stop=completion_stop,
+    )
     is_val = stratified_split(kept["row_id"], kept["label"], val_fraction=val_fraction, seed=seed)
-    make = FORMATS[fmt]
-    files: dict[str, tuple[bytes, int]] = {}
-    for split, mask in (("train", ~is_val), ("val", is_val)):
-        part = kept[mask]
-        files[f"{split}.jsonl"] = to_jsonl(
-            make(t, lab, system_prompt=prompt) for t, lab in zip(part["text"], part["label"])
-        )
+    split = pd.Series("excluded", index=cleaned.index, dtype=object)
+    split.loc[kept.index] = np.where(is_val, "val", "train")
+    table = cleaned.assign(split=split)
+
+    cached = CachedCounter(counter or get_counter())
+    splits = {"train": kept[~is_val]}
+    if val_fraction > 0:
+        splits["val"] = kept[is_val]
+    examples = {
+        name: [templates.example(t, lab) for t, lab in zip(part["text"], part["label"])]
+        for name, part in splits.items()
+    }
+    files: list[PlannedFile] = []
+    reports: dict[str, CheckReport] = {}
+    for spec in specs:
+        if spec.kind == "table":
+            planned, report = _plan_table(spec, table)
+            files.append(planned)
+            reports[planned.name] = report
+            continue
+        for split_name, exs in examples.items():
+            name = spec.file_name(split_name)
+            data, lines = to_jsonl(spec.record(ex, templates) for ex in exs)  # type: ignore[misc]
+            report, parsed = check_jsonl(
+                data,
+                spec,
+                templates,
+                file=name,
+                split=split_name,
+                counter=cached,
+                max_tokens=max_example_tokens,
+                min_examples=min_train_examples,
+                price_per_mtok=price_per_mtok,
+            )
+            _check_roundtrip(report, spec, templates, exs, parsed)
+            report.raise_if_failed()
+            reports[name] = report
+            files.append(PlannedFile(name, spec.name, split_name, data, lines, lines))
     counts = {
+        "rows_valid": len(cleaned),
         "exported": len(kept),
         "exported_train": int((~is_val).sum()),
         "exported_val": int(is_val.sum()),
-        "excluded": int((cleaned["action"] == "exclude").sum()),
+        "excluded": int((~kept_mask).sum()),
         "relabelled": int((cleaned["action"] == "relabel").sum()),
     }
-    return ExportPlan(files=files, counts=counts, system_prompt=prompt or None)
+    tokenizer = {"name": cached.name, "description": cached.description}
+    return ExportPlan(files, counts, reports, templates, tokenizer, table)
+
+
+def _plan_table(spec: FormatSpec, table: pd.DataFrame) -> tuple[PlannedFile, CheckReport]:
+    frame = table.rename(columns={"row_id": "id"})
+    data = table_bytes(frame, spec.name)  # type: ignore[arg-type]
+    name = spec.file_name("all")
+    report = check_table(data, spec.name, frame, file=name)
+    report.raise_if_failed()
+    lines = data.count(b"\n") if spec.name == "csv" else None
+    return PlannedFile(name, spec.name, "all", data, lines, len(frame)), report
+
+
+def _check_roundtrip(
+    report: CheckReport, spec: FormatSpec, templates: Templates, written: list[Example], parsed: list[Example]
+) -> None:
+    if not report.ok:
+        return
+    if len(parsed) != len(written):
+        report.error(f"{len(parsed)} examples read back, {len(written)} written")
+        return
+    for line, (ex, back) in enumerate(zip(written, parsed), 1):
+        expected = Example(ex.system or templates.instruction, ex.turns) if spec.name == "alpaca" else ex
+        if back != expected:
+            report.error(f"line {line}: reads back as a different example")
+            return
 
 
 def sha256_bytes(data: bytes) -> str:

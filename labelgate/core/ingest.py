@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from typing import Any
 import pandas as pd
 
 from labelgate.errors import InputError, MissingColumnError
+
+#: largest CSV field read (characters); Python's csv default of 131072 would reject a long text outright
+_MAX_FIELD = 1 << 30
 
 ROW_COLUMNS = ["seq", "row_id", "text", "label", "label_raw", "text_sha256", "source_line"]
 QUARANTINE_COLUMNS = ["seq", "row_id", "source_line", "reason", "raw_json"]
@@ -151,10 +155,19 @@ def read_dataset(
     if fmt == "auto":
         fmt = detect_format(p, data[:65536])
     if fmt in ("csv", "tsv"):
-        records, columns = _read_csv(data, p, encoding=encoding, delimiter=delimiter or ("\t" if fmt == "tsv" else ","))
-        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+        delimiter = delimiter or ("\t" if fmt == "tsv" else ",")
+        records, columns = _read_csv(data, p, encoding=encoding, delimiter=delimiter)
+        _check_unique_columns(columns, p, (text_col, label_col, id_col or "id"))
+        try:
+            rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+        except MissingColumnError as err:
+            hint = _delimiter_hint(columns, delimiter)
+            if hint:
+                err.args = (f"{err.args[0]} {hint}",)
+            raise
     elif fmt == "parquet":
         records, columns = _read_parquet(p)
+        _check_unique_columns(columns, p, (text_col, label_col, id_col or "id"))
         rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
     elif fmt == "jsonl":
         records, bad_lines = _read_jsonl(data, p, encoding=encoding)
@@ -169,7 +182,10 @@ def read_dataset(
         raise InputError(f"unknown input format {fmt!r}; use csv, tsv, jsonl, chat-jsonl or parquet")
 
     if rows.empty:
-        raise InputError(f"input file {str(p)!r} has no data rows")
+        only = " (only a header line)" if fmt in ("csv", "tsv") else ""
+        raise InputError(f"input file {str(p)!r} has no data rows{only}; nothing to curate")
+    if len(bad) == len(rows):
+        raise InputError(_nothing_readable(p, data, bad, fmt))
 
     normalised = _normalise_labels(rows, label_case)
     notes: list[str] = []
@@ -193,6 +209,46 @@ def read_dataset(
     )
 
 
+def _check_unique_columns(columns: list[str], path: Path, used: tuple[str, ...]) -> None:
+    """Raise when a column the run reads appears more than once in the header (which copy is meant?)."""
+    for name in dict.fromkeys(used):
+        n = columns.count(name)
+        if n > 1:
+            raise InputError(
+                f"column {name!r} appears {n} times in the header of {str(path)!r}; "
+                "rename the copies so that every column name is unique"
+            )
+
+
+def _delimiter_hint(columns: list[str], delimiter: str) -> str:
+    """A hint when a one-column header looks separated by another delimiter ('' when it does not)."""
+    if len(columns) != 1:
+        return ""
+    for candidate, option in ((";", "--delimiter ';'"), ("\t", "--input-format tsv"), ("|", "--delimiter '|'")):
+        if candidate != delimiter and candidate in columns[0]:
+            return f"The header looks {candidate!r}-separated: pass {option}."
+    if delimiter != "," and "," in columns[0]:
+        return "The header looks comma-separated: leave out --delimiter."
+    return ""
+
+
+def _nothing_readable(path: Path, data: bytes, bad: pd.DataFrame, fmt: str) -> str:
+    """The message when no record of the file could be read at all (every one would be quarantined)."""
+    first = bad.iloc[0]
+    what = "lines" if fmt in ("jsonl", "chat-jsonl") else "records"
+    msg = f"none of the {len(bad)} {what} of {str(path)!r} can be used (line {first['source_line']}: {first['reason']})"
+    first_line = data.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0].strip()
+    if fmt in ("jsonl", "chat-jsonl"):
+        if first_line.startswith(b"["):
+            return msg + "; the file looks like one JSON array: write one JSON object per line (JSON Lines)"
+        if first_line == b"{":
+            return msg + "; the file looks like one pretty-printed JSON document: write one JSON object per line"
+        if str(first["reason"]).startswith("missing key"):
+            return msg + "; pass --text-col / --label-col to name the keys"
+        return msg + "; every line must be one JSON object holding the text and the label"
+    return msg + "; check the delimiter (--delimiter) and the format (--input-format)"
+
+
 # --- readers ------------------------------------------------------------------------------------
 
 
@@ -204,6 +260,11 @@ def _decode(data: bytes, path: Path, encoding: str) -> str:
     except LookupError as err:
         raise InputError(f"unknown encoding {encoding!r}; pass a Python codec name such as utf-8 or latin-1") from err
     except UnicodeDecodeError as err:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise InputError(
+                f"{str(path)!r} is not valid {encoding}: it starts with a UTF-16 byte-order mark; "
+                "pass --encoding utf-16 or re-save it as UTF-8"
+            ) from err
         line = data[: err.start].count(b"\n") + 1
         snippet = data[max(0, err.start - 20) : err.start + 10]
         raise InputError(
@@ -216,7 +277,15 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
     text = _decode(data, path, encoding)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError(f"{str(path)!r} contains a NUL byte at line {line}; is it a binary or UTF-16 file?")
+        hint = (
+            "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)"
+            if text.count("\x00") > len(text) // 10
+            else "is it a binary file? remove the NUL bytes or re-export the file as UTF-8 text"
+        )
+        raise InputError(f"{str(path)!r} contains a NUL byte at line {line}; {hint}")
+    # one multi-megabyte text must not stop the whole file: the row is quarantined by length in validation
+    if csv.field_size_limit() < _MAX_FIELD:
+        csv.field_size_limit(_MAX_FIELD)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
@@ -235,12 +304,20 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
                 continue  # blank line
             rec: dict[str, Any] = dict(zip(header, fields))
             if len(fields) != width:
-                rec["__error__"] = f"has {len(fields)} fields, the header has {width}"
+                rec["__error__"] = f"has {len(fields)} field{'s' * (len(fields) != 1)}, the header has {width}"
+            elif [f.strip().removeprefix("\ufeff") for f in fields] == header:
+                rec["__error__"] = "repeats the header line (were two files concatenated?)"
             records.append((start, rec))
             start = reader.line_num + 1
     except csv.Error as err:
+        if "end of data" in str(err):
+            raise InputError(
+                f"{str(path)!r} line {start}: unterminated quoted field (the quote opened there is never closed); "
+                'close the quote, and write a quote inside a quoted field as two quotes ("")'
+            ) from err
         raise InputError(
-            f"{str(path)!r} line {reader.line_num}: malformed CSV ({err}); check for an unterminated quote"
+            f"{str(path)!r} line {reader.line_num}: malformed CSV ({err}); quote fields that contain the delimiter "
+            'or quotes, and write a quote inside a quoted field as two quotes ("")'
         ) from err
     return records, header
 
@@ -251,7 +328,11 @@ def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for corrupt files
-        raise InputError(f"cannot read {str(path)!r} as Parquet: {str(err).splitlines()[0]}") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(
+            f"cannot read {str(path)!r} as Parquet: {first}; re-export the file (it may be truncated or damaged) "
+            "or pass --input-format if it is not Parquet"
+        ) from err
     columns = list(table.column_names)
     records = [(i + 1, rec) for i, rec in enumerate(table.to_pylist())]
     return records, columns
@@ -323,6 +404,8 @@ def _as_text(value: Any) -> str | None:
         return None
     if isinstance(value, float) and value != value:  # NaN
         return None
+    if isinstance(value, (bytes, bytearray)):  # a Parquet binary column
+        return bytes(value).decode("utf-8", errors="replace")
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, float) and value.is_integer():
@@ -361,6 +444,7 @@ def _from_records(
     for seq, (line, rec, reason, raw) in enumerate(entries):
         if rec is None:
             text = label = None
+            raw = _scrub(raw)
             rid = _hash_id(f"line:{line}:{raw}", seen)
             q_rows.append({"seq": seq, "row_id": rid, "source_line": line, "reason": reason, "raw_json": raw})
         else:
@@ -370,10 +454,24 @@ def _from_records(
                 missing = [k for k in (text_col, label_col) if k not in rec]
                 if missing:
                     reason = f"missing key {missing[0]!r}"
+            nested = [
+                (role, type(rec[col]).__name__)
+                for role, col in (("text", text_col), ("label", label_col))
+                if isinstance(rec.get(col), (dict, list))
+            ]
+            if nested and reason is None:
+                role, kind = nested[0]
+                what = "a single string" if role == "text" else "one label per row"
+                reason = f"{role} is a {'JSON object' if kind == 'dict' else 'list'}, expected {what}"
+            # a JSON escape such as "\ud800" decodes to a lone surrogate, which no UTF-8 store can hold
+            unpaired = [role for role, v in (("text", text), ("label", label)) if v and _SURROGATE.search(v)]
+            if unpaired and reason is None:
+                reason = f"{unpaired[0]} holds an unpaired UTF-16 surrogate escape (such as \\ud800); fix the escape"
+            text, label = _scrub(text), _scrub(label)
             if "__error__" in rec:
                 reason = str(rec["__error__"])
             if id_col is not None and _as_text(rec.get(id_col)) not in (None, ""):
-                rid = str(_as_text(rec.get(id_col))).strip()
+                rid = _scrub(str(_as_text(rec.get(id_col))).strip())
             else:
                 rid = _hash_id(f"{text}\x1f{label}", seen)
             if reason is not None:
@@ -384,7 +482,7 @@ def _from_records(
                         "row_id": rid,
                         "source_line": line,
                         "reason": reason,
-                        "raw_json": json.dumps(raw_rec, ensure_ascii=False, default=str)[:2000],
+                        "raw_json": _scrub(json.dumps(raw_rec, ensure_ascii=False, default=str)[:2000]),
                     }
                 )
         seqs.append(seq)
@@ -406,6 +504,14 @@ def _from_records(
     rows.attrs["id_source"] = id_col if id_col is not None else "content-hash"
     quarantine = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
     return rows, quarantine
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _scrub(value: str | None) -> str | None:
+    """``value`` with every lone surrogate replaced by U+FFFD (valid UTF-8 for DuckDB, Arrow and the exports)."""
+    return value if value is None or not _SURROGATE.search(value) else _SURROGATE.sub("\ufffd", value)
 
 
 def _hash_id(content: str, seen: dict[str, int]) -> str:

@@ -2,6 +2,20 @@
 
 Decisions have one shape whoever makes them (this policy or a person):
 ``row_id, action (keep|relabel|exclude), label (the label to export; None for exclude), reason``.
+
+The policy, per row, first matching rule wins (every decision quotes the detector's reason):
+
+1. ``leakage`` -> exclude (a twin of a test row must not be trained on).
+2. ``exact_duplicate`` / ``near_duplicate`` (later copies only; the first occurrence stays) -> exclude.
+3. ``empty`` with no word at all (score 0) -> exclude.
+4. ``outlier`` -> exclude (out of scope: no class fits it, so relabelling would guess).
+5. ``label`` issue whose suggestion has plain probability >= ``relabel_threshold`` -> relabel.
+6. ``label`` issue otherwise -> exclude when its label score is below ``exclude_threshold`` (or, when that
+   is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given label
+   less likely than a guess, and there is no confident replacement), else keep.
+7. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
+
+Rows no detector flagged get no decision: they are kept as given.
 """
 
 from __future__ import annotations
@@ -11,62 +25,110 @@ import pandas as pd
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
 ACTIONS = ("keep", "relabel", "exclude")
 
+#: issue types whose flagged rows the policy excludes, in order of precedence
+EXCLUDED_TYPES = ("leakage", "exact_duplicate", "near_duplicate", "empty", "outlier")
+
+
+def _long(issues: pd.DataFrame) -> pd.DataFrame:
+    """Accept the long issues table or a wide label-issue frame (``is_label_issue``, ``label_score``)."""
+    if "issue_type" in issues.columns:
+        out = issues.copy()
+        if "score" not in out.columns and "label_score" in out.columns:
+            out["score"] = out["label_score"]
+        if "is_issue" not in out.columns and "is_label_issue" in out.columns:
+            out["is_issue"] = out["is_label_issue"]
+        return out
+    out = issues.rename(columns={"label_score": "score", "is_label_issue": "is_issue"}).copy()
+    out["issue_type"] = "label"
+    for col in ("reason", "related_row_id", "given_label", "suggested_label", "suggested_prob"):
+        if col not in out.columns:
+            out[col] = None
+    return out
+
 
 def auto_decisions(
-    label_issues: pd.DataFrame,
+    issues: pd.DataFrame,
     *,
     relabel_threshold: float = 0.8,
     exclude_threshold: float | None = None,
+    exclude_below_chance: bool = False,
+    n_classes: int | None = None,
 ) -> pd.DataFrame:
-    """Decide every flagged row of ``label_issues`` by thresholds.
+    """Decide every flagged row of ``issues`` (see the module docstring for the rules).
 
     Args:
-        label_issues: the output of :func:`labelgate.core.detect.find_label_issues` (needs
-            ``row_id, given_label, suggested_label, suggested_prob, label_score, is_label_issue``).
-        relabel_threshold: a flagged row is relabelled to its suggestion when the model gives the
+        issues: the long issues table (columns ``row_id, issue_type, score, is_issue, given_label,
+            suggested_label, suggested_prob, reason``; see :mod:`labelgate.core.issues`), or a wide
+            label-issue frame (``row_id, given_label, suggested_label, suggested_prob, label_score,
+            is_label_issue``) as :func:`labelgate.core.detect.find_label_issues` returns.
+        relabel_threshold: a label issue is relabelled to its suggestion when the model gives the
             suggestion at least this probability.
-        exclude_threshold: a flagged row that is not relabelled is excluded when its label score
-            is below this; ``None`` keeps it.
+        exclude_threshold: a label issue that is not relabelled is excluded when its label score is
+            below this; ``None`` defers to ``exclude_below_chance``.
+        exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not
+            relabelled when its label score is below ``1 / n_classes``.
+        n_classes: the number of classes (needed by ``exclude_below_chance``).
 
     Returns:
-        One decision per flagged row (columns :data:`DECISION_COLUMNS`), in the input order.
-        Rows that are not flagged get no decision: they are kept as given.
+        One decision per flagged row (columns :data:`DECISION_COLUMNS`), ordered by row id.
     """
     if not 0.0 <= relabel_threshold <= 1.0:
         raise ValueError(f"relabel_threshold must be in [0, 1], got {relabel_threshold!r}")
     if exclude_threshold is not None and not 0.0 <= exclude_threshold <= 1.0:
         raise ValueError(f"exclude_threshold must be in [0, 1] or None, got {exclude_threshold!r}")
-    flagged = label_issues[label_issues["is_label_issue"].astype(bool)]
+    chance = False
+    if exclude_threshold is None and exclude_below_chance and n_classes and n_classes >= 2:
+        exclude_threshold, chance = 1.0 / n_classes, True
+    long = _long(issues)
+    flagged = long[long["is_issue"].fillna(False).astype(bool)]
+    if flagged.empty:
+        return pd.DataFrame(columns=DECISION_COLUMNS)
     out = []
-    for rec in flagged.itertuples(index=False):
-        prob = float(rec.suggested_prob)
-        differs = rec.suggested_label != rec.given_label
-        if differs and prob >= relabel_threshold:
-            out.append(
-                (
-                    rec.row_id,
-                    "relabel",
-                    rec.suggested_label,
-                    f"P({rec.suggested_label})={prob:.2f} >= {relabel_threshold:.2f}: relabel {rec.given_label} "
-                    f"-> {rec.suggested_label}",
-                )
-            )
-        elif exclude_threshold is not None and float(rec.label_score) < exclude_threshold:
-            out.append(
-                (
-                    rec.row_id,
-                    "exclude",
-                    None,
-                    f"label score {float(rec.label_score):.2f} < {exclude_threshold:.2f} and no confident suggestion",
-                )
-            )
-        else:
-            out.append(
-                (
-                    rec.row_id,
-                    "keep",
-                    rec.given_label,
-                    f"P({rec.suggested_label})={prob:.2f} < {relabel_threshold:.2f}: not confident enough to relabel",
-                )
-            )
+    for row_id, group in flagged.groupby("row_id", sort=True):
+        by_type = {rec.issue_type: rec for rec in group.itertuples(index=False)}
+        others = [str(by_type[t].reason) for t in by_type if t != "label" and by_type[t].reason]
+        decision = None
+        for t in EXCLUDED_TYPES:
+            rec = by_type.get(t)
+            if rec is None or (t == "empty" and float(rec.score or 0.0) > 0.0):
+                continue
+            decision = (row_id, "exclude", None, f"{t}: {rec.reason}" if rec.reason else t)
+            break
+        if decision is None and "label" in by_type:
+            decision = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance)
+        if decision is None:
+            given = next((r.given_label for r in by_type.values() if r.given_label is not None), None)
+            decision = (row_id, "keep", given, "kept for review: " + "; ".join(others))
+        elif others and decision[1] != "exclude":
+            decision = (*decision[:3], decision[3] + "; also " + "; ".join(others))
+        out.append(decision)
     return pd.DataFrame(out, columns=DECISION_COLUMNS)
+
+
+def _label_decision(rec, relabel_threshold: float, exclude_threshold: float | None, chance: bool = False) -> tuple:
+    prob = float(rec.suggested_prob) if rec.suggested_prob is not None else 0.0
+    score = float(rec.score) if rec.score is not None else 1.0
+    differs = rec.suggested_label is not None and rec.suggested_label != rec.given_label
+    why = f" ({rec.reason})" if getattr(rec, "reason", None) else ""
+    if differs and prob >= relabel_threshold:
+        return (
+            rec.row_id,
+            "relabel",
+            rec.suggested_label,
+            f"P({rec.suggested_label})={prob:.2f} >= {relabel_threshold:.2f}: relabel {rec.given_label} "
+            f"-> {rec.suggested_label}{why}",
+        )
+    if exclude_threshold is not None and score < exclude_threshold:
+        return (
+            rec.row_id,
+            "exclude",
+            None,
+            f"label score {score:.2f} < {'chance ' if chance else ''}{exclude_threshold:.2f} and no confident "
+            f"suggestion (P({rec.suggested_label})={prob:.2f} < {relabel_threshold:.2f}){why}",
+        )
+    return (
+        rec.row_id,
+        "keep",
+        rec.given_label,
+        f"P({rec.suggested_label})={prob:.2f} < {relabel_threshold:.2f}: not confident enough to relabel{why}",
+    )

@@ -276,7 +276,8 @@ def validate_rows(
         kind, count = max(reason_counts.items(), key=lambda kv: kv[1])
         raise _with_record(
             ValidationError(
-                f"no valid rows: all {n_rows} rows were quarantined (most common reason: {kind!r}, {count} rows)"
+                f"no valid rows: all {n_rows} rows were quarantined (most common reason: {kind!r}, {count} rows); "
+                + _fix_hint(kind, min_rows_per_class)
             ),
             result_json,
             quarantine,
@@ -292,6 +293,7 @@ def validate_rows(
                 f" ({len(dropped_classes)} other class(es) had fewer than {min_rows_per_class} valid rows "
                 "and were quarantined)"
             )
+        msg += "; " + _fix_hint(_CLASS_TOO_SMALL if dropped_classes else "", min_rows_per_class)
         raise _with_record(ValidationError(msg), result_json, quarantine)
     if not table_result.success:  # pragma: no cover - the two checks above mirror the table suite
         raise _with_record(
@@ -304,6 +306,20 @@ def validate_rows(
 # --------------------------------------------------------------------------------------------------------------------
 # helpers: pandas
 # --------------------------------------------------------------------------------------------------------------------
+
+
+def _fix_hint(kind: str, min_rows_per_class: int) -> str:
+    """What the user can do when the run stops because ``kind`` (a reason kind) emptied the table."""
+    if kind.startswith("class with fewer than"):
+        lower = " or lower --folds (2 at least)" if min_rows_per_class > 2 else ""
+        return f"add examples so that each class has at least {min_rows_per_class} rows{lower}"
+    if kind.startswith("text"):
+        return "check --text-col names the text column and the --min-text-chars/--max-text-chars limits"
+    if kind.startswith("label"):
+        return "check --label-col names the label column"
+    if kind.startswith("duplicate id"):
+        return "check --id-col names a column of unique ids"
+    return "add labelled examples of at least 2 classes"
 
 
 def _check_params(min_text_chars: int, max_text_chars: int, min_rows_per_class: int) -> None:

@@ -15,12 +15,16 @@ from prefect.runtime import flow_run
 
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
+from labelgate.notify import on_curate_failure
 from labelgate.tasks.artifacts import publish_artifacts
 from labelgate.tasks.detect import detect
 from labelgate.tasks.embed import embed
+from labelgate.tasks.evaluate import evaluate
 from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
 from labelgate.tasks.ingest import ingest
+from labelgate.tasks.quality import quality_gate
+from labelgate.tasks.review import human_gate
 from labelgate.tasks.run import finish_run, start_run
 from labelgate.tasks.validate import validate
 
@@ -37,7 +41,7 @@ SUMMARY_KEYS = (
 )
 
 
-@flow(name="curate", log_prints=True, validate_parameters=True)
+@flow(name="curate", log_prints=True, validate_parameters=True, on_failure=[on_curate_failure])
 def curate(
     input_path: str,
     db_path: str = "labelgate.duckdb",
@@ -53,8 +57,6 @@ def curate(
         params: every other setting (see :class:`labelgate.config.CurateParams`).
     """
     params = params or CurateParams()
-    if params.gate == "human":
-        raise ConfigError("gate 'human' (pause for a reviewer) is not available in this version; use auto or none")
     if not Path(input_path).exists():
         raise ConfigError(f"input file {input_path!r} does not exist")
     run_id = start_run(db_path, input_path, params, flow_run_id=_flow_run_id())
@@ -65,9 +67,14 @@ def curate(
         metrics.update(validate(db_path, run_id, params))
         metrics.update(embed(db_path, run_id, params))
         metrics.update(detect(db_path, run_id, params))
+        metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
         if params.gate == "auto":
             metrics["decisions"] = auto_gate(db_path, run_id, params)
+        elif params.gate == "human":
+            metrics.update(human_gate(db_path, run_id, params))
         metrics.update(export(db_path, run_id, out_dir, params, apply=params.gate != "none"))
+        if params.test_path:
+            metrics["evaluation"] = evaluate(db_path, run_id, params)
     except Exception as err:
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
         finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})

@@ -1,8 +1,17 @@
-"""Publish a run's summary and its top issues as Prefect artifacts (shown in the Prefect UI)."""
+"""A run's Prefect artifacts (shown in the Prefect UI): summary, top issues, embedding progress, review link.
+
+- ``labelgate-summary`` (markdown): the run's figures; for a run the quality gate blocked, the reason
+- ``labelgate-top-issues`` (table): the worst flagged rows
+- ``labelgate-embedding-progress`` (progress): updated while the embed task works (:class:`EmbeddingProgress`)
+- ``labelgate-review`` (link): the run's review page (:func:`publish_review_link`)
+- ``labelgate-quality`` (markdown): the quality gate's checks (published by :mod:`labelgate.tasks.quality`)
+"""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -16,9 +25,10 @@ TOP_ISSUES = 25
 def summary_markdown(metrics: dict[str, Any]) -> str:
     """A markdown summary of a run's metrics."""
     d = metrics.get("decisions", {})
-    lines = [
-        f"# labelgate run `{metrics.get('run_id')}`",
-        "",
+    lines = [f"# labelgate run `{metrics.get('run_id')}`", ""]
+    if metrics.get("outcome") == "blocked":
+        lines += [f"**Blocked by the quality gate, nothing exported.** {metrics.get('message') or ''}", ""]
+    lines += [
         "| stage | figure |",
         "|---|---|",
         f"| rows in | {metrics.get('rows_in')} |",
@@ -33,6 +43,14 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
     reasons = metrics.get("quarantine_reasons") or {}
     if reasons:
         lines += ["**Quarantine reasons**", ""] + [f"- {k}: {v}" for k, v in reasons.items()] + [""]
+    quality = metrics.get("quality") or {}
+    if quality:
+        state = "passed" if quality.get("passed") else ("FAILED" if quality.get("enforced") else "would fail (off)")
+        lines += [
+            f"**Quality gate**: {state}"
+            + (f" — {'; '.join(quality.get('reasons') or [])}" if quality.get("reasons") else ""),
+            "",
+        ]
     for note in metrics.get("notes") or []:
         lines.append(f"> {note}")
     if metrics.get("export_dir"):
@@ -63,4 +81,99 @@ def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> Non
         key="labelgate-top-issues",
         table=top.to_dict(orient="records"),
         description=f"Top {TOP_ISSUES} label issues of run {run_id} (lowest label score first)",
+    )
+    publish_review_link(run_id, review_page_url(run_id, metrics.get("review_url")), db_path=db_path)
+
+
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    except Exception:  # outside a run
+        return logging.getLogger("labelgate")
+
+
+def _in_run() -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+class EmbeddingProgress:
+    """The ``labelgate-embedding-progress`` artifact: percent of the texts to embed that are committed.
+
+    Best effort: outside a Prefect run, or when the API refuses, it does nothing (and logs why once).
+    Usage inside the embed task: ``progress = EmbeddingProgress(run_id, total)``, then ``progress.update(done)``
+    after each committed chunk and ``progress.finish()``.
+    """
+
+    KEY = "labelgate-embedding-progress"
+
+    def __init__(self, run_id: str, total: int, *, cached: int = 0) -> None:
+        self.run_id = run_id
+        self.total = int(total)
+        self.cached = int(cached)
+        self.artifact_id: UUID | None = None
+        self.last = -1.0
+        if not _in_run():
+            return
+        try:
+            from prefect.artifacts import create_progress_artifact
+
+            self.artifact_id = create_progress_artifact(
+                progress=100.0 if self.total == 0 else 0.0, key=self.KEY, description=self._describe(0)
+            )
+        except Exception as err:  # the artifact is a convenience: never fail the run for it
+            _log().warning("no embedding progress artifact: %s: %s", type(err).__name__, err)
+
+    def _describe(self, done: int) -> str:
+        return f"labelgate run {self.run_id}: embedded {done} of {self.total} new texts" + (
+            f" ({self.cached} from the cache)" if self.cached else ""
+        )
+
+    def update(self, done: int) -> None:
+        """Set the progress to ``done`` of ``total`` texts (rounded to whole percent; repeats are skipped)."""
+        if self.artifact_id is None:
+            return
+        percent = 100.0 if self.total == 0 else round(100.0 * min(done, self.total) / self.total)
+        if percent == self.last:
+            return
+        try:
+            from prefect.artifacts import update_progress_artifact
+
+            update_progress_artifact(self.artifact_id, percent, description=self._describe(done))
+            self.last = percent
+        except Exception as err:
+            _log().warning("embedding progress artifact not updated: %s: %s", type(err).__name__, err)
+            self.artifact_id = None
+
+    def finish(self) -> None:
+        """Mark every text embedded."""
+        self.update(self.total)
+
+
+def review_page_url(run_id: str, review_url: str | None = None) -> str:
+    """The review page of ``run_id``: ``review_url`` when the run has one, else the configured review server's."""
+    if review_url:
+        return review_url
+    from labelgate.web.server import ReviewServerSettings, base_url
+
+    settings = ReviewServerSettings.from_env()
+    base = settings.public_url or base_url(settings.host, settings.port)
+    return f"{base}/runs/{run_id}"
+
+
+def publish_review_link(run_id: str, url: str, *, db_path: str | None = None) -> UUID | None:
+    """Create the ``labelgate-review`` link artifact pointing at the run's review page (None outside a run)."""
+    if not _in_run():
+        return None
+    from prefect.artifacts import create_link_artifact
+
+    serve = f" (served by `labelgate serve --db {db_path}`)" if db_path else ""
+    return create_link_artifact(
+        link=url,
+        link_text=f"Review run {run_id}",
+        key="labelgate-review",
+        description=f"Review page of labelgate run {run_id}{serve}; the run history is at /dashboard",
     )

@@ -1,119 +1,324 @@
-"""Export task: apply the latest decisions, split, write the fine-tuning files and their manifest."""
+"""Export task: apply the latest decisions, keep the test set out, write checked fine-tuning files and a manifest.
+
+The files of one run go to ``<out_dir>/<run_id>/``:
+
+- ``train.<format>.jsonl`` and ``val.<format>.jsonl`` for every JSONL format,
+- ``cleaned.csv`` / ``cleaned.parquet`` for the table formats,
+- ``manifest.json``: lineage (run, input sha256, dataset version, counts, decisions, thresholds, model,
+  prompt templates, tokenizer, labelgate version), each file's check report, sha256 and line count.
+
+The folder is written atomically: everything goes to a staging folder first, which then replaces the
+run's folder by rename. A folder holding another run's manifest is never overwritten.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import task
 
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.export import apply_decisions, plan_export, sha256_bytes
-from labelgate.errors import ExportError
+from labelgate.core.export import (
+    ExportPlan,
+    apply_decisions,
+    decision_summary,
+    exclude_leakage,
+    plan_export,
+    text_fingerprints,
+)
+from labelgate.core.ingest import read_dataset, sha256_file
+from labelgate.core.tokens import get_counter
+from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
 from labelgate.tasks._common import TASK_OPTIONS
 
+MANIFEST = "manifest.json"
 
-def export_run(
-    db_path: str, run_id: str, out_dir: str, params: CurateParams, *, fmt: str = "openai-chat", apply: bool = True
-) -> dict[str, Any]:
-    """Write ``out_dir/<run_id>/{train,val}.jsonl`` and ``manifest.json``; record them in ``exports``.
 
-    Args:
-        apply: apply the run's decisions (False exports the valid rows as given: ``--gate none``).
+@dataclass(frozen=True)
+class HeldOutSet:
+    """The held-out test file as read with the run's column settings: ``rows`` has text and label."""
 
-    Files are written atomically. A folder holding another run's manifest is never overwritten.
+    path: str
+    sha256: str
+    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Curated:
+    """A run's rows after decisions and leakage exclusion (``cleaned``: :data:`CLEANED_COLUMNS`)."""
+
+    run: dict[str, Any]
+    cleaned: pd.DataFrame
+    leakage: dict[str, int]
+    test: HeldOutSet | None
+
+
+def read_test_set(test_path: str, params: CurateParams) -> HeldOutSet:
+    """Read the test file with the run's format and column settings; rows without text or label are dropped.
+
+    Raises:
+        ConfigError: the file does not exist.
+    """
+    if not Path(test_path).exists():
+        raise ConfigError(f"test file {test_path!r} does not exist; pass --test PATH")
+    result = read_dataset(
+        test_path,
+        fmt=params.input_format,
+        text_col=params.text_col,
+        label_col=params.label_col,
+        id_col=params.id_col,
+        encoding=params.encoding,
+        delimiter=params.delimiter,
+        label_case=params.label_case,
+    )
+    rows = result.rows[result.rows["text"].notna() & result.rows["label"].notna()]
+    rows = rows[rows["text"].str.strip() != ""][["row_id", "text", "label"]].reset_index(drop=True)
+    return HeldOutSet(str(Path(test_path).resolve()), sha256_file(test_path), rows)
+
+
+def load_curated(
+    db_path: str, run_id: str, params: CurateParams, *, apply: bool = True, test_path: str | None = None
+) -> Curated:
+    """Read a run's valid rows, apply its latest decisions (when ``apply``) and exclude the test set's leaks.
+
+    Leaks are the rows the leakage detector flagged (``issues`` of type ``leakage``) and the rows whose
+    text equals a row of ``test_path`` (default ``params.test_path``) exactly or after normalisation.
     """
     with store.connect(db_path) as con:
         run = store.run_record(con, run_id)
         rows = store.valid_rows(con, run_id)
         decisions = store.latest_decisions(con, run_id) if apply else None
+        flagged = [
+            r[0]
+            for r in con.execute(
+                "SELECT row_id FROM issues WHERE run_id = ? AND issue_type = 'leakage' AND is_issue", [run_id]
+            ).fetchall()
+        ]
+    test_path = test_path or params.test_path
+    test = read_test_set(test_path, params) if test_path else None
     cleaned = apply_decisions(rows, decisions)
+    cleaned, leakage = exclude_leakage(
+        cleaned, flagged=flagged, test_fingerprints=text_fingerprints(test.rows["text"]) if test else None
+    )
+    return Curated(run, cleaned, leakage, test)
+
+
+def export_run(
+    db_path: str,
+    run_id: str,
+    out_dir: str,
+    params: CurateParams,
+    *,
+    apply: bool = True,
+    formats: list[str] | None = None,
+    test_path: str | None = None,
+) -> dict[str, Any]:
+    """Write the run's files in ``formats`` (default ``params.export_formats``) under ``out_dir/<run_id>/``.
+
+    Args:
+        apply: apply the run's decisions (False exports the valid rows as given: ``--gate none``); the
+            test set's leaks are excluded either way.
+        test_path: the held-out test file (default ``params.test_path``).
+
+    Returns:
+        The export's figures: ``exported_train``, ``exported_val``, ``export_files`` (paths), ``manifest``,
+        ``export_dir``, ``export_formats``, ``export_warnings``, the leakage counts and ``tokenizer``.
+
+    Raises:
+        ExportError: a file failed its checks (nothing is written), or the folder holds another run's export.
+    """
+    curated = load_curated(db_path, run_id, params, apply=apply, test_path=test_path)
+    formats = list(formats or params.export_formats)
     plan = plan_export(
-        cleaned,
-        fmt=fmt,
+        curated.cleaned,
+        formats=formats,
         val_fraction=params.val_fraction,
         seed=params.seed,
         system_prompt=params.system_prompt,
         task_description=params.task_description,
+        user_template=params.user_template,
+        label_map=params.label_map,
+        completion_separator=params.completion_separator,
+        completion_stop=params.completion_stop,
+        max_example_tokens=params.max_example_tokens,
+        min_train_examples=params.min_train_examples,
+        price_per_mtok=params.price_per_mtok,
+        counter=get_counter(params.token_counter),
     )
     folder = Path(out_dir) / run_id
-    manifest_path = folder / "manifest.json"
-    if manifest_path.exists():
-        try:
-            other = json.loads(manifest_path.read_text()).get("run_id")
-        except ValueError:
-            other = "?"
-        if other != run_id:
-            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
-    files = []
-    for name, (data, lines) in plan.files.items():
-        path = atomic_write_bytes(folder / name, data)
-        files.append(
-            {
-                "name": name,
-                "path": str(path.resolve()),
-                "sha256": sha256_bytes(data),
-                "lines": lines,
-                "format": fmt,
-                "split": name.split(".")[0],
-            }
-        )
-    metrics = run["metrics_json"]
-    manifest = {
-        "labelgate_version": labelgate.__version__,
-        "run_id": run_id,
-        "dataset": run["dataset"],
-        "dataset_version": run["dataset_version"],
-        "input_path": run["input_path"],
-        "input_sha256": run["input_sha256"],
-        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "format": fmt,
-        "system_prompt": plan.system_prompt,
-        "counts": {
-            "rows_in": metrics.get("rows_in"),
-            "rows_valid": metrics.get("rows_valid"),
-            "rows_quarantined": metrics.get("rows_quarantined"),
-            "label_issues": metrics.get("label_issues"),
-            **plan.counts,
-        },
-        "decisions": metrics.get("decisions", {}),
-        "gate": metrics.get("gate"),
-        "thresholds": {
-            "relabel_threshold": params.relabel_threshold,
-            "exclude_threshold": params.exclude_threshold,
-        },
-        "split": {"val_fraction": params.val_fraction, "seed": params.seed},
-        "model": {
-            "embedding": metrics.get("embedding_model"),
-            "detector": metrics.get("detector"),
-            "n_folds": params.n_folds,
-        },
-        "files": [{k: f[k] for k in ("name", "sha256", "lines")} for f in files],
-    }
-    atomic_write_bytes(manifest_path, (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
+    write_export(folder, run_id, plan, manifest)
+    paths = [str((folder / f.name).resolve()) for f in plan.files]
     result = {
-        **plan.counts,
+        **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
+        **curated.leakage,
         "export_dir": str(folder.resolve()),
-        "manifest": str(manifest_path.resolve()),
-        "export_files": [f["path"] for f in files],
+        "manifest": str((folder / MANIFEST).resolve()),
+        "export_files": paths,
+        "export_formats": formats,
+        "export_warnings": plan.warnings,
+        "tokenizer": plan.tokenizer["name"],
     }
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM exports WHERE run_id = ? AND format = ?", [run_id, fmt])
-        for f in files:
+        con.execute("DELETE FROM exports WHERE run_id = ?", [run_id])
+        for f, path in zip(plan.files, paths):
             con.execute(
                 "INSERT INTO exports (run_id, format, split, path, sha256, lines) VALUES (?, ?, ?, ?, ?, ?)",
-                [run_id, fmt, f["split"], f["path"], f["sha256"], f["lines"]],
+                [run_id, f.format, f.split, path, f.sha256, f.records],
             )
         store.merge_metrics(con, run_id, result)
     return result
 
 
+def build_manifest(
+    curated: Curated, plan: ExportPlan, params: CurateParams, *, formats: list[str], applied: bool
+) -> dict[str, Any]:
+    """The manifest's content (see the module docstring)."""
+    run = curated.run
+    metrics = run["metrics_json"]
+    tpl = plan.templates
+    return {
+        "labelgate_version": labelgate.__version__,
+        "run_id": run["run_id"],
+        "dataset": run["dataset"],
+        "dataset_version": run["dataset_version"],
+        "input_path": run["input_path"],
+        "input_sha256": run["input_sha256"],
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "formats": formats,
+        "counts": {
+            "rows_in": metrics.get("rows_in"),
+            "rows_valid": plan.counts["rows_valid"],
+            "rows_quarantined": metrics.get("rows_quarantined"),
+            "label_issues": metrics.get("label_issues"),
+            **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
+            **curated.leakage,
+        },
+        "decisions": {"applied": applied, **decision_summary(curated.cleaned)},
+        "gate": params.gate,
+        "thresholds": {
+            "relabel_threshold": params.relabel_threshold,
+            "exclude_threshold": params.exclude_threshold,
+        },
+        "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},
+        "test": (
+            {"path": curated.test.path, "sha256": curated.test.sha256, "rows": len(curated.test.rows)}
+            if curated.test
+            else None
+        ),
+        "model": {
+            "embedding": metrics.get("embedding_model", params.model),
+            "detector": metrics.get("detector"),
+            "n_folds": params.n_folds,
+        },
+        "templates": {
+            "system_prompt": tpl.system,
+            "instruction": tpl.instruction,
+            "user_template": tpl.user_template,
+            "label_map": dict(tpl.label_map),
+            "completion_separator": tpl.completion_separator,
+            "completion_stop": tpl.completion_stop,
+        },
+        "tokenizer": {**plan.tokenizer, "note": "token counts and costs are estimates"},
+        "checks": {name: r.as_dict() for name, r in plan.reports.items()},
+        "files": [
+            {
+                "name": f.name,
+                "format": f.format,
+                "split": f.split,
+                "sha256": f.sha256,
+                "bytes": len(f.data),
+                "lines": f.lines,
+                "records": f.records,
+            }
+            for f in plan.files
+        ],
+    }
+
+
+def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str, Any]) -> None:
+    """Write the plan's files and the manifest into ``folder`` atomically (stage, then rename into place).
+
+    Raises:
+        ExportError: ``folder`` holds another run's manifest, or is a file.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
+    existing = folder / MANIFEST
+    if existing.exists():
+        try:
+            other = json.loads(existing.read_text(encoding="utf-8")).get("run_id")
+        except (ValueError, OSError):
+            other = "?"
+        if other != run_id:
+            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
+    elif folder.exists() and any(folder.iterdir()):
+        raise ExportError(f"{str(folder)!r} already holds files but no labelgate manifest; choose another --out")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.staging-", dir=folder.parent))
+    umask = _umask()
+    try:
+        os.chmod(staging, 0o777 & ~umask)
+        body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+        for name, data in [*((f.name, f.data) for f in plan.files), (MANIFEST, body.encode("utf-8"))]:
+            path = atomic_write_bytes(staging / name, data)
+            os.chmod(path, 0o666 & ~umask)  # temporary files are created 0600; exports are ordinary files
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{run_id}.old-", dir=folder.parent))
+            os.replace(folder, old / "export")
+            try:
+                os.replace(staging, folder)
+            except BaseException:
+                os.replace(old / "export", folder)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, folder)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def verify_manifest(folder: str | Path) -> list[str]:
+    """Compare every file listed in ``folder``'s manifest with the file on disk; return the mismatches."""
+    from labelgate.core.export import sha256_bytes
+
+    folder = Path(folder)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    problems = []
+    for entry in manifest["files"]:
+        path = folder / entry["name"]
+        if not path.exists():
+            problems.append(f"{entry['name']}: missing")
+            continue
+        data = path.read_bytes()
+        if sha256_bytes(data) != entry["sha256"]:
+            problems.append(f"{entry['name']}: sha256 differs")
+        lines = data.count(b"\n")
+        if entry.get("lines") is not None and lines != entry["lines"]:
+            problems.append(f"{entry['name']}: {lines} lines, manifest says {entry['lines']}")
+    return problems
+
+
 @task(name="export", **TASK_OPTIONS)
 def export(db_path: str, run_id: str, out_dir: str, params: CurateParams, apply: bool = True) -> dict[str, Any]:
-    """Prefect task around :func:`export_run`."""
+    """Prefect task around :func:`export_run` (formats from ``params.export_formats``)."""
     return export_run(db_path, run_id, out_dir, params, apply=apply)

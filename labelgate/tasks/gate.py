@@ -14,20 +14,19 @@ from labelgate.tasks._common import TASK_OPTIONS
 
 @task(name="auto-gate", **TASK_OPTIONS)
 def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Apply the threshold policy to the run's label issues; append its decisions (source ``policy``).
+    """Apply the policy to every flagged issue of the run; append its decisions (source ``policy``).
 
     Earlier policy decisions of the same run are replaced; human decisions are never touched.
+    Returns the keep/relabel/exclude counts.
     """
     with store.connect(db_path) as con:
-        issues = store.query_df(
-            con,
-            """SELECT row_id, given_label, suggested_label, suggested_prob, score AS label_score,
-                      is_issue AS is_label_issue
-               FROM issues WHERE run_id = ? AND issue_type = 'label' ORDER BY row_id""",
-            [run_id],
-        )
+        issues, n_classes = store.flagged_issues(con, run_id)
     decisions = auto_decisions(
-        issues, relabel_threshold=params.relabel_threshold, exclude_threshold=params.exclude_threshold
+        issues,
+        relabel_threshold=params.relabel_threshold,
+        exclude_threshold=params.exclude_threshold,
+        exclude_below_chance=params.exclude_below_chance,
+        n_classes=n_classes,
     ).assign(run_id=run_id, source="policy")
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM decisions WHERE run_id = ? AND source = 'policy'", [run_id])

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 
 import labelgate
 from labelgate import store
@@ -23,14 +26,18 @@ def new_run_id(now: dt.datetime | None = None) -> str:
 
 @task(name="start-run", **TASK_OPTIONS)
 def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: str | None = None) -> str:
-    """Insert the ``runs`` row (status ``running``) and return the new run id."""
+    """Insert the ``runs`` row (status ``running``, with this process's pid and host) and return the new run id.
+
+    Runs left ``running`` by a process that is gone (killed) are marked ``crashed`` in the same transaction.
+    """
     run_id = new_run_id()
     dataset = params.dataset or Path(input_path).stem
+    store.set_process_run(run_id)
     with store.connect(db_path) as con, store.transaction(con):
         con.execute(
             """INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at,
-                                 prefect_flow_run_id, labelgate_version)
-               VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?)""",
+                                 prefect_flow_run_id, labelgate_version, pid, host)
+               VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?, ?, ?)""",
             [
                 run_id,
                 dataset,
@@ -38,9 +45,21 @@ def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: 
                 params.model_dump_json(),
                 flow_run_id,
                 labelgate.__version__,
+                os.getpid(),
+                socket.gethostname(),
             ],
         )
+        crashed = store.mark_crashed_runs(con, except_run=run_id)
+    if crashed:
+        _log().warning("marked %d run(s) whose process is gone as crashed: %s", len(crashed), ", ".join(crashed))
     return run_id
+
+
+def _log() -> logging.Logger | logging.LoggerAdapter:
+    try:
+        return get_run_logger()
+    except Exception:  # outside a Prefect run (a direct call of .fn)
+        return logging.getLogger("labelgate")
 
 
 @task(name="finish-run", **TASK_OPTIONS)
@@ -52,4 +71,5 @@ def finish_run(db_path: str, run_id: str, status: str, message: str | None, metr
             "UPDATE runs SET status = ?, message = ?, finished_at = current_timestamp WHERE run_id = ?",
             [status, message, run_id],
         )
+    store.set_process_run(None)
     return merged

@@ -1,0 +1,287 @@
+"""Checks of a written fine-tuning file, in the spirit of OpenAI's chat fine-tuning data-preparation cookbook.
+
+:func:`check_jsonl` reads the file's bytes line by line as a provider's upload check would: UTF-8, one
+JSON object per line, the format's schema (:mod:`labelgate.core.formats`: structure and roles, missing or
+empty content, unknown keys, assistant last), then the minimum example count, per-example token counts
+against a limit, class balance and a cost/epoch estimate. Schema and limit violations are **errors** (the
+export stops and the message names the file and line); the rest are **warnings** kept in the report.
+
+Token counts come from :mod:`labelgate.core.tokens` and are estimates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelgate.core.formats import TABLE_COLUMNS, Example, FormatSpec, FormatViolation, Templates, read_table_bytes
+from labelgate.core.tokens import CachedCounter, chat_tokens
+from labelgate.errors import ExportError
+
+#: at most this many errors are listed per file
+MAX_ERRORS = 20
+
+# OpenAI's default-epochs rule from the data-preparation cookbook
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_DEFAULT_EPOCHS = 1
+MAX_DEFAULT_EPOCHS = 25
+
+#: a warning when the largest class has more than this many times the examples of the smallest
+IMBALANCE_RATIO = 10.0
+#: a warning when a class has fewer training examples than this
+MIN_CLASS_EXAMPLES = 5
+
+
+@dataclass
+class CheckReport:
+    """What the checks found in one file.
+
+    Attributes:
+        file: file name; format; split: ``train``, ``val`` or ``all``.
+        errors: ``"line N: …"`` messages (at most :data:`MAX_ERRORS`; ``n_errors`` counts all).
+        warnings: sentences for the report (without the file name).
+        stats: figures (examples, token distribution, class counts, cost estimate…).
+    """
+
+    file: str
+    format: str
+    split: str
+    errors: list[str] = field(default_factory=list)
+    n_errors: int = 0
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_errors == 0
+
+    def error(self, message: str) -> None:
+        self.n_errors += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(message)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def raise_if_failed(self) -> None:
+        """Raise :class:`ExportError` naming the file and the first failing lines."""
+        if self.ok:
+            return
+        shown = "; ".join(self.errors[:3])
+        more = f" (and {self.n_errors - 3} more)" if self.n_errors > 3 else ""
+        raise ExportError(f"{self.file} failed the {self.format} checks: {shown}{more}")
+
+
+def parse_jsonl(data: bytes, spec: FormatSpec, templates: Templates, report: CheckReport) -> list[tuple[int, Example]]:
+    """Parse and validate every line of ``data``; record errors in ``report``; return ``(line, example)``s."""
+    if spec.parse is None:
+        raise ValueError(f"format {spec.name!r} is not a JSONL format")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        report.error(f"line {line}: not valid UTF-8")
+        return []
+    if text and not text.endswith("\n"):
+        text += "\n"
+    examples: list[tuple[int, Example]] = []
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        if not line.strip():
+            report.error(f"line {n}: empty line")
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as err:
+            report.error(f"line {n}: not valid JSON ({err.msg})")
+            continue
+        try:
+            examples.append((n, spec.parse(obj, templates)))
+        except FormatViolation as err:
+            report.error(f"line {n}: {err}")
+    return examples
+
+
+def example_tokens(ex: Example, spec: FormatSpec, counter: CachedCounter) -> tuple[int, int]:
+    """``(tokens of the whole example, tokens of the assistant answers)`` of one example."""
+    answers = [t for r, t in ex.turns if r == "assistant"]
+    assistant = sum(counter.count_many(answers))
+    if spec.chat:
+        messages = ([("system", ex.system)] if ex.system else []) + list(ex.turns)
+        return chat_tokens(counter, messages), assistant
+    fields = ([ex.system] if ex.system else []) + [t for _, t in ex.turns]
+    return sum(counter.count_many(fields)), assistant
+
+
+def default_epochs(n_examples: int) -> int:
+    """The number of epochs OpenAI picks by default for ``n_examples`` training examples (cookbook rule)."""
+    if n_examples <= 0:
+        return 0
+    if n_examples * TARGET_EPOCHS < MIN_TARGET_EXAMPLES:
+        return min(MAX_DEFAULT_EPOCHS, MIN_TARGET_EXAMPLES // n_examples)
+    if n_examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
+        return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_examples)
+    return TARGET_EPOCHS
+
+
+def cost_estimate(
+    token_counts: Sequence[int], *, max_tokens: int | None, price_per_mtok: float | None
+) -> dict[str, Any]:
+    """Billing tokens per epoch (each example capped at ``max_tokens``), default epochs, total and cost."""
+    cap = max_tokens or max(token_counts, default=0)
+    per_epoch = int(sum(min(cap, n) for n in token_counts))
+    epochs = default_epochs(len(token_counts))
+    out: dict[str, Any] = {
+        "billing_tokens_per_epoch": per_epoch,
+        "default_epochs": epochs,
+        "training_tokens": per_epoch * epochs,
+    }
+    if price_per_mtok is not None:
+        out["price_per_mtok"] = price_per_mtok
+        out["estimated_cost"] = round(per_epoch * epochs * price_per_mtok / 1e6, 4)
+    return out
+
+
+def _distribution(values: Sequence[int]) -> dict[str, float | int]:
+    if not values:
+        return {}
+    a = np.asarray(values)
+    return {
+        "min": int(a.min()),
+        "max": int(a.max()),
+        "mean": round(float(a.mean()), 1),
+        "p50": float(np.percentile(a, 50)),
+        "p95": float(np.percentile(a, 95)),
+        "total": int(a.sum()),
+    }
+
+
+def check_jsonl(
+    data: bytes,
+    spec: FormatSpec,
+    templates: Templates,
+    *,
+    file: str,
+    split: str,
+    counter: CachedCounter,
+    max_tokens: int | None = None,
+    min_examples: int | None = None,
+    price_per_mtok: float | None = None,
+) -> tuple[CheckReport, list[Example]]:
+    """Check one JSONL file of format ``spec``; return the report and the parsed examples.
+
+    Args:
+        max_tokens: per-example token limit (None: the format's documented one).
+        min_examples: minimum number of examples of a training file (None: the format's documented one;
+            0 disables the check). Validation files have no minimum.
+        price_per_mtok: price of a million training tokens, for the cost estimate (None: no cost).
+    """
+    report = CheckReport(file=file, format=spec.name, split=split)
+    parsed = parse_jsonl(data, spec, templates, report)
+    examples = [ex for _, ex in parsed]
+    n = len(examples)
+    limit = spec.max_tokens if max_tokens is None else max_tokens
+    minimum = spec.min_examples if min_examples is None else min_examples
+
+    if split == "train" and n < minimum:
+        report.error(f"{n} examples; {spec.provider} needs at least {minimum}")
+    elif split == "train" and n < spec.recommended_examples:
+        report.warnings.append(f"{n} examples; {spec.provider} recommends at least {spec.recommended_examples}")
+    if split == "val" and spec.max_val_examples is not None and n > spec.max_val_examples:
+        report.warnings.append(f"{n} validation examples; {spec.provider} uses at most {spec.max_val_examples}")
+
+    totals: list[int] = []
+    answers: list[int] = []
+    over: list[int] = []
+    for line, ex in parsed:
+        total, assistant = example_tokens(ex, spec, counter)
+        totals.append(total)
+        answers.append(assistant)
+        if limit is not None and total > limit:
+            over.append(line)
+            if spec.over_limit == "error":
+                report.error(f"line {line}: about {total} tokens, over the limit of {limit}")
+    if over and spec.over_limit == "warning":
+        report.warnings.append(
+            f"{len(over)} examples exceed about {limit} tokens (e.g. line {over[0]}) and would be truncated"
+        )
+
+    labels = Counter(ex.assistant for ex in examples)
+    report.warnings += balance_warnings(labels, split=split)
+    answers_by_user: dict[str, set[str]] = {}
+    for ex in examples:
+        answers_by_user.setdefault(ex.user, set()).add(ex.assistant)
+    dupes = n - len(answers_by_user)
+    if dupes:
+        conflicting = sum(1 for a in answers_by_user.values() if len(a) > 1)
+        note = f"; {conflicting} such texts have different answers" if conflicting else ""
+        report.warnings.append(f"{dupes} examples repeat the user text of another example{note}")
+
+    report.stats = {
+        "examples": n,
+        "missing_system": sum(1 for ex in examples if not ex.system),
+        "tokens_per_example": _distribution(totals),
+        "assistant_tokens_per_example": _distribution(answers),
+        "token_limit": limit,
+        "over_token_limit": len(over),
+        "classes": dict(sorted(labels.items())),
+    }
+    if split == "train":
+        report.stats["cost"] = cost_estimate(totals, max_tokens=limit, price_per_mtok=price_per_mtok)
+    return report, examples
+
+
+def balance_warnings(labels: Counter[str], *, split: str) -> list[str]:
+    """Class-balance warnings for one file's answer counts."""
+    if len(labels) < 2:
+        return [f"a single answer ({next(iter(labels), 'none')!r}) in every example"] if labels else []
+    most, least = labels.most_common()[0], labels.most_common()[-1]
+    out = []
+    if most[1] > IMBALANCE_RATIO * least[1]:
+        out.append(
+            f"class imbalance: {most[0]!r} has {most[1]} examples, {least[0]!r} only {least[1]} "
+            f"(ratio {most[1] / least[1]:.0f}:1)"
+        )
+    if split == "train":
+        small = sorted(k for k, v in labels.items() if v < MIN_CLASS_EXAMPLES)
+        if small:
+            out.append(f"fewer than {MIN_CLASS_EXAMPLES} examples of {', '.join(map(repr, small[:5]))}")
+    return out
+
+
+def check_table(data: bytes, fmt: str, expected: pd.DataFrame, *, file: str) -> CheckReport:
+    """Read the cleaned table back and compare it with ``expected`` (columns :data:`TABLE_COLUMNS`)."""
+    report = CheckReport(file=file, format=fmt, split="all")
+    try:
+        back = read_table_bytes(data, fmt)  # type: ignore[arg-type]
+    except Exception as err:
+        report.error(f"cannot be read back: {type(err).__name__}: {err}")
+        return report
+    missing = [c for c in TABLE_COLUMNS if c not in back.columns]
+    if missing:
+        report.error(f"missing column {missing[0]!r}")
+        return report
+    if len(back) != len(expected):
+        report.error(f"{len(back)} rows read back, {len(expected)} written")
+        return report
+    exp = expected[TABLE_COLUMNS].reset_index(drop=True).astype(object)
+    exp = exp.where(exp.notna(), None)
+    for col in TABLE_COLUMNS:
+        diff = [i for i, (a, b) in enumerate(zip(back[col], exp[col])) if a != b]
+        if diff:
+            report.error(f"row {diff[0] + 1}: column {col!r} reads back as {back[col][diff[0]]!r}")
+    kept = exp[exp["action"] != "exclude"]
+    report.stats = {
+        "rows": len(exp),
+        "kept": len(kept),
+        "excluded": int((exp["action"] == "exclude").sum()),
+        "classes": {str(k): int(v) for k, v in kept["label"].value_counts().sort_index().items()},
+    }
+    return report

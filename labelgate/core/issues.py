@@ -1,0 +1,70 @@
+"""The one shape every detector writes: one row per (row, issue type), like cleanlab Datalab's issue columns.
+
+Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
+
+- ``row_id``: the row the issue is about.
+- ``issue_type``: one of :data:`ISSUE_TYPES`.
+- ``score`` in [0, 1]: *lower = more severe* for every type (``label``: the adjusted probability of the
+  given label; ``near_duplicate``: 1 - cosine similarity to the nearest other row; ``outlier``: 0.5 at
+  the flagging threshold, lower beyond it; duplicates and leaks of identical text score 0).
+- ``is_issue``: the detector's verdict.
+- ``given_label``, ``suggested_label``, ``suggested_prob``: label issues (None elsewhere; a conflicting
+  label carries the other row's label as its suggestion).
+- ``reason``: one human-readable sentence for flagged rows.
+- ``related_row_id``: the row this one duplicates or conflicts with, or the test row it leaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+#: every issue type, in the order of severity used to sort a row's reasons
+ISSUE_TYPES = (
+    "leakage",
+    "exact_duplicate",
+    "near_duplicate",
+    "empty",
+    "outlier",
+    "label",
+    "conflicting_label",
+    "too_long",
+)
+
+ISSUE_COLUMNS = [
+    "row_id",
+    "issue_type",
+    "score",
+    "is_issue",
+    "given_label",
+    "suggested_label",
+    "suggested_prob",
+    "reason",
+    "related_row_id",
+]
+
+
+def issue_rows(records: Iterable[dict]) -> pd.DataFrame:
+    """A frame of :data:`ISSUE_COLUMNS` from dicts (missing keys are None; ``is_issue`` defaults to True)."""
+    rows = [{c: r.get(c, True if c == "is_issue" else None) for c in ISSUE_COLUMNS} for r in records]
+    frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
+    return frame.astype({"score": "float64", "suggested_prob": "float64", "is_issue": "bool"})
+
+
+def label_issue_rows(found: pd.DataFrame) -> pd.DataFrame:
+    """The long-format rows of :func:`labelgate.core.detect.find_label_issues` output (every row scored)."""
+    return pd.DataFrame(
+        {
+            "row_id": found["row_id"].to_numpy(),
+            "issue_type": "label",
+            "score": found["label_score"].astype("float64").to_numpy(),
+            "is_issue": found["is_label_issue"].astype(bool).to_numpy(),
+            "given_label": found["given_label"].to_numpy(),
+            "suggested_label": found["suggested_label"].to_numpy(),
+            "suggested_prob": found["suggested_prob"].astype("float64").to_numpy(),
+            "reason": found["reason"].to_numpy(),
+            "related_row_id": None,
+        },
+        columns=ISSUE_COLUMNS,
+    )

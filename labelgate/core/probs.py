@@ -1,0 +1,262 @@
+"""Out-of-sample predicted probabilities: an ensemble of embedding and lexical models, cross-fitted.
+
+Confident learning is only as good as the predicted probabilities it is given. One logistic
+regression on one sentence embedding (the published recipe) sees topic well and style badly; word
+and character n-grams see style (``please``, ``?``, ``thanks``, shouting) well and topic badly. Their
+average is better than either (measured in ``benchmarks/detection.py``). Every row is scored by models
+that never saw it: K stratified folds, each member fitted on K-1 folds and predicting the held-out one.
+
+Members (all linear, so fitting is linear in the number of rows and features):
+
+- ``embedding``: multinomial logistic regression on the (L2-normalised) sentence embeddings.
+- ``words``: NB-LR (Wang & Manning 2012) on binary word uni+bigrams, punctuation kept as tokens:
+  one-vs-rest logistic regressions on features scaled by their naive-Bayes log-count ratios.
+- ``chars``: logistic regression on sublinear TF-IDF of character 2-5-grams inside word boundaries.
+
+The ensemble's probabilities are the mean of the members', calibrated by one temperature fitted to the
+given labels (:func:`temperature_scale`). Nothing else is fitted to a dataset: the regularisation
+strengths are fixed defaults for L2-normalised / binary features.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from labelgate.errors import ValidationError
+
+#: every member :func:`ensemble_oof_probs` knows, in the order it fits them
+MEMBERS = ("embedding", "words", "chars")
+
+#: words and punctuation marks are both tokens (``?`` and ``!`` carry tone)
+TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
+
+#: cap of the character n-gram vocabulary (memory and time stay bounded on large inputs)
+MAX_CHAR_FEATURES = 100_000
+#: cap of the word n-gram vocabulary
+MAX_WORD_FEATURES = 200_000
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """Out-of-sample predicted probabilities.
+
+    Attributes:
+        probs: float array, shape ``(n_rows, n_classes)``; rows sum to 1.
+        classes: the class names, in column order (sorted).
+        labels: int array, shape ``(n_rows,)``: the given label of each row as a column index.
+        method: a short name of the model that produced them (e.g. ``ensemble(embedding+words+chars)-5fold``).
+        members: each member's own out-of-sample probabilities (same shape as ``probs``), by member name.
+    """
+
+    probs: np.ndarray
+    classes: list[str]
+    labels: np.ndarray
+    method: str
+    members: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Map string labels to column indices of the sorted class list; return ``(indices, classes)``."""
+    values = np.asarray(list(labels), dtype=object)
+    classes = sorted({str(v) for v in values})
+    index = {c: i for i, c in enumerate(classes)}
+    return np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values)), classes
+
+
+def _check_folds(y: np.ndarray, classes: list[str], n_folds: int) -> None:
+    if len(classes) < 2:
+        raise ValidationError(f"label-issue detection needs at least 2 classes, got {classes}")
+    counts = np.bincount(y, minlength=len(classes))
+    if counts.min() < n_folds:
+        small = classes[int(counts.argmin())]
+        raise ValidationError(
+            f"class {small!r} has {int(counts.min())} rows; {n_folds}-fold detection needs at least {n_folds} "
+            "rows per class (merge or drop the class, or lower --folds)"
+        )
+
+
+def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def _normalise(probs: np.ndarray) -> np.ndarray:
+    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-9, 1.0)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _logreg(C: float):  # -> LogisticRegression
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=3000)
+
+
+def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X_train, y_train)
+        part = clf.predict_proba(X_test)
+    out = np.zeros((X_test.shape[0], n_classes))
+    out[:, clf.classes_] = part
+    return out
+
+
+def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
+
+
+def _words_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """NB-LR on binary word uni+bigrams: one-vs-rest, features scaled by log-count ratios."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer(
+        ngram_range=(1, 2), min_df=2, binary=True, token_pattern=TOKEN_PATTERN, max_features=MAX_WORD_FEATURES
+    )
+    try:
+        X_train = vec.fit_transform(texts[train]).astype(np.float64)
+    except ValueError:  # no token occurs twice: nothing to learn from words
+        return np.tile(np.bincount(y[train], minlength=k) / len(train), (len(test), 1))
+    X_test = vec.transform(texts[test]).astype(np.float64)
+    y_train = y[train]
+    out = np.zeros((len(test), k))
+    for c in range(k):
+        pos = y_train == c
+        if not pos.any() or pos.all():
+            out[:, c] = float(pos.mean())
+            continue
+        p = 1.0 + np.asarray(X_train[pos].sum(axis=0)).ravel()
+        q = 1.0 + np.asarray(X_train[~pos].sum(axis=0)).ravel()
+        ratio = sp.diags(np.log((p / p.sum()) / (q / q.sum())))
+        clf = _logreg(0.1)
+        out[:, c] = _fit_predict(clf, X_train @ ratio, pos.astype(int), X_test @ ratio, 2)[:, 1]
+    return out
+
+
+def _chars_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(
+        analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=MAX_CHAR_FEATURES
+    )
+    try:
+        X_train = vec.fit_transform(texts[train])
+    except ValueError:
+        return np.tile(np.bincount(y[train], minlength=k) / len(train), (len(test), 1))
+    return _fit_predict(_logreg(1.0), X_train, y[train], vec.transform(texts[test]), k)
+
+
+def ensemble_oof_probs(
+    features: np.ndarray | None,
+    labels: pd.Series | Sequence[str],
+    *,
+    texts: Sequence[str] | None = None,
+    members: Sequence[str] = MEMBERS,
+    n_folds: int = 5,
+    seed: int = 0,
+) -> Probabilities:
+    """K-fold out-of-sample probabilities of an ensemble of linear models (mean of the members).
+
+    Args:
+        features: float array, shape ``(n_rows, dim)``: normalised sentence embeddings (needed by the
+            ``embedding`` member; ``None`` when it is not used).
+        labels: the given label of each row (strings), length ``n_rows``.
+        texts: the texts (needed by ``words`` and ``chars``).
+        members: names from :data:`MEMBERS`.
+        n_folds: stratified folds, at least 2 and at most the size of the smallest class.
+        seed: seed of the fold shuffle.
+
+    Returns:
+        :class:`Probabilities` with the ensemble mean in ``probs`` and every member's in ``members``.
+
+    Raises:
+        ValidationError: fewer than 2 classes, a class smaller than ``n_folds``, or an unknown member.
+        ValueError: a member's input is missing or of the wrong length.
+    """
+    unknown = [m for m in members if m not in MEMBERS]
+    if unknown or not members:
+        raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
+    y, classes = encode_labels(labels)
+    _check_folds(y, classes, n_folds)
+    n, k = len(y), len(classes)
+    X = None
+    if "embedding" in members:
+        if features is None or len(features) != n:
+            raise ValueError(
+                f"member 'embedding' needs {n} feature rows, got {None if features is None else len(features)}"
+            )
+        X = np.asarray(features, dtype=np.float32)
+    T = None
+    if {"words", "chars"} & set(members):
+        if texts is None or len(texts) != n:
+            raise ValueError(f"lexical members need {n} texts, got {None if texts is None else len(texts)}")
+        T = np.asarray([t if isinstance(t, str) else "" for t in texts], dtype=object)
+    out = {m: np.zeros((n, k), dtype=np.float64) for m in members}
+    for train, test in _folds(y, n_folds, seed):
+        for m in members:
+            if m == "embedding":
+                out[m][test] = _embedding_member(X, y, train, test, k)
+            elif m == "words":
+                out[m][test] = _words_member(T, y, train, test, k)
+            else:
+                out[m][test] = _chars_member(T, y, train, test, k)
+    out = {m: _normalise(p) for m, p in out.items()}
+    probs, _ = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), y)
+    name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
+    return Probabilities(probs=probs, classes=classes, labels=y, method=f"{name}-{n_folds}fold", members=out)
+
+
+def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+    """Calibrate ``probs`` with one temperature (Guo et al. 2017) fitted to the given labels by log-loss.
+
+    An average of models is under-confident where they agree; one scalar ``T`` rescales the logits
+    ``log p / T`` so that the probabilities match how often the given labels occur. The ranking of
+    classes within a row is unchanged. Returns ``(calibrated, T)`` with ``T`` in [0.05, 20].
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    idx = np.arange(len(labels))
+
+    def scaled(T: float) -> np.ndarray:
+        z = logp / T
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def nll(T: float) -> float:
+        return float(-np.log(np.clip(scaled(T)[idx, labels], 1e-12, 1.0)).mean())
+
+    T = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+    return _normalise(scaled(T)), T
+
+
+def out_of_fold_probs(
+    features: np.ndarray,
+    labels: pd.Series | Sequence[str],
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+    C: float = 1.0,
+) -> Probabilities:
+    """The published recipe's probabilities: K-fold multinomial logistic regression on ``features`` alone.
+
+    Kept as the baseline of ``benchmarks/detection.py`` and for callers without texts.
+
+    Raises:
+        ValidationError: fewer than 2 classes, or a class smaller than ``n_folds``.
+    """
+    y, classes = encode_labels(labels)
+    _check_folds(y, classes, n_folds)
+    X = np.asarray(features, dtype=np.float32)
+    probs = np.zeros((len(y), len(classes)), dtype=np.float64)
+    for train, test in _folds(y, n_folds, seed):
+        probs[test] = _fit_predict(_logreg(C), X[train], y[train], X[test], len(classes))
+    return Probabilities(probs=_normalise(probs), classes=classes, labels=y, method=f"logreg-{n_folds}fold")

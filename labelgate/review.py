@@ -1,0 +1,606 @@
+"""The human review gate as a library: list the rows to review, record decisions, undo, progress, finish.
+
+The web app (:mod:`labelgate.web`), the terminal review (``labelgate review``) and the tests all
+call these functions; none of them writes SQL of its own.
+
+Decisions are appended to the ``decisions`` table (source ``human``, with the reviewer's name);
+the latest decision per row wins and nothing is ever deleted. An undo appends the row's previous
+state again: a copy of the decision before the undone one, or, when there was none, a ``keep``
+of the given label whose reason starts with ``undo of #N: no decision`` (:data:`NO_DECISION`),
+which the review views treat as "not decided" and the export treats as "keep as given"
+(exactly what a row without a decision gets).
+
+Every function taking ``con`` expects a short-lived connection from :func:`labelgate.store.connect`;
+:func:`finish_review` opens its own and closes it before it talks to Prefect.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from labelgate import reports, store
+from labelgate.errors import LabelgateError
+
+#: actions a reviewer can record (``accept`` is stored as relabel-to-suggestion, or keep when they agree)
+ACTIONS = ("keep", "relabel", "exclude")
+INPUT_ACTIONS = (*ACTIONS, "accept")
+#: run status while its flow run is paused for a reviewer
+AWAITING_REVIEW = "awaiting_review"
+#: reason prefix of an undo entry
+UNDO_PREFIX = "undo of #"
+#: an undo entry that restores "no decision"
+NO_DECISION = "no decision"
+_NO_DECISION_RE = re.compile(r"^undo of #\d+: no decision")
+_UNDO_RE = re.compile(r"^undo of #(\d+)")
+MAX_REVIEWER_CHARS = 100
+
+#: columns of :func:`review_items`
+ITEM_COLUMNS = [
+    "id",
+    "text",
+    "given_label",
+    "suggested_label",
+    "suggested_prob",
+    "label_score",
+    "severity",
+    "flagged",
+    "issue_types",
+    "reasons",
+    "source_line",
+    "decision_action",
+    "decision_label",
+    "decision_source",
+    "decision_reviewer",
+    "decided",
+]
+
+
+class ReviewError(LabelgateError):
+    """A review request names an unknown row, action or label, or the run cannot take it."""
+
+
+class ReviewTimeoutError(LabelgateError):
+    """Nobody finished the review before the human gate's timeout (``on_review_timeout='fail'``)."""
+
+    exit_code = 4
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def run_classes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The classes a row of ``run_id`` may be labelled with: the detector's classes, else the given labels."""
+    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
+    classes = found[0][0] if found else None
+    if classes:
+        return [str(c) for c in classes]
+    rows = con.execute(
+        "SELECT DISTINCT label FROM valid_rows WHERE run_id = ? AND label IS NOT NULL ORDER BY label", [run_id]
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list of non-empty strings from a list/array/None/str cell."""
+    if value is None:
+        return []
+    if isinstance(value, float) and math.isnan(value):
+        return []
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        return [str(v) for v in value if v is not None and str(v).strip() and str(v) != "nan"]
+    text = str(value).strip()
+    return [text] if text else []
+
+
+def _issue_types(frame: pd.DataFrame) -> list[list[str]]:
+    if "issue_types" in frame.columns:
+        out = []
+        for value in frame["issue_types"]:
+            if isinstance(value, str):
+                out.append([t.strip() for t in re.split(r"[,;|]", value) if t.strip()])
+            else:
+                out.append(_as_list(value))
+        return out
+    flags = frame["is_label_issue"].fillna(False).astype(bool) if "is_label_issue" in frame.columns else None
+    return [["label"] if flags is not None and bool(f) else [] for f in (flags if flags is not None else [])]
+
+
+def review_items(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    scope: str = "flagged",
+    issue_type: str | None = None,
+    given: str | None = None,
+    suggested: str | None = None,
+    status: str | None = None,
+    query: str | None = None,
+) -> pd.DataFrame:
+    """The rows of ``run_id`` to review with their current decision, most severe first.
+
+    Built on :func:`labelgate.reports.issues_frame`; extra columns it may have are ignored.
+
+    Args:
+        scope: ``flagged`` (rows some detector flagged) or ``all`` (every valid row).
+        issue_type: keep rows flagged with this issue type (e.g. ``label``).
+        given: keep rows whose given label is this.
+        suggested: keep rows whose suggested label is this.
+        status: ``undecided`` (no human decision yet), ``decided`` or None/``all``.
+        query: case-insensitive substring of the text or the row id.
+
+    Returns:
+        Columns :data:`ITEM_COLUMNS`: ``severity`` in [0, 1] (higher = more likely wrong),
+        ``issue_types`` and ``reasons`` lists of strings, ``decision_*`` the latest decision
+        (None when there is none), ``decided`` True when a person (or the policy) decided the row.
+    """
+    if scope not in ("flagged", "all"):
+        raise ReviewError(f"scope must be 'flagged' or 'all', got {scope!r}")
+    if status not in (None, "", "all", "undecided", "decided"):
+        raise ReviewError(f"status must be 'undecided', 'decided' or 'all', got {status!r}")
+    frame = reports.issues_frame(con, run_id, flagged_only=scope == "flagged").reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "id": frame["id"].astype(str),
+            "text": frame["text"],
+            "given_label": frame["given_label"],
+            "suggested_label": frame.get("suggested_label"),
+            "suggested_prob": frame.get("suggested_prob"),
+            "label_score": frame.get("label_score"),
+            "source_line": frame.get("source_line"),
+        }
+    )
+    if "severity" in frame.columns:
+        severity = pd.to_numeric(frame["severity"], errors="coerce")
+    else:
+        severity = 1.0 - pd.to_numeric(frame["label_score"], errors="coerce")
+    out["severity"] = severity.fillna(0.0).clip(0.0, 1.0)
+    types = _issue_types(frame)
+    out["issue_types"] = types
+    if "flagged" in frame.columns:
+        out["flagged"] = frame["flagged"].fillna(False).astype(bool)
+    else:
+        out["flagged"] = [bool(t) for t in types]
+    reason_col = "reasons" if "reasons" in frame.columns else "reason"
+    out["reasons"] = [_as_list(v) for v in frame[reason_col]] if reason_col in frame.columns else [[]] * len(out)
+
+    latest = store.latest_decisions(con, run_id).set_index("row_id")
+    out["decision_action"] = out["id"].map(latest["action"]) if not latest.empty else None
+    out["decision_label"] = out["id"].map(latest["label"]) if not latest.empty else None
+    out["decision_source"] = out["id"].map(latest["source"]) if not latest.empty else None
+    out["decision_reviewer"] = out["id"].map(latest["reviewer"]) if not latest.empty else None
+    reasons = out["id"].map(latest["reason"]) if not latest.empty else pd.Series([None] * len(out))
+    no_decision = reasons.fillna("").astype(str).str.match(_NO_DECISION_RE)
+    out.loc[no_decision.to_numpy(), ["decision_action", "decision_label", "decision_source", "decision_reviewer"]] = (
+        None
+    )
+    for col in ("decision_action", "decision_label", "decision_source", "decision_reviewer"):
+        values = out[col].astype(object)
+        out[col] = values.where(values.notna(), None)
+    out["decided"] = out["decision_action"].notna()
+
+    keep = pd.Series(True, index=out.index)
+    if issue_type:
+        keep &= out["issue_types"].map(lambda ts: issue_type in ts)
+    if given:
+        keep &= out["given_label"] == given
+    if suggested:
+        keep &= out["suggested_label"] == suggested
+    if status == "undecided":
+        keep &= ~out["decided"]
+    elif status == "decided":
+        keep &= out["decided"]
+    if query:
+        needle = query.casefold()
+        keep &= out["text"].fillna("").str.casefold().str.contains(needle, regex=False) | out[
+            "id"
+        ].str.casefold().str.contains(needle, regex=False)
+    out = out[keep]
+    out = out.sort_values(["severity", "id"], ascending=[False, True], kind="mergesort")
+    return out[ITEM_COLUMNS].reset_index(drop=True)
+
+
+def item_records(items: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready dicts of :func:`review_items` rows (NaN and NA become None)."""
+    records = []
+    for rec in items.to_dict(orient="records"):
+        clean = {}
+        for key, value in rec.items():
+            if isinstance(value, (list, tuple, np.ndarray)):
+                clean[key] = [str(v) for v in value]
+            elif value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+                clean[key] = None
+            elif isinstance(value, np.generic):
+                clean[key] = value.item()
+            else:
+                clean[key] = value
+        if clean.get("source_line") is not None:
+            clean["source_line"] = int(clean["source_line"])
+        records.append(clean)
+    return records
+
+
+def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """How far the review of ``run_id`` is.
+
+    Returns:
+        ``flagged`` rows, ``reviewed`` flagged rows a person decided, ``remaining``, ``by_action``
+        (keep/relabel/exclude counts of those human decisions), ``policy`` flagged rows decided by the
+        policy only, ``other_reviewed`` unflagged rows a person decided, ``status`` of the run.
+    """
+    items = review_items(con, run_id, scope="all")
+    flagged = items[items["flagged"]]
+    human = items["decided"] & (items["decision_source"] == "human")
+    human_flagged = flagged[human[items["flagged"]]]
+    by_action = {a: int((human_flagged["decision_action"] == a).sum()) for a in ACTIONS}
+    found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    status = found[0][0] if found else None
+    return {
+        "run_id": run_id,
+        "status": status,
+        "flagged": len(flagged),
+        "reviewed": len(human_flagged),
+        "remaining": len(flagged) - len(human_flagged),
+        "by_action": by_action,
+        "policy": int((flagged["decided"] & (flagged["decision_source"] == "policy")).sum()),
+        "other_reviewed": int((human & ~items["flagged"]).sum()),
+    }
+
+
+def decision_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """keep/relabel/exclude counts of the latest real decisions of ``run_id`` (undo markers excluded)."""
+    latest = store.latest_decisions(con, run_id)
+    real = latest[~latest["reason"].fillna("").astype(str).str.match(_NO_DECISION_RE)]
+    return {a: int((real["action"] == a).sum()) for a in ACTIONS}
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def default_reviewer() -> str:
+    """The OS user name, the reviewer when none is given."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no user name in the environment
+        return "reviewer"
+
+
+def clean_reviewer(reviewer: str | None) -> str:
+    """A reviewer name: trimmed, one line, at most :data:`MAX_REVIEWER_CHARS` characters, not empty."""
+    name = " ".join(str(reviewer or "").split())
+    if not name:
+        raise ReviewError("a reviewer name is required (who made this decision?)")
+    if len(name) > MAX_REVIEWER_CHARS:
+        raise ReviewError(f"reviewer name is longer than {MAX_REVIEWER_CHARS} characters: {name[:40]!r}…")
+    return name
+
+
+def _row_facts(con: duckdb.DuckDBPyConnection, run_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """given label and suggestion of each wanted valid row of the run."""
+    if not ids:
+        return {}
+    df = store.query_df(
+        con,
+        """SELECT r.row_id, r.label AS given_label, i.suggested_label
+           FROM valid_rows r
+           LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id AND i.issue_type = 'label'
+           WHERE r.run_id = ? AND r.row_id IN (SELECT unnest(?::VARCHAR[]))""",
+        [run_id, list(dict.fromkeys(str(i) for i in ids))],
+    )
+    return {str(r.row_id): {"given": r.given_label, "suggested": r.suggested_label} for r in df.itertuples()}
+
+
+def _normalise(
+    item: Mapping[str, Any], facts: Mapping[str, dict[str, Any]], classes: Sequence[str], run_id: str
+) -> tuple[str, str, str | None]:
+    """(row_id, action, label) to store for one requested decision; raises ReviewError."""
+    if not isinstance(item, Mapping):
+        raise ReviewError(f"a decision must be an object with id, action and label, got {item!r}")
+    row_id = item.get("id", item.get("row_id"))
+    if row_id is None or not str(row_id).strip():
+        raise ReviewError("a decision needs the row 'id'")
+    row_id = str(row_id)
+    action = str(item.get("action") or "").strip().lower()
+    if action not in INPUT_ACTIONS:
+        raise ReviewError(f"action must be one of {', '.join(INPUT_ACTIONS)}, got {item.get('action')!r}")
+    fact = facts.get(row_id)
+    if fact is None:
+        raise ReviewError(f"row {row_id!r} is not a valid row of run {run_id}")
+    given = fact["given"]
+    label = item.get("label")
+    if action == "accept":
+        label = fact["suggested"]
+        if label is None:
+            raise ReviewError(f"row {row_id!r} has no suggested label to accept")
+        action = "relabel"
+    if action == "exclude":
+        return row_id, "exclude", None
+    if action == "keep":
+        return row_id, "keep", given
+    if label is None or not str(label).strip():
+        raise ReviewError(f"relabel of row {row_id!r} needs a 'label' (one of {', '.join(classes)})")
+    label = str(label)
+    if label not in classes:
+        shown = ", ".join(repr(c) for c in classes[:20])
+        raise ReviewError(f"label {label!r} for row {row_id!r} is not a class of run {run_id}; classes: {shown}")
+    if label == given:
+        return row_id, "keep", given
+    return row_id, "relabel", label
+
+
+def record_decisions(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    decisions: Iterable[Mapping[str, Any]],
+    *,
+    reviewer: str,
+    note: str | None = None,
+) -> list[dict[str, Any]]:
+    """Validate and append human decisions for ``run_id`` in one transaction (all or none).
+
+    Args:
+        decisions: objects ``{"id": row id, "action": keep|relabel|exclude|accept, "label": class}``;
+            ``label`` is needed for relabel only; ``accept`` takes the row's suggested label;
+            relabelling to the given label is stored as ``keep``.
+        reviewer: the person's name (stored with every decision).
+        note: optional reason stored with the decisions.
+
+    Returns:
+        The stored decisions as dicts ``id, action, label, reviewer`` in request order.
+
+    Raises:
+        ReviewError: an unknown row, action or label (nothing is stored then).
+    """
+    name = clean_reviewer(reviewer)
+    items = list(decisions)
+    if not items:
+        return []
+    ids = [str(i.get("id", i.get("row_id"))) if isinstance(i, Mapping) else "" for i in items]
+    facts = _row_facts(con, run_id, ids)
+    classes = run_classes(con, run_id)
+    rows = [_normalise(item, facts, classes, run_id) for item in items]
+    if note is not None:
+        note = " ".join(str(note).split())[:500] or None
+    if note and note.startswith(UNDO_PREFIX):
+        raise ReviewError(f"a note may not start with {UNDO_PREFIX!r}")
+    with store.transaction(con):
+        con.executemany(
+            "INSERT INTO decisions (run_id, row_id, action, label, source, reviewer, reason) "
+            "VALUES (?, ?, ?, ?, 'human', ?, ?)",
+            [[run_id, rid, action, label, name, note] for rid, action, label in rows],
+        )
+    return [{"id": rid, "action": action, "label": label, "reviewer": name} for rid, action, label in rows]
+
+
+def record_decision(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    row_id: str,
+    action: str,
+    label: str | None = None,
+    reviewer: str,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """Append one human decision (see :func:`record_decisions`); return it."""
+    return record_decisions(
+        con, run_id, [{"id": row_id, "action": action, "label": label}], reviewer=reviewer, note=note
+    )[0]
+
+
+def decision_history(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Every decision of ``run_id`` in the order made (the append-only log, undo entries included).
+
+    Columns: decision_id, row_id, action, label, source, reviewer, reason, decided_at.
+    """
+    return store.query_df(
+        con,
+        """SELECT decision_id, row_id, action, label, source, reviewer, reason, decided_at
+           FROM decisions WHERE run_id = ? ORDER BY decision_id""",
+        [run_id],
+    )
+
+
+def _none(value: Any) -> Any:
+    """None for NaN/NA cells, else the value."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _undo_stack(history: pd.DataFrame) -> list[pd.DataFrame]:
+    """Human decision batches (one transaction each) that are not undone yet, oldest first."""
+    stack: list[pd.DataFrame] = []
+    if history.empty:
+        return stack
+    reasons = history["reason"].fillna("").astype(str)
+    is_undo = reasons.str.startswith(UNDO_PREFIX)
+    groups = history.assign(_undo=is_undo).groupby(["decided_at", "_undo"], sort=False)
+    for (_, undo), batch in sorted(groups, key=lambda kv: int(kv[1]["decision_id"].min())):
+        if undo:
+            undone = {int(m.group(1)) for m in (_UNDO_RE.match(r) for r in batch["reason"]) if m}
+            for i in range(len(stack) - 1, -1, -1):
+                if undone & set(stack[i]["decision_id"].astype(int)):
+                    del stack[i]
+                    break
+        elif (batch["source"] == "human").all():
+            stack.append(batch)
+    return stack
+
+
+def undo_last(con: duckdb.DuckDBPyConnection, run_id: str, *, reviewer: str) -> list[dict[str, Any]]:
+    """Undo the latest human decision batch of ``run_id`` that is not undone yet (one call = one step back).
+
+    A batch is what one request recorded (one decision, or one bulk action). Each row of it gets its
+    previous state appended again (see the module docstring). Returns the rows' restored state as dicts
+    ``id, action, label, decided, undone_decision``; an empty list when there is nothing to undo.
+    """
+    name = clean_reviewer(reviewer)
+    history = decision_history(con, run_id)
+    stack = _undo_stack(history)
+    if not stack:
+        return []
+    batch = stack[-1]
+    facts = _row_facts(con, run_id, list(batch["row_id"].astype(str)))
+    inserts: list[list[Any]] = []
+    restored: list[dict[str, Any]] = []
+    for rec in batch.itertuples(index=False):
+        did = int(rec.decision_id)
+        before = history[(history["row_id"] == rec.row_id) & (history["decision_id"] < did)]
+        prev = before.iloc[-1] if not before.empty else None
+        prev_reason = "" if prev is None else str(prev["reason"] or "")
+        if prev is None or _NO_DECISION_RE.match(prev_reason):
+            given = facts.get(str(rec.row_id), {}).get("given")
+            inserts.append([run_id, rec.row_id, "keep", given, "human", name, f"{UNDO_PREFIX}{did}: {NO_DECISION}"])
+            restored.append({"id": rec.row_id, "action": None, "label": None, "decided": False, "undone_decision": did})
+        else:
+            inserts.append(
+                [
+                    run_id,
+                    rec.row_id,
+                    prev["action"],
+                    _none(prev["label"]),
+                    prev["source"],
+                    _none(prev["reviewer"]),
+                    f"{UNDO_PREFIX}{did}: back to #{int(prev['decision_id'])}",
+                ]
+            )
+            restored.append(
+                {
+                    "id": rec.row_id,
+                    "action": prev["action"],
+                    "label": _none(prev["label"]),
+                    "decided": True,
+                    "undone_decision": did,
+                }
+            )
+    with store.transaction(con):
+        con.executemany(
+            "INSERT INTO decisions (run_id, row_id, action, label, source, reviewer, reason) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+    return restored
+
+
+def fill_with_policy(
+    con: duckdb.DuckDBPyConnection,
+    run_id: str,
+    *,
+    relabel_threshold: float,
+    exclude_threshold: float | None,
+    exclude_below_chance: bool = False,
+) -> dict[str, int]:
+    """Let the auto policy decide the flagged rows (any issue type) nobody decided; human decisions stay.
+
+    Returns keep/relabel/exclude counts of the policy decisions appended.
+    """
+    from labelgate.core.policy import auto_decisions
+
+    issues, n_classes = store.flagged_issues(con, run_id)
+    latest = store.latest_decisions(con, run_id)
+    decided = set(latest.loc[~latest["reason"].fillna("").astype(str).str.match(_NO_DECISION_RE), "row_id"])
+    todo = issues[~issues["row_id"].isin(decided)]
+    decisions = auto_decisions(
+        todo,
+        relabel_threshold=relabel_threshold,
+        exclude_threshold=exclude_threshold,
+        exclude_below_chance=exclude_below_chance,
+        n_classes=n_classes,
+    )
+    if not decisions.empty:
+        frame = decisions.assign(run_id=run_id, source="policy")[
+            ["run_id", "row_id", "action", "label", "source", "reason"]
+        ]
+        with store.transaction(con):
+            store.insert_frame(con, "decisions", frame)
+    return {a: int((decisions["action"] == a).sum()) for a in ACTIONS}
+
+
+# --- finishing -------------------------------------------------------------------------------------
+
+
+def finish_review(db_path: str, run: str = "latest", *, reviewer: str, action: str = "finish") -> dict[str, Any]:
+    """Finish the review of a run: resume its paused Prefect flow run, which then exports.
+
+    Args:
+        action: ``finish`` (export with the decisions made; undecided rows are kept as given) or
+            ``auto`` (the auto policy decides the flagged rows nobody decided, then export).
+
+    Returns:
+        ``run_id``, ``resumed`` (True when a paused flow run was resumed), ``message`` for the person.
+        A run that is not waiting for a review is not an error: the decisions are stored and
+        ``labelgate export`` writes them (``resumed`` False, the message says so).
+
+    Raises:
+        ReviewError: the run waits for a review but its flow run cannot be resumed.
+    """
+    name = clean_reviewer(reviewer)
+    if action not in ("finish", "auto"):
+        raise ReviewError(f"finish action must be 'finish' or 'auto', got {action!r}")
+    with store.connect(db_path, wait_s=10) as con:
+        run_id = store.resolve_run(con, run)
+        rec = store.run_record(con, run_id)
+    if rec["status"] != AWAITING_REVIEW:
+        return {
+            "run_id": run_id,
+            "resumed": False,
+            "status": rec["status"],
+            "message": f"run {run_id} is not waiting for a review (status {rec['status']}); its decisions are "
+            f"stored, write the files again with: labelgate export --db {db_path} --run {run_id}",
+        }
+    flow_run_id = rec.get("prefect_flow_run_id")
+    if not flow_run_id:
+        raise ReviewError(f"run {run_id} waits for a review but has no Prefect flow run id to resume")
+    resume_flow(str(flow_run_id), reviewer=name, action=action, run_id=run_id)
+    return {
+        "run_id": run_id,
+        "resumed": True,
+        "status": "resuming",
+        "message": f"review of run {run_id} finished by {name}; the flow resumes and exports"
+        + (" (the auto policy decides the rows nobody reviewed)" if action == "auto" else ""),
+    }
+
+
+def resume_flow(flow_run_id: str, *, reviewer: str, action: str, run_id: str = "") -> None:
+    """Resume the paused Prefect flow run ``flow_run_id`` with the review's :class:`ReviewInput` answer."""
+    from uuid import UUID
+
+    from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
+    from prefect.flow_runs import resume_flow_run
+
+    what = f"Prefect flow run {flow_run_id}" + (f" of run {run_id}" if run_id else "")
+    try:
+        resume_flow_run(UUID(flow_run_id), run_input={"reviewer": reviewer, "action": action})
+    except NotPausedError:
+        raise ReviewError(
+            f"{what} is not paused any more (resumed, timed out or crashed); its decisions are stored: "
+            "`labelgate export` writes them"
+        ) from None
+    except FlowPauseTimeout:
+        raise ReviewError(
+            f"{what} timed out and can no longer be resumed; `labelgate export` writes the decisions"
+        ) from None
+    except ObjectNotFound:
+        raise ReviewError(
+            f"{what} is unknown to this Prefect API; set PREFECT_API_URL (or PREFECT_HOME) to the one the run uses"
+        ) from None
+    except ValueError as err:
+        raise ReviewError(f"{what}: bad flow run id ({err})") from None
+    except RuntimeError as err:
+        raise ReviewError(f"{what} refused to resume: {err}") from None
+    except Exception as err:  # connection refused, HTTP errors: name the API the call went to
+        from prefect.settings import PREFECT_API_URL
+
+        api = PREFECT_API_URL.value() or "the ephemeral API of PREFECT_HOME"
+        raise ReviewError(
+            f"cannot reach the Prefect API ({api}) to resume {what}: {type(err).__name__}: {err}"
+        ) from None

@@ -1,0 +1,96 @@
+"""``labelgate review``: the terminal review, driven through a real pseudo-terminal and through a pipe."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import copy_db
+
+from labelgate import review, store
+from labelgate.cli import main
+from labelgate.commands.review import safe_text
+
+
+@pytest.fixture
+def db(warm_run: dict, tmp_path: Path) -> str:
+    """A copy of the warm run without decisions."""
+    path = copy_db(warm_run, tmp_path)
+    with store.connect(path) as con:
+        con.execute("DELETE FROM decisions")
+    return path
+
+
+def _state(db: str) -> tuple[list[str], dict]:
+    with store.connect(db) as con:
+        run_id = store.resolve_run(con)
+        order = list(review.review_items(con, run_id)["id"])
+        latest = store.latest_decisions(con, run_id).set_index("row_id").to_dict(orient="index")
+    return order, latest
+
+
+def test_keys_in_a_real_terminal(db: str) -> None:
+    pexpect = pytest.importorskip("pexpect", reason="the pty test needs pexpect")
+    order, _ = _state(db)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "labelgate.cli", "review", "--db", db, "--reviewer", "pat"],
+        env={**os.environ, "TERM": "dumb"},
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 140),
+    )
+    try:
+        child.expect(r"0 / \d+ reviewed · row 1 of")
+        child.expect(r"\[W\] accept suggestion")
+        child.send("w")  # single key, no Enter: accept row 1's suggestion
+        child.expect(r"1 / \d+ reviewed · row 2 of")
+        child.send("j")
+        child.expect("row 3 of")
+        child.send("k")
+        child.expect("row 2 of")
+        child.send("e")
+        child.expect(r"2 / \d+ reviewed · row 3 of")
+        child.send("4")  # class 4 = technical
+        child.expect(r"row 4 of")
+        child.send("u")
+        child.expect("undid 1 decision")
+        child.send("f")
+        child.expect(r"\[C\] cancel")
+        child.send("c")
+        child.expect("finish cancelled")
+        child.send("x")
+        child.expect("quit: 2 decisions saved")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    _, latest = _state(db)
+    assert latest[order[0]]["action"] == "relabel" and latest[order[0]]["reviewer"] == "pat"
+    assert latest[order[1]]["action"] == "exclude"
+    assert latest[order[2]]["reason"].startswith("undo of #")  # the relabel to technical was undone
+
+
+def test_keys_from_a_pipe_and_finish_of_a_run_that_is_not_paused(db: str) -> None:
+    order, _ = _state(db)
+    result = CliRunner().invoke(main, ["review", "--db", db, "--reviewer", "bot"], input="q\nw e\nff")
+    assert result.exit_code == 0, result.output
+    assert "is not waiting for a review" in result.output and "labelgate export" in result.output
+    _, latest = _state(db)
+    assert [latest[i]["action"] for i in order[:3]] == ["keep", "relabel", "exclude"]
+    assert {latest[i]["reviewer"] for i in order[:3]} == {"bot"}
+
+
+def test_end_of_input_quits_and_keeps_decisions(db: str) -> None:
+    result = CliRunner().invoke(main, ["review", "--db", db], input="e")
+    assert result.exit_code == 0
+    assert "quit: 1 decisions saved" in result.output
+
+
+def test_texts_cannot_drive_the_terminal() -> None:
+    assert safe_text("red \x1b[31malert\x1b[0m\x07 ok\nnext") == "red \\x1b[31malert\\x1b[0m\\x07 ok\nnext"
+    assert safe_text("rtl \u202e txt") == "rtl � txt"
+    assert safe_text(None) == ""

@@ -1,0 +1,172 @@
+"""Label-issue detection: class-adjusted confident learning and the ensemble's out-of-fold probabilities."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labelgate.core.detect import (
+    DetectorSettings,
+    Probabilities,
+    adjusted_probs,
+    confident_thresholds,
+    detect_all,
+    ensemble_oof_probs,
+    find_label_issues,
+    find_label_issues_cleanlab,
+)
+from labelgate.core.probs import temperature_scale
+from labelgate.errors import ValidationError
+
+WORDS = {
+    "billing": ["refund", "invoice", "charged", "payment", "card", "price"],
+    "shipping": ["parcel", "delivery", "tracking", "courier", "shipped", "package"],
+    "account": ["password", "login", "username", "profile", "email", "signin"],
+}
+
+
+def _dataset(n_per_class: int = 40, flips: int = 6, seed: int = 0):
+    """Texts whose words reveal the class, 3-d 'embeddings' at class centres, and a few flipped labels."""
+    rng = np.random.default_rng(seed)
+    classes = sorted(WORDS)
+    texts, labels, vectors = [], [], []
+    for ci, c in enumerate(classes):
+        for i in range(n_per_class):
+            words = rng.choice(WORDS[c], size=4)
+            texts.append(f"hello {' '.join(words)} please help {i}")
+            labels.append(c)
+            v = np.eye(3)[ci] + rng.normal(0, 0.15, 3)
+            vectors.append(v / np.linalg.norm(v))
+    flipped = rng.choice(len(labels), size=flips, replace=False)
+    given = list(labels)
+    for i in flipped:
+        given[i] = classes[(classes.index(labels[i]) + 1) % 3]
+    ids = [f"r{i:03d}" for i in range(len(texts))]
+    return ids, texts, given, labels, np.asarray(vectors, np.float32), set(np.asarray(ids)[flipped])
+
+
+def test_thresholds_and_adjusted_probs_put_classes_on_one_scale():
+    probs = np.array([[0.9, 0.1], [0.95, 0.05], [0.55, 0.45], [0.6, 0.4], [0.6, 0.4]])
+    labels = np.array([0, 0, 0, 1, 1])
+    t = confident_thresholds(probs, labels)
+    assert t == pytest.approx([0.8, 0.4])
+    q = adjusted_probs(probs, labels)
+    assert q.sum(axis=1) == pytest.approx(np.ones(5))
+    # row 2: the plain argmax is its given class 0, but class 1 clears its own (lower) threshold by more
+    assert q[2, 1] > q[2, 0]
+    p = Probabilities(probs=probs, classes=["a", "b"], labels=labels, method="t")
+    found = find_label_issues(list("vwxyz"), p)
+    assert list(found["is_label_issue"]) == [False, False, True, False, False]
+
+
+def test_find_label_issues_flags_adjusted_disagreement_with_reason():
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.15, 0.85], [0.95, 0.05], [0.2, 0.8]])
+    labels = np.array([0, 0, 1, 1, 1])
+    p = Probabilities(probs=probs, classes=["neg", "pos"], labels=labels, method="t")
+    found = find_label_issues(["a", "b", "c", "d", "e"], p)
+    assert list(found["is_label_issue"]) == [False, False, False, True, False]
+    row = found.set_index("row_id").loc["d"]
+    assert row["suggested_label"] == "neg" and row["given_label"] == "pos"
+    assert row["reason"].startswith("model disagrees: neg 0.95 vs given pos 0.05")
+    assert found["label_score"].between(0, 1).all()
+    assert found.set_index("row_id")["label_score"].idxmin() == "d"
+    assert found.loc[~found["is_label_issue"], "reason"].isna().all()
+
+
+def test_cleanlab_recipe_rule_has_the_same_columns():
+    rng = np.random.default_rng(1)
+    probs = rng.dirichlet([1, 1, 1], size=60)
+    labels = rng.integers(0, 3, 60)
+    p = Probabilities(probs=probs, classes=["a", "b", "c"], labels=labels, method="t")
+    ours, recipe = (
+        find_label_issues([str(i) for i in range(60)], p),
+        find_label_issues_cleanlab([str(i) for i in range(60)], p),
+    )
+    assert list(ours.columns) == list(recipe.columns)
+
+
+def test_temperature_scale_sharpens_underconfident_probs():
+    labels = np.array([0, 1, 0, 1] * 25)
+    soft = np.where(np.eye(2)[labels] > 0, 0.6, 0.4)
+    calibrated, T = temperature_scale(soft, labels)
+    assert T < 1.0
+    assert (calibrated[np.arange(100), labels] > 0.9).all()
+
+
+def test_ensemble_finds_flipped_labels_out_of_fold():
+    ids, texts, given, truth, vectors, flipped = _dataset()
+    p = ensemble_oof_probs(vectors, given, texts=texts, n_folds=5, seed=0)
+    assert p.probs.shape == (len(ids), 3) and np.allclose(p.probs.sum(axis=1), 1)
+    assert set(p.members) == {"embedding", "words", "chars"}
+    assert p.method == "ensemble(embedding+words+chars)-5fold"
+    found = find_label_issues(ids, p)
+    flagged = set(found.loc[found["is_label_issue"], "row_id"])
+    assert flipped <= flagged
+    assert len(flagged) <= len(flipped) + 3
+    fixed = found.set_index("row_id").loc[sorted(flipped), "suggested_label"]
+    assert list(fixed) == [truth[ids.index(i)] for i in sorted(flipped)]
+
+
+def test_ensemble_rejects_unusable_input():
+    with pytest.raises(ValidationError, match="at least 2 classes"):
+        ensemble_oof_probs(np.zeros((6, 2)), ["a"] * 6, texts=["x"] * 6)
+    with pytest.raises(ValidationError, match="class 'b' has 2 rows"):
+        ensemble_oof_probs(np.zeros((8, 2)), ["a"] * 6 + ["b"] * 2, texts=["x y"] * 8, n_folds=5)
+    with pytest.raises(ValidationError, match="unknown detector member"):
+        ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, texts=["x"] * 10, members=["bert"])
+    with pytest.raises(ValueError, match="lexical members need 10 texts"):
+        ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, n_folds=2)
+
+
+def test_detect_all_writes_one_shape_for_every_detector():
+    ids, texts, given, _, vectors, _ = _dataset()
+    texts[5] = texts[4].upper()  # exact duplicate after case folding
+    vectors[5] = vectors[4]
+    texts[7] = "?!"  # no words
+    test_texts = [texts[10], "something else entirely"]
+    test_vectors = np.vstack([vectors[10], np.array([0.5, 0.5, 0.7], np.float32)])
+    found = detect_all(
+        ids,
+        texts,
+        given,
+        vectors,
+        settings=DetectorSettings(max_text_tokens=20),
+        token_counts=[len(t.split()) for t in texts],
+        test_ids=["x1", "x2"],
+        test_texts=test_texts,
+        test_vectors=test_vectors,
+    )
+    issues = found.issues
+    assert list(issues.columns) == [
+        "row_id",
+        "issue_type",
+        "score",
+        "is_issue",
+        "given_label",
+        "suggested_label",
+        "suggested_prob",
+        "reason",
+        "related_row_id",
+    ]
+    assert not issues.duplicated(["row_id", "issue_type"]).any()
+    assert issues["score"].dropna().between(0, 1).all()
+    flagged = issues[issues["is_issue"]].set_index(["row_id", "issue_type"])
+    assert flagged.loc[("r005", "exact_duplicate"), "related_row_id"] == "r004"
+    assert ("r004", "exact_duplicate") not in flagged.index
+    assert flagged.loc[("r007", "empty"), "score"] == 0.0
+    assert flagged.loc[("r010", "leakage"), "related_row_id"] == "x1"
+    assert "same text as test row x1" in flagged.loc[("r010", "leakage"), "reason"]
+    assert flagged["reason"].notna().all()
+    assert (issues["issue_type"] == "label").sum() == len(ids)
+    assert set(found.seconds) == {"label", "neighbours", "leakage"}
+
+
+def test_label_issue_rows_match_find_label_issues():
+    ids, texts, given, _, vectors, _ = _dataset(flips=3)
+    found = detect_all(ids, texts, given, vectors, settings=DetectorSettings(max_text_tokens=None))
+    label = found.issues[found.issues["issue_type"] == "label"].set_index("row_id")
+    wide = found.label_issues.set_index("row_id")
+    pd.testing.assert_series_equal(
+        label["is_issue"].rename("is_label_issue"), wide["is_label_issue"], check_names=False
+    )

@@ -1,0 +1,90 @@
+"""The auto gate's policy over every issue type."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from labelgate.core.issues import issue_rows
+from labelgate.core.policy import DECISION_COLUMNS, auto_decisions
+
+
+def _label(row_id, given, suggested, prob, score, flagged=True):
+    return {
+        "row_id": row_id,
+        "issue_type": "label",
+        "score": score,
+        "is_issue": flagged,
+        "given_label": given,
+        "suggested_label": suggested,
+        "suggested_prob": prob,
+        "reason": f"model disagrees: {suggested} {prob:.2f} vs given {given}",
+    }
+
+
+def test_every_rule_in_order():
+    issues = issue_rows(
+        [
+            _label("a", "x", "y", 0.95, 0.02),
+            _label("b", "x", "y", 0.55, 0.1),
+            _label("c", "x", "x", 0.9, 0.9, flagged=False),
+            _label("d", "x", "y", 0.99, 0.01),
+            {"row_id": "d", "issue_type": "leakage", "score": 0.0, "reason": "leaks the test set: row t1"},
+            {"row_id": "e", "issue_type": "exact_duplicate", "score": 0.0, "reason": "exact duplicate of row a"},
+            {"row_id": "f", "issue_type": "near_duplicate", "score": 0.03, "reason": "near-duplicate of row a"},
+            {"row_id": "g", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far"},
+            {"row_id": "h", "issue_type": "empty", "score": 0.0, "reason": "empty: no words"},
+            {"row_id": "i", "issue_type": "empty", "score": 0.5, "given_label": "x", "reason": "too short: 1 word"},
+            {"row_id": "j", "issue_type": "too_long", "score": 0.5, "given_label": "x", "reason": "too long"},
+            _label("k", "x", "y", 0.9, 0.05),
+            {"row_id": "k", "issue_type": "conflicting_label", "score": 0.0, "reason": "conflicting labels: x/y"},
+        ]
+    )
+    d = auto_decisions(issues, relabel_threshold=0.8).set_index("row_id")
+    assert list(d.reset_index().columns) == DECISION_COLUMNS
+    assert "c" not in d.index  # unflagged rows get no decision
+    assert d.loc["a", "action"] == "relabel" and d.loc["a", "label"] == "y"
+    assert d.loc["a", "reason"].startswith("P(y)=0.95 >= 0.80: relabel x -> y (model disagrees")
+    assert d.loc["b", "action"] == "keep" and d.loc["b", "label"] == "x"
+    assert d.loc["d", "action"] == "exclude" and d.loc["d", "reason"].startswith("leakage: leaks the test set")
+    for row, kind in (("e", "exact_duplicate"), ("f", "near_duplicate"), ("g", "outlier"), ("h", "empty")):
+        assert d.loc[row, "action"] == "exclude" and pd.isna(d.loc[row, "label"])
+        assert d.loc[row, "reason"].startswith(kind)
+    assert d.loc["i", "action"] == "keep" and d.loc["i", "reason"] == "kept for review: too short: 1 word"
+    assert d.loc["j", "action"] == "keep" and d.loc["j", "label"] == "x"
+    assert d.loc["k", "action"] == "relabel" and "also conflicting labels" in d.loc["k", "reason"]
+
+
+def test_exclude_threshold_and_wide_label_frames():
+    wide = pd.DataFrame(
+        {
+            "row_id": ["a", "b", "c"],
+            "given_label": ["x", "x", "x"],
+            "suggested_label": ["y", "y", "y"],
+            "suggested_prob": [0.5, 0.5, 0.9],
+            "label_score": [0.1, 0.4, 0.05],
+            "is_label_issue": [True, True, True],
+        }
+    )
+    d = auto_decisions(wide, relabel_threshold=0.8, exclude_threshold=0.2).set_index("row_id")
+    assert list(d["action"]) == ["exclude", "keep", "relabel"]
+    assert d.loc["a", "reason"].startswith("label score 0.10 < 0.20")
+
+
+def test_nothing_flagged_and_bad_thresholds():
+    assert auto_decisions(issue_rows([_label("a", "x", "x", 0.9, 0.9, flagged=False)])).empty
+    with pytest.raises(ValueError, match="relabel_threshold"):
+        auto_decisions(issue_rows([]), relabel_threshold=1.5)
+    with pytest.raises(ValueError, match="exclude_threshold"):
+        auto_decisions(issue_rows([]), exclude_threshold=-1)
+
+
+def test_below_chance_label_issues_are_excluded_when_asked():
+    issues = issue_rows([_label("a", "x", "y", 0.5, 0.2), _label("b", "x", "y", 0.5, 0.4)])
+    kept = auto_decisions(issues, n_classes=3).set_index("row_id")
+    assert list(kept["action"]) == ["keep", "keep"]
+    d = auto_decisions(issues, exclude_below_chance=True, n_classes=3).set_index("row_id")
+    assert list(d["action"]) == ["exclude", "keep"]
+    assert d.loc["a", "reason"].startswith("label score 0.20 < chance 0.33 and no confident suggestion (P(y)=0.50")
+    explicit = auto_decisions(issues, exclude_threshold=0.5, exclude_below_chance=True, n_classes=3)
+    assert list(explicit["action"]) == ["exclude", "exclude"]

@@ -1,0 +1,100 @@
+"""The detect and auto-gate tasks on the real sample run; issues_frame and `labelgate issues` on their output."""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import copy_db
+
+from labelgate import reports, store
+from labelgate.cli import main
+from labelgate.config import CurateParams
+from labelgate.core.issues import ISSUE_TYPES
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_valid_row_has_a_label_row_and_flags_carry_reasons(warm_run):
+    with store.connect(warm_run["db_path"], read_only=True) as con:
+        run_id = warm_run["run_id"]
+        valid = store.valid_rows(con, run_id)
+        issues = store.query_df(con, "SELECT * FROM issues WHERE run_id = ?", [run_id])
+        frame = reports.issues_frame(con, run_id, flagged_only=False)
+    assert set(issues["issue_type"]) <= set(ISSUE_TYPES)
+    label = issues[issues["issue_type"] == "label"]
+    assert len(label) == len(valid) and set(label["row_id"]) == set(valid["row_id"])
+    flagged = issues[issues["is_issue"]]
+    assert flagged["reason"].notna().all()
+    assert warm_run["label_issues"] == int(label["is_issue"].sum())
+    assert warm_run["issues_by_type"]["exact_duplicate"] >= 1
+    assert len(frame) == len(valid) and frame["flagged"].iloc[0]
+    assert list(frame.columns[:6]) == ["id", "text", "given_label", "suggested_label", "label_score", "is_label_issue"]
+    assert frame["severity"].is_monotonic_decreasing or frame["flagged"].is_monotonic_decreasing
+    assert all(isinstance(r, list) for r in frame["reasons"])
+
+
+def test_injected_errors_are_found(warm_run, sample_truth):
+    truth = pd.read_csv(sample_truth, dtype=str, keep_default_na=False)
+    errors = set(truth.loc[truth["is_label_error"] == "True", "id"])
+    with store.connect(warm_run["db_path"], read_only=True) as con:
+        frame = reports.issues_frame(con, warm_run["run_id"])
+    flagged = set(frame.loc[frame["is_label_issue"], "id"])
+    assert len(errors & flagged) >= 0.9 * len(errors)
+    assert len(errors & flagged) >= 0.6 * len(flagged)
+
+
+def test_issues_cli_csv_contract(warm_run):
+    result = CliRunner().invoke(main, ["issues", "--db", warm_run["db_path"], "--run", "latest", "--format", "csv"])
+    assert result.exit_code == 0, result.output
+    df = pd.read_csv(io.StringIO(result.output), dtype=str, keep_default_na=False)
+    for col in ("id", "text", "given_label", "suggested_label", "label_score", "is_label_issue", "reasons"):
+        assert col in df.columns
+    for t in ISSUE_TYPES:
+        if t != "label":
+            assert f"is_{t}_issue" in df.columns and f"{t}_score" in df.columns
+    dup = df[df["is_exact_duplicate_issue"] == "True"]
+    assert not dup.empty and dup["reasons"].str.contains("exact duplicate of row").all()
+
+
+def test_auto_gate_excludes_later_duplicates(warm_run):
+    with store.connect(warm_run["db_path"], read_only=True) as con:
+        run_id = warm_run["run_id"]
+        dups = store.query_df(
+            con, "SELECT row_id FROM issues WHERE run_id = ? AND issue_type = 'exact_duplicate' AND is_issue", [run_id]
+        )
+        decisions = store.latest_decisions(con, run_id).set_index("row_id")
+    assert not dups.empty
+    for row_id in dups["row_id"]:
+        assert decisions.loc[row_id, "action"] == "exclude"
+        assert decisions.loc[row_id, "reason"].startswith("exact_duplicate")
+    assert decisions["reason"].notna().all()
+
+
+def test_detect_with_a_test_file_flags_leaks(warm_run, tmp_path, sample_csv):
+    from labelgate.tasks.detect import detect
+    from labelgate.tasks.gate import auto_gate
+
+    db = copy_db(warm_run, tmp_path)
+    rows = pd.read_csv(sample_csv, dtype=str, keep_default_na=False)
+    leak = rows[rows["text"].str.strip() != ""].iloc[[3, 8]]
+    test_file = tmp_path / "test.csv"
+    pd.DataFrame(
+        {"id": ["x1", "x2"], "text": [leak["text"].iloc[0].upper(), leak["text"].iloc[1]], "label": "a"}
+    ).to_csv(test_file, index=False)
+    params = CurateParams(test_path=str(test_file))
+    metrics = detect.fn(db, warm_run["run_id"], params)
+    assert metrics["issues_by_type"]["leakage"] >= 2
+    auto_gate.fn(db, warm_run["run_id"], params)
+    with store.connect(db, read_only=True) as con:
+        leaks = store.query_df(
+            con,
+            "SELECT row_id, related_row_id, reason FROM issues "
+            "WHERE run_id = ? AND issue_type = 'leakage' AND is_issue",
+            [warm_run["run_id"]],
+        ).set_index("row_id")
+        decisions = store.latest_decisions(con, warm_run["run_id"]).set_index("row_id")
+    assert leaks.loc[leak["id"].iloc[0], "related_row_id"] == "x1"
+    assert decisions.loc[leak["id"].iloc[1], "action"] == "exclude"

@@ -1,0 +1,173 @@
+"""The review app over HTTP (in-process client): API, pages, escaping, token auth, CSRF guards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import copy_db
+from fastapi.testclient import TestClient
+
+from labelgate import review, store
+from labelgate.errors import ConfigError
+from labelgate.web.app import create_app
+from labelgate.web.server import ReviewServerSettings, check_host, is_loopback
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def db(warm_run: dict, tmp_path: Path) -> str:
+    return copy_db(warm_run, tmp_path)
+
+
+@pytest.fixture
+def client(db: str) -> TestClient:
+    return TestClient(create_app(db, reviewer="tester"))
+
+
+def test_issues_api_lists_flagged_rows_worst_first(client: TestClient, warm_run: dict) -> None:
+    body = client.get("/api/runs/latest/issues").json()
+    assert body["run_id"] == warm_run["run_id"]
+    assert body["count"] == warm_run["rows_flagged"] == len(body["items"])
+    assert body["classes"] == ["account", "billing", "shipping", "technical"]
+    severities = [it["severity"] for it in body["items"]]
+    assert severities == sorted(severities, reverse=True)
+    first = body["items"][0]
+    assert set(first) == set(review.ITEM_COLUMNS)
+    assert first["issue_types"] and len(first["reasons"]) >= len(first["issue_types"])
+    prefix = warm_run["run_id"][:12]
+    assert client.get(f"/api/runs/{prefix}/issues?given=billing&limit=2").json()["count"] >= 1
+    assert client.get("/api/runs/nope/issues").status_code == 404
+
+
+def test_post_decisions_single_and_bulk_then_undo(client: TestClient, db: str) -> None:
+    items = client.get("/api/runs/latest/issues?limit=3").json()["items"]
+    one = client.post("/api/runs/latest/decisions", json={"id": items[0]["id"], "action": "exclude"})
+    assert one.status_code == 200, one.text
+    assert one.json()["recorded"] == [{"id": items[0]["id"], "action": "exclude", "label": None, "reviewer": "tester"}]
+    bulk = client.post(
+        "/api/runs/latest/decisions",
+        json={"decisions": [{"id": it["id"], "action": "accept"} for it in items[1:]], "reviewer": "ann"},
+    )
+    assert bulk.status_code == 200, bulk.text
+    assert bulk.json()["progress"]["reviewed"] == 3
+    relabel = client.post(
+        "/api/runs/latest/decisions", json={"id": items[0]["id"], "action": "relabel", "label": "shipping"}
+    )
+    assert relabel.json()["recorded"][0]["label"] in ("shipping",)
+    with store.connect(db) as con:
+        run_id = store.resolve_run(con)
+        latest = store.latest_decisions(con, run_id).set_index("row_id")
+    assert latest.loc[items[0]["id"], "reviewer"] == "tester"
+    assert latest.loc[items[1]["id"], "reviewer"] == "ann"
+    assert latest.loc[items[1]["id"], "label"] == items[1]["suggested_label"]
+
+    undo = client.post("/api/runs/latest/undo", json={})
+    assert [r["id"] for r in undo.json()["restored"]] == [items[0]["id"]]
+    assert undo.json()["restored"][0]["action"] == "exclude"
+    history = client.get("/api/runs/latest/decisions").json()
+    assert history[-1]["reason"].startswith("undo of #")
+
+
+def test_bad_requests_get_one_line_json_errors(client: TestClient) -> None:
+    bad = client.post("/api/runs/latest/decisions", json={"id": "t0297", "action": "relabel", "label": "nope"})
+    assert bad.status_code == 400 and "not a class" in bad.json()["error"]
+    assert client.post("/api/runs/latest/decisions", json=[1, 2]).status_code == 400
+    assert client.post("/api/runs/latest/decisions", json={"decisions": "x"}).status_code == 400
+
+
+def test_state_changes_need_a_json_body_and_the_same_origin(client: TestClient) -> None:
+    form = client.post("/api/runs/latest/decisions", data={"id": "t0297", "action": "exclude"})
+    assert form.status_code == 415
+    foreign = client.post(
+        "/api/runs/latest/decisions",
+        json={"id": "t0297", "action": "exclude"},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert foreign.status_code == 403
+    same = client.post(
+        "/api/runs/latest/decisions",
+        json={"id": "t0297", "action": "exclude"},
+        headers={"Origin": "http://testserver"},
+    )
+    assert same.status_code == 200
+    assert client.get("/api/runs/latest/decisions").json()[-1]["row_id"] == "t0297"
+
+
+def test_review_page_escapes_texts_and_forbids_inline_scripts(client: TestClient) -> None:
+    page = client.get("/runs/latest", params={"scope": "all", "q": "alert(1)"})
+    assert page.status_code == 200
+    html = page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    # every <script> element of the page is the bundled JS or the (non-executed) JSON data block
+    scripts = re.findall(r"<script([^>]*)>", html)
+    assert scripts == [' type="application/json" id="lg-data"', ' src="/static/review.js" defer']
+
+
+def test_review_page_shows_progress_filters_and_keyboard_help(client: TestClient, warm_run: dict) -> None:
+    html = client.get("/runs/latest").text
+    assert f"0</b> / {warm_run['rows_flagged']} reviewed" in html
+    assert html.count('<tr class="item') == warm_run["rows_flagged"]
+    for needle in ('name="issue_type"', 'name="given"', 'name="suggested"', "Finish review", "<kbd>W</kbd>"):
+        assert needle in html
+    filtered = client.get("/runs/latest", params={"given": "billing"}).text
+    assert 0 < filtered.count('<tr class="item') < warm_run["rows_flagged"]
+    assert client.get("/runs/latest", params={"q": "zzzz-not-there"}).text.count('<tr class="item') == 0
+    assert client.get("/").status_code == 200
+
+
+def test_finish_of_a_run_that_is_not_paused_explains_export(client: TestClient) -> None:
+    result = client.post("/api/runs/latest/finish", json={"action": "finish"}).json()
+    assert result["resumed"] is False and "labelgate export" in result["message"]
+
+
+def test_with_a_token_every_request_needs_it(db: str) -> None:
+    client = TestClient(create_app(db, token=TOKEN))
+    for path in ("/api/runs/latest/issues", "/api/runs", "/"):
+        assert client.get(path).status_code == 401, path
+    page = client.get("/runs/latest")
+    assert page.status_code == 401 and 'name="token"' in page.text  # the login form, not the data
+    assert client.post("/api/runs/latest/decisions", json={"id": "t0297", "action": "exclude"}).status_code == 401
+    wrong = client.get("/api/runs", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401
+    ok = client.get("/api/runs/latest/issues", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 200
+    assert client.get("/static/review.css").status_code == 200
+
+
+def test_login_form_sets_a_cookie_that_is_not_the_token(db: str) -> None:
+    client = TestClient(create_app(db, token=TOKEN))
+    bad = client.post("/login", data={"token": "guess", "next": "/runs/latest"}, follow_redirects=False)
+    assert bad.status_code == 401
+    good = client.post("/login", data={"token": TOKEN, "next": "/runs/latest"}, follow_redirects=False)
+    assert good.status_code == 303 and good.headers["location"] == "/runs/latest"
+    cookie = good.cookies.get("labelgate_session")
+    assert cookie and TOKEN not in cookie
+    assert "httponly" in good.headers["set-cookie"].lower() and "samesite=strict" in good.headers["set-cookie"].lower()
+    assert client.get("/runs/latest").status_code == 200
+    elsewhere = client.post("/login", data={"token": TOKEN, "next": "//evil.example/"}, follow_redirects=False)
+    assert elsewhere.headers["location"] == "/"
+
+
+def test_non_loopback_hosts_need_a_token() -> None:
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("127.8.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.org")
+    check_host("127.0.0.1", None)
+    check_host("0.0.0.0", "t")
+    with pytest.raises(ConfigError, match=r"non-loopback host '0\.0\.0\.0' without a token"):
+        check_host("0.0.0.0", None)
+
+
+def test_embedded_server_settings_come_from_the_environment() -> None:
+    assert ReviewServerSettings.from_env({}) == ReviewServerSettings()
+    s = ReviewServerSettings.from_env(
+        {"LABELGATE_REVIEW_PORT": "0", "LABELGATE_REVIEW_SERVE": "off", "LABELGATE_REVIEW_URL": "https://x/"}
+    )
+    assert (s.port, s.serve, s.public_url) == (0, "off", "https://x")
+    with pytest.raises(ConfigError, match="LABELGATE_REVIEW_PORT"):
+        ReviewServerSettings.from_env({"LABELGATE_REVIEW_PORT": "http"})
