@@ -213,6 +213,12 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
         f"  label issues     {m.get('label_issues'):>6}   "
         f"({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, {m.get('detector')})",
     ]
+    others = {t: n for t, n in (m.get("issues_by_type") or {}).items() if t != "label" and n}
+    if others:
+        lines.append(
+            f"  other issues     {sum(others.values()):>6}   "
+            + ", ".join(f"{t.replace('_', ' ')} {n}" for t, n in others.items())
+        )
     if m.get("gate") == "auto":
         lines.append(
             f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
