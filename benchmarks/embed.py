@@ -20,8 +20,10 @@ export (first use only, cached) and a warm-up batch happen before the timed roun
 Variants:
     st-default  ``SentenceTransformer(model).encode(texts)`` with every default (batch 32, torch's
                 OpenMP settings untouched): the baseline
-    torch       ``labelgate.embedding.encode(backend="torch")``: length-sorted chunks, passive OpenMP threads
-    onnx        ``backend="onnx"``: the local fused fp32 ONNX export on ONNX Runtime (labelgate's default)
+    torch       ``labelgate.embedding.encode(backend="torch")``: length-sorted batches, passive OpenMP threads
+    torch-bf16  ``backend="torch-bf16"``: the same under bfloat16 autocast (native AMX/AVX512-BF16 CPUs only;
+                labelgate's default there)
+    onnx        ``backend="onnx"``: the local fused fp32 ONNX export on ONNX Runtime (the default elsewhere)
     onnx-int8   ``backend="onnx-int8"``: the same with dynamic int8 weights (lossy, opt-in)
 """
 
@@ -43,7 +45,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED_TRAIN = REPO.parent / "shared" / "data" / "politeness-wikipedia" / "train.csv"
 SAMPLE = REPO / "data" / "sample.csv"
-VARIANTS = ("st-default", "torch", "onnx", "onnx-int8")
+VARIANTS = ("st-default", "torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def _log(message: str) -> None:

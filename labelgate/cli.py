@@ -72,6 +72,11 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "below chance.  [default: keep them]",
         ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
+        click.option(
+            "--embed-backend",
+            type=click.Choice(["auto", "torch", "torch-bf16", "onnx"]),
+            help="Embedding backend; auto: bf16 where the CPU has it, else ONNX, else torch.  [default: auto]",
+        ),
         click.option("--batch-size", type=int, help="Embedding batch size.  [default: 64]"),
         click.option("--folds", "n_folds", type=int, help="Cross-validation folds.  [default: 5]"),
         click.option("--seed", type=int, help="Seed of folds and split.  [default: 0]"),

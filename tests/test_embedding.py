@@ -45,7 +45,8 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_model_key_of_default_is_stable_across_spellings_and_fp32_backends() -> None:
-    keys = {embedding.model_key(m, b) for m in (MODEL, embedding.DEFAULT_MODEL_KEY) for b in ("torch", "onnx", "auto")}
+    backends = ("torch", "torch-bf16", "onnx", "auto")
+    keys = {embedding.model_key(m, b) for m in (MODEL, embedding.DEFAULT_MODEL_KEY) for b in backends}
     assert keys == {"sentence-transformers/all-MiniLM-L6-v2"}
     assert embedding.model_key(MODEL) == embedding.DEFAULT_MODEL_KEY
 
@@ -73,6 +74,7 @@ def test_unknown_backend_is_a_config_error_naming_it() -> None:
 
 def test_run_parameters_default_to_the_auto_backend() -> None:
     assert CurateParams().embed_backend == "auto"
+    assert CurateParams(embed_backend="torch-bf16").embed_backend == "torch-bf16"
     with pytest.raises(ValueError, match="embed_backend"):
         CurateParams(embed_backend="gpu")
 
@@ -138,11 +140,33 @@ def test_on_batch_reports_progress_up_to_the_total(texts: list[str]) -> None:
     assert seen == sorted(seen) and seen[-1] == len(texts) and len(seen) == 2  # chunks of 2 * 16 texts
 
 
+def test_auto_picks_the_fastest_fp32_equivalent_backend() -> None:
+    expected = "torch-bf16" if embedding.bf16_supported() else "onnx"  # onnx + onnxruntime are dependencies
+    assert embedding.resolve_backend(MODEL, "auto") == expected
+
+
 def test_onnx_backend_reproduces_torch_vectors(texts: list[str], torch_vectors: np.ndarray) -> None:
-    assert embedding.resolve_backend(MODEL, "auto") == "onnx"  # onnx + onnxruntime are dependencies
+    assert embedding.resolve_backend(MODEL, "onnx") == "onnx"
     vectors = embedding.encode(MODEL, texts, backend="onnx")
     cos = _cosines(vectors, torch_vectors)
     assert cos.min() >= 0.9999, cos.min()  # numerically the same vectors: they share the cache key
+
+
+@pytest.mark.skipif(not embedding.bf16_supported(), reason="no native bfloat16 on this CPU")
+def test_torch_bf16_reproduces_fp32_vectors(texts: list[str], torch_vectors: np.ndarray) -> None:
+    vectors = embedding.encode(MODEL, texts, backend="torch-bf16")
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cos = _cosines(vectors, torch_vectors)
+    assert cos.min() >= embedding.BF16_MIN_COSINE, cos.min()  # equivalent: shares the fp32 cache key
+
+
+def test_bf16_can_be_switched_off(monkeypatch: pytest.MonkeyPatch, fresh_backends: None) -> None:
+    monkeypatch.setenv(embedding.BF16_ENV, "0")
+    assert not embedding.bf16_supported()
+    assert embedding.resolve_backend(MODEL, "auto") == "onnx"
+    with pytest.raises(ModelLoadError, match="'torch-bf16' unavailable"):
+        embedding.resolve_backend(MODEL, "torch-bf16")
 
 
 def test_auto_falls_back_to_torch_with_a_warning_when_export_is_impossible(
@@ -155,6 +179,7 @@ def test_auto_falls_back_to_torch_with_a_warning_when_export_is_impossible(
     blocker = tmp_path / "cache-is-a-file"
     blocker.write_text("the export folder cannot be created under a file")
     monkeypatch.setenv(embedding.CACHE_ENV, str(blocker))
+    monkeypatch.setenv(embedding.BF16_ENV, "0")  # bf16 needs no export: rule it out to reach the torch fallback
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]  (prefect's logging setup replaces caplog's)
@@ -193,7 +218,7 @@ def test_export_is_verified_cached_and_reused(
 
 
 @pytest.mark.slow
-def test_int8_backend_is_faster_material_but_lossy_and_keyed_apart(
+def test_int8_backend_is_lossy_and_keyed_apart(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_backends: None, texts: list[str], torch_vectors
 ) -> None:
     monkeypatch.setenv(embedding.CACHE_ENV, str(tmp_path))
