@@ -10,6 +10,8 @@ from typing import Any
 
 from prefect.cache_policies import NO_CACHE
 
+from labelgate.config import CurateParams
+from labelgate.core.ingest import IngestResult, read_dataset
 from labelgate.errors import DatabaseBusyError
 
 
@@ -30,3 +32,17 @@ TASK_OPTIONS: dict[str, Any] = {
     "retry_condition_fn": retry_if_busy,
     "persist_result": False,
 }
+
+
+def read_input(path: str, params: CurateParams) -> IngestResult:
+    """Read ``path`` with the run's format, column, encoding and label settings (input and test files alike)."""
+    return read_dataset(
+        path,
+        fmt=params.input_format,
+        text_col=params.text_col,
+        label_col=params.label_col,
+        id_col=params.id_col,
+        encoding=params.encoding,
+        delimiter=params.delimiter,
+        label_case=params.label_case,
+    )

@@ -18,13 +18,14 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
-from labelgate import embedding, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.detect import DetectorSettings, detect_all
-from labelgate.core.ingest import read_dataset, sha256_text
+from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.errors import ConfigError
-from labelgate.tasks._common import TASK_OPTIONS
+from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes
 
 
 def _token_counts(texts: list[str], params: CurateParams) -> tuple[list[int] | None, str]:
@@ -42,38 +43,21 @@ def _test_rows(db_path: str, params: CurateParams) -> tuple[pd.DataFrame, np.nda
     assert path is not None
     if not Path(path).exists():
         raise ConfigError(f"test file {path!r} does not exist; pass --test PATH")
-    result = read_dataset(
-        path,
-        fmt=params.input_format,
-        text_col=params.text_col,
-        label_col=params.label_col,
-        id_col=params.id_col,
-        encoding=params.encoding,
-        delimiter=params.delimiter,
-        label_case=params.label_case,
-    )
+    result = read_input(path, params)
     rows = result.rows[result.rows["text"].notna()]
     rows = rows[rows["text"].str.strip() != ""][["row_id", "text"]].reset_index(drop=True)
-    key = embedding.model_key(params.model)
     hashes = [sha256_text(t) for t in rows["text"]]
-    unique = list(dict.fromkeys(hashes))
+    text_of = dict(zip(hashes, rows["text"]))
+    embed_texts(db_path, params, missing_hashes(db_path, params, list(text_of))[0], text_of)
     with store.connect(db_path) as con:
-        cached = store.cached_hashes(con, key, unique)
-    todo = [h for h in unique if h not in cached]
-    if todo:
-        text_of = dict(zip(hashes, rows["text"]))
-        vectors = embedding.encode(params.model, [text_of[h] for h in todo], batch_size=params.batch_size)
-        with store.connect(db_path) as con, store.transaction(con):
-            store.put_embeddings(con, key, todo, vectors)
-    with store.connect(db_path) as con:
-        test_vectors = store.get_embeddings(con, key, hashes) if hashes else np.zeros((0, 0), np.float32)
+        test_vectors = store.get_embeddings(con, cache_key(params), hashes) if hashes else np.zeros((0, 0), np.float32)
     return rows, test_vectors
 
 
 @task(name="detect", **TASK_OPTIONS)
 def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     """Run every detector over the valid rows; store predictions and issues; return counts per issue type."""
-    key = embedding.model_key(params.model)
+    key = cache_key(params)
     with store.connect(db_path) as con:
         rows = store.valid_rows(con, run_id)
         vectors = store.get_embeddings(con, key, list(rows["text_sha256"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
@@ -39,19 +40,32 @@ def _show_progress() -> bool:
     return sys.stderr.isatty()
 
 
-@task(name="embed", **TASK_OPTIONS)
-def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Embed the valid texts not yet in the cache; return how many were embedded and reused."""
-    key = embedding.model_key(params.model, params.embed_backend)
+def cache_key(params: CurateParams) -> str:
+    """The embedding-cache key of the run's model and backend: what every task reads and writes vectors under."""
+    return embedding.model_key(params.model, params.embed_backend)
+
+
+def missing_hashes(db_path: str, params: CurateParams, hashes: list[str]) -> tuple[list[str], int]:
+    """The text hashes without a cached vector (in the given order), and how many are cached."""
     with store.connect(db_path) as con:
-        rows = store.valid_rows(con, run_id)
-        hashes = list(dict.fromkeys(rows["text_sha256"]))  # unique, in input order
-        cached = store.cached_hashes(con, key, hashes)
-    text_of = dict(zip(rows["text_sha256"], rows["text"]))
-    todo = [h for h in hashes if h not in cached]
-    started = time.perf_counter()
+        cached = store.cached_hashes(con, cache_key(params), hashes)
+    return [h for h in hashes if h not in cached], len(cached)
+
+
+def embed_texts(
+    db_path: str,
+    params: CurateParams,
+    todo: list[str],
+    text_of: dict[str, str],
+    *,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> None:
+    """Embed the texts of the hashes ``todo`` and cache them, one committed chunk at a time.
+
+    ``on_chunk(done, total)`` is called after each commit.
+    """
+    key = cache_key(params)
     chunk = chunk_size()
-    progress = EmbeddingProgress(run_id, len(todo), cached=len(cached))  # Prefect progress artifact
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
         vectors = embedding.encode(
@@ -63,18 +77,35 @@ def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         )
         with store.connect(db_path) as con, store.transaction(con):
             store.put_embeddings(con, key, part, vectors)
-        progress.update(start + len(part))
+        if on_chunk is not None:
+            on_chunk(start + len(part), len(todo))
+
+
+@task(name="embed", **TASK_OPTIONS)
+def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Embed the valid texts not yet in the cache; return how many were embedded and reused."""
+    with store.connect(db_path) as con:
+        rows = store.valid_rows(con, run_id)
+    text_of = dict(zip(rows["text_sha256"], rows["text"]))  # unique, in input order
+    todo, n_cached = missing_hashes(db_path, params, list(text_of))
+    progress = EmbeddingProgress(run_id, len(todo), cached=n_cached)  # Prefect progress artifact
+
+    def committed(done: int, total: int) -> None:
+        progress.update(done)
         if _show_progress():  # one line per committed chunk (a killed run resumes after the last one);
             # written to stderr directly: the flow's log_prints would turn a print() into a Prefect log record
-            sys.stderr.write(f"labelgate: embedded {start + len(part)}/{len(todo)} texts (committed)\n")
+            sys.stderr.write(f"labelgate: embedded {done}/{total} texts (committed)\n")
             sys.stderr.flush()
+
+    started = time.perf_counter()
+    embed_texts(db_path, params, todo, text_of, on_chunk=committed)
     progress.finish()
     seconds = time.perf_counter() - started
     metrics = {
-        "embedding_model": key,
-        "texts_unique": len(hashes),
+        "embedding_model": cache_key(params),
+        "texts_unique": len(text_of),
         "texts_embedded": len(todo),
-        "texts_cached": len(cached),
+        "texts_cached": n_cached,
         "embed_seconds": round(seconds, 3),
     }
     with store.connect(db_path) as con, store.transaction(con):

@@ -37,11 +37,11 @@ from labelgate.core.export import (
     plan_export,
     text_fingerprints,
 )
-from labelgate.core.ingest import read_dataset, sha256_file
+from labelgate.core.ingest import sha256_file
 from labelgate.core.tokens import get_counter
 from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
-from labelgate.tasks._common import TASK_OPTIONS
+from labelgate.tasks._common import TASK_OPTIONS, read_input
 
 MANIFEST = "manifest.json"
 
@@ -73,16 +73,7 @@ def read_test_set(test_path: str, params: CurateParams) -> HeldOutSet:
     """
     if not Path(test_path).exists():
         raise ConfigError(f"test file {test_path!r} does not exist; pass --test PATH")
-    result = read_dataset(
-        test_path,
-        fmt=params.input_format,
-        text_col=params.text_col,
-        label_col=params.label_col,
-        id_col=params.id_col,
-        encoding=params.encoding,
-        delimiter=params.delimiter,
-        label_case=params.label_case,
-    )
+    result = read_input(test_path, params)
     rows = result.rows[result.rows["text"].notna() & result.rows["label"].notna()]
     rows = rows[rows["text"].str.strip() != ""][["row_id", "text", "label"]].reset_index(drop=True)
     return HeldOutSet(str(Path(test_path).resolve()), sha256_file(test_path), rows)

@@ -8,23 +8,13 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.ingest import read_dataset
-from labelgate.tasks._common import TASK_OPTIONS
+from labelgate.tasks._common import TASK_OPTIONS, read_input
 
 
 @task(name="ingest", **TASK_OPTIONS)
 def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> dict[str, Any]:
     """Read ``input_path``; store every record; return counts and notes."""
-    result = read_dataset(
-        input_path,
-        fmt=params.input_format,
-        text_col=params.text_col,
-        label_col=params.label_col,
-        id_col=params.id_col,
-        encoding=params.encoding,
-        delimiter=params.delimiter,
-        label_case=params.label_case,
-    )
+    result = read_input(input_path, params)
     rows = result.rows.assign(run_id=run_id)
     quarantine = result.quarantine.assign(run_id=run_id, stage="ingest")
     with store.connect(db_path) as con, store.transaction(con):

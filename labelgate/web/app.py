@@ -36,7 +36,7 @@ from fastapi.staticfiles import StaticFiles
 
 from labelgate import reports, review, store
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
-from labelgate.web import dashboard
+from labelgate.web import dashboard, templating
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "labelgate_session"
@@ -64,13 +64,7 @@ def _session_value(token: str) -> str:
 
 
 def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templating.environment()
     env.filters["pct"] = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}%"
     env.filters["num"] = lambda v, d=2: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
     return env

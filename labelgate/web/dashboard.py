@@ -33,8 +33,8 @@ from markupsafe import Markup, escape
 from labelgate import reports, store
 from labelgate.errors import RunNotFoundError
 from labelgate.notify import flow_run_url
+from labelgate.web import templating
 
-HERE = Path(__file__).resolve().parent
 #: seconds a request waits for a database another process writes
 DB_WAIT_S = 5.0
 #: runs shown by default (history table and rate chart)
@@ -65,13 +65,7 @@ QUARANTINE_COLOUR = "#d97706"
 
 @functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = templating.environment()
     env.filters["pct"] = _pct
     env.filters["duration"] = _duration
     env.filters["checkval"] = _check_value
