@@ -20,8 +20,9 @@ strengths are fixed defaults for L2-normalised / binary features.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -153,7 +154,38 @@ def _chars_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.
     return _fit_predict(_logreg(1.0), X_train, y[train], vec.transform(texts[test]), k)
 
 
-def ensemble_oof_probs(
+@dataclass(frozen=True)
+class OofJob:
+    """One unit of out-of-fold work: fit ``member`` on every fold but ``fold`` and score the held-out fold."""
+
+    member: str
+    fold: int
+
+
+@dataclass(frozen=True)
+class OofPlan:
+    """Everything the jobs of :func:`ensemble_oof_probs` need (picklable: a job may run on another machine).
+
+    Attributes:
+        features: float32 array ``(n_rows, dim)`` or ``None`` (no ``embedding`` member).
+        texts: object array ``(n_rows,)`` of str or ``None`` (no lexical member).
+        y: int array ``(n_rows,)``: the given labels as column indices of ``classes``.
+        classes: the class names, sorted.
+        folds: ``(train_index, test_index)`` per fold.
+        members: member names, in :data:`MEMBERS` order of fitting.
+        jobs: one :class:`OofJob` per (member, fold).
+    """
+
+    features: np.ndarray | None
+    texts: np.ndarray | None
+    y: np.ndarray
+    classes: list[str]
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    members: tuple[str, ...]
+    jobs: tuple[OofJob, ...]
+
+
+def plan_oof(
     features: np.ndarray | None,
     labels: pd.Series | Sequence[str],
     *,
@@ -161,20 +193,8 @@ def ensemble_oof_probs(
     members: Sequence[str] = MEMBERS,
     n_folds: int = 5,
     seed: int = 0,
-) -> Probabilities:
-    """K-fold out-of-sample probabilities of an ensemble of linear models (mean of the members).
-
-    Args:
-        features: float array, shape ``(n_rows, dim)``: normalised sentence embeddings (needed by the
-            ``embedding`` member; ``None`` when it is not used).
-        labels: the given label of each row (strings), length ``n_rows``.
-        texts: the texts (needed by ``words`` and ``chars``).
-        members: names from :data:`MEMBERS`.
-        n_folds: stratified folds, at least 2 and at most the size of the smallest class.
-        seed: seed of the fold shuffle.
-
-    Returns:
-        :class:`Probabilities` with the ensemble mean in ``probs`` and every member's in ``members``.
+) -> OofPlan:
+    """Check the inputs of :func:`ensemble_oof_probs` and split the work into jobs (no model is fitted here).
 
     Raises:
         ValidationError: fewer than 2 classes, a class smaller than ``n_folds``, or an unknown member.
@@ -185,7 +205,7 @@ def ensemble_oof_probs(
         raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
     y, classes = encode_labels(labels)
     _check_folds(y, classes, n_folds)
-    n, k = len(y), len(classes)
+    n = len(y)
     X = None
     if "embedding" in members:
         if features is None or len(features) != n:
@@ -198,19 +218,82 @@ def ensemble_oof_probs(
         if texts is None or len(texts) != n:
             raise ValueError(f"lexical members need {n} texts, got {None if texts is None else len(texts)}")
         T = np.asarray([t if isinstance(t, str) else "" for t in texts], dtype=object)
-    out = {m: np.zeros((n, k), dtype=np.float64) for m in members}
-    for train, test in _folds(y, n_folds, seed):
-        for m in members:
-            if m == "embedding":
-                out[m][test] = _embedding_member(X, y, train, test, k)
-            elif m == "words":
-                out[m][test] = _words_member(T, y, train, test, k)
-            else:
-                out[m][test] = _chars_member(T, y, train, test, k)
+    folds = _folds(y, n_folds, seed)
+    members = tuple(members)
+    jobs = tuple(OofJob(m, f) for f in range(len(folds)) for m in members)
+    return OofPlan(features=X, texts=T, y=y, classes=classes, folds=folds, members=members, jobs=jobs)
+
+
+def run_oof_job(plan: OofPlan, job: OofJob) -> np.ndarray:
+    """Fit ``job.member`` on the other folds; its probabilities of fold ``job.fold``'s rows ``(n_test, k)``."""
+    train, test = plan.folds[job.fold]
+    k = len(plan.classes)
+    if job.member == "embedding":
+        return _embedding_member(plan.features, plan.y, train, test, k)
+    if job.member == "words":
+        return _words_member(plan.texts, plan.y, train, test, k)
+    if job.member == "chars":
+        return _chars_member(plan.texts, plan.y, train, test, k)
+    raise ValidationError(f"unknown detector member {job.member!r}; choose from {list(MEMBERS)}")
+
+
+def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
+    """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`."""
+    if len(results) != len(plan.jobs):
+        raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
+    n, k = len(plan.y), len(plan.classes)
+    out = {m: np.zeros((n, k), dtype=np.float64) for m in plan.members}
+    for job, part in zip(plan.jobs, results):
+        out[job.member][plan.folds[job.fold][1]] = part
     out = {m: _normalise(p) for m, p in out.items()}
-    probs, _ = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), y)
+    probs, _ = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
+    members = plan.members
     name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
-    return Probabilities(probs=probs, classes=classes, labels=y, method=f"{name}-{n_folds}fold", members=out)
+    return Probabilities(
+        probs=probs, classes=plan.classes, labels=plan.y, method=f"{name}-{len(plan.folds)}fold", members=out
+    )
+
+
+#: ``map_jobs(function, jobs) -> results`` in the jobs' order (the default runs them one after another)
+JobMapper = Callable[[Callable[[OofJob], np.ndarray], Sequence[OofJob]], Sequence[np.ndarray]]
+
+
+def _serial(function: Callable[[OofJob], np.ndarray], jobs: Sequence[OofJob]) -> list[np.ndarray]:
+    return [function(job) for job in jobs]
+
+
+def ensemble_oof_probs(
+    features: np.ndarray | None,
+    labels: pd.Series | Sequence[str],
+    *,
+    texts: Sequence[str] | None = None,
+    members: Sequence[str] = MEMBERS,
+    n_folds: int = 5,
+    seed: int = 0,
+    map_jobs: JobMapper | None = None,
+) -> Probabilities:
+    """K-fold out-of-sample probabilities of an ensemble of linear models (mean of the members).
+
+    Args:
+        features: float array, shape ``(n_rows, dim)``: normalised sentence embeddings (needed by the
+            ``embedding`` member; ``None`` when it is not used).
+        labels: the given label of each row (strings), length ``n_rows``.
+        texts: the texts (needed by ``words`` and ``chars``).
+        members: names from :data:`MEMBERS`.
+        n_folds: stratified folds, at least 2 and at most the size of the smallest class.
+        seed: seed of the fold shuffle.
+        map_jobs: how to run the (member, fold) jobs (e.g. on a Dask cluster); results must not depend on it.
+
+    Returns:
+        :class:`Probabilities` with the ensemble mean in ``probs`` and every member's in ``members``.
+
+    Raises:
+        ValidationError: fewer than 2 classes, a class smaller than ``n_folds``, or an unknown member.
+        ValueError: a member's input is missing or of the wrong length.
+    """
+    plan = plan_oof(features, labels, texts=texts, members=members, n_folds=n_folds, seed=seed)
+    results = (map_jobs or _serial)(functools.partial(run_oof_job, plan), plan.jobs)
+    return combine_oof(plan, list(results))
 
 
 def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
