@@ -68,6 +68,19 @@ def embed(texts: list[str], model: str, cache: Path) -> np.ndarray:
     return vectors
 
 
+def embed_layers(texts: list[str], model: str, cache: Path) -> np.ndarray:
+    """Middle-layer features of ``texts`` (:func:`labelgate.embedding.encode_layers`), cached like :func:`embed`."""
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:20]
+    key = hashlib.sha256(embedding.layers_key(model).encode()).hexdigest()[:8]
+    path = cache / f"{key}-{digest}.npy"
+    if path.exists():
+        return np.load(path)
+    cache.mkdir(parents=True, exist_ok=True)
+    vectors = embedding.encode_layers(model, texts, batch_size=64)
+    np.save(path, vectors)
+    return vectors
+
+
 def read(path: Path) -> pd.DataFrame:
     """The file's id, text and label columns; rows with a blank text or label are dropped (as validation does)."""
     df = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -176,15 +189,20 @@ def main(argv: list[str] | None = None) -> dict:
     X = embed(list(train["text"]), args.model, args.cache)
     X_test = embed(list(test["text"]), args.model, args.cache)
     embed_s = time.perf_counter() - started
+    params = CurateParams(seed=args.seed)
+    if args.members:
+        params = CurateParams(seed=args.seed, detector_members=args.members.split(","))
+    layer_vectors = None
+    if "layers" in params.detector_members:
+        started = time.perf_counter()
+        layer_vectors = embed_layers(list(train["text"]), args.model, args.cache)
+        embed_s += time.perf_counter() - started
 
     started = time.perf_counter()
     recipe_probs = out_of_fold_probs(X, train["label"], n_folds=args.recipe_folds, seed=args.seed)
     recipe = find_label_issues_cleanlab(train["id"], recipe_probs)
     recipe_s = time.perf_counter() - started
 
-    params = CurateParams(seed=args.seed)
-    if args.members:
-        params = CurateParams(seed=args.seed, detector_members=args.members.split(","))
     from labelgate.core.tokens import CachedCounter, get_counter
 
     counter = CachedCounter(get_counter(params.token_counter))
@@ -200,6 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         test_ids=list(test["id"]),
         test_texts=list(test["text"]),
         test_vectors=X_test,
+        layer_vectors=layer_vectors,
     )
     labelgate_s = time.perf_counter() - started
 
@@ -227,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
             "method": f"{found.probs.method} + class-adjusted confident learning",
             "seconds": round(labelgate_s, 2),
             "seconds_by_stage": {k: round(v, 2) for k, v in found.seconds.items()},
+            "fitted": found.probs.chosen,
             "flagged_by_type": flagged_types,
         },
         "proxy_accuracy": {

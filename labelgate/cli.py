@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
-from labelgate.errors import LabelgateError
+from labelgate.errors import ConfigError, LabelgateError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -86,6 +86,20 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--min-text-chars", type=int, help="Quarantine shorter texts.  [default: 1]"),
         click.option("--max-text-chars", type=int, help="Quarantine longer texts.  [default: 20000]"),
+        click.option(
+            "--runner",
+            type=click.Choice(["default", "dask"]),
+            help="default: every stage in this process; dask: shard embedding and scoring over a Dask cluster "
+            "(needs pip install 'labelgate[dask]').  [default: default]",
+        ),
+        click.option(
+            "--dask-address",
+            help="--runner dask: address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786.  "
+            "[default: a local cluster]",
+        ),
+        click.option(
+            "--dask-workers", type=int, help="--runner dask, no --dask-address: local worker processes.  [default: 2]"
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -93,10 +107,10 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
-    """Run the curate flow in this process against Prefect's ephemeral local API."""
-    from labelgate.flows.curate import curate
+    """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner)."""
+    from labelgate.runners import curate_flow
 
-    return curate(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
+    return curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
 
 
 @main.command()
@@ -117,6 +131,9 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
         raise RuntimeError(f"run options without a CurateParams field: {sorted(unknown)}")
     if chosen["export_formats"] is not None:
         chosen["export_formats"] = [f.strip() for f in chosen["export_formats"].split(",") if f.strip()]
+    for name in ("dask_address", "dask_workers"):
+        if chosen[name] is not None and chosen["runner"] != "dask":
+            raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
     params = make_params(**chosen)
     prepare_environment(verbose)
     metrics = _curate(input_path, db_path, out_dir, params)

@@ -7,6 +7,7 @@ the CLI options.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,6 +17,9 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 InputFormat = Literal["auto", "csv", "tsv", "jsonl", "chat-jsonl", "parquet"]
 GateMode = Literal["auto", "none", "human"]
+
+#: a Dask scheduler address: ``[tcp|tls|ws|wss|ucx]://HOST:PORT`` (``HOST:PORT`` means tcp)
+DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}/?")
 
 
 class CurateParams(BaseModel):
@@ -58,11 +62,12 @@ class CurateParams(BaseModel):
     # --- detect -------------------------------------------------------------
     n_folds: int = Field(5, ge=2, le=50, description="Folds for out-of-sample predicted probabilities.")
     seed: int = Field(0, description="Seed for folds, models and the train/validation split.")
-    detector_members: list[Literal["embedding", "words", "chars"]] = Field(
-        default_factory=lambda: ["embedding", "words", "chars"],
+    detector_members: list[Literal["embedding", "words", "chars", "layers"]] = Field(
+        default_factory=lambda: ["embedding", "words", "chars", "layers"],
         min_length=1,
         description="Models averaged for the out-of-fold probabilities: embedding (logistic regression on the "
-        "embeddings), words (NB-LR on word n-grams), chars (logistic regression on char n-grams).",
+        "embeddings), words (NB-LR on word n-grams), chars (logistic regression on char n-grams), layers "
+        "(logistic regression on the embedding model's middle layers; one more torch pass over the texts, cached).",
     )
     near_duplicate_threshold: float = Field(
         0.95, ge=0.0, le=1.0, description="Cosine similarity at or above which a later row is a near duplicate."
@@ -81,10 +86,31 @@ class CurateParams(BaseModel):
         512, ge=1, description="Token budget of one text; longer texts are flagged 'too_long' (None: no check)."
     )
 
+    # --- runner (labelgate.runners) ------------------------------------------
+    runner: Literal["default", "dask"] = Field(
+        "default",
+        description="default: every stage in the flow's process. dask: embedding and the out-of-fold scoring are "
+        "sharded over a Dask cluster (prefect-dask's DaskTaskRunner; needs `pip install 'labelgate[dask]'`); "
+        "DuckDB is read and written by the flow's process only. Same results either way.",
+    )
+    dask_address: str | None = Field(
+        None,
+        description="runner dask: address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786. "
+        "None: a LocalCluster of dask_workers processes on this machine, for the run's duration.",
+    )
+    dask_workers: int = Field(
+        2, ge=1, le=512, description="runner dask without dask_address: worker processes of the LocalCluster."
+    )
+
     # --- gate ---------------------------------------------------------------
     gate: GateMode = Field("auto", description="auto: a policy decides; none: export as-is; human: pause for review.")
     relabel_threshold: float = Field(
-        0.8, ge=0.0, le=1.0, description="Auto gate relabels a flagged row when P(suggested) is at least this."
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Auto gate relabels a flagged label issue when the probability that its suggestion is the true "
+        "label (model probabilities corrected by the estimated noise rates) is at least this; 0.5 = more likely "
+        "than not.",
     )
     exclude_threshold: float | None = Field(
         None,
@@ -211,10 +237,27 @@ class CurateParams(BaseModel):
             seen[answer] = label
         return v
 
+    @field_validator("dask_address")
+    @classmethod
+    def _scheduler_address(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not DASK_ADDRESS.fullmatch(v):
+            raise ValueError(f"Dask scheduler address must look like tcp://HOST:PORT, got {v!r}")
+        return v
+
     @model_validator(mode="after")
     def _bounds(self) -> CurateParams:
         if self.min_text_chars > self.max_text_chars:
             raise ValueError(
                 f"min_text_chars ({self.min_text_chars}) is greater than max_text_chars ({self.max_text_chars})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _runner_settings(self) -> CurateParams:
+        # values, not fields_set: Prefect re-validates a dumped model (every field set) when a run starts
+        if self.runner != "dask" and self.dask_address is not None:
+            raise ValueError(f"dask_address is a setting of runner 'dask' (runner is {self.runner!r})")
         return self

@@ -31,3 +31,35 @@ def test_bad_values_are_refused(field: str, value: object, match: str) -> None:
 def test_min_above_max_text_chars_is_refused() -> None:
     with pytest.raises(ValidationError, match=r"min_text_chars \(50\) is greater than max_text_chars \(10\)"):
         CurateParams(min_text_chars=50, max_text_chars=10)
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"runner": "spark"}, "'default' or 'dask'"),
+        ({"runner": "dask", "dask_workers": 0}, "greater than or equal to 1"),
+        ({"runner": "dask", "dask_address": "scheduler"}, "tcp://HOST:PORT, got 'scheduler'"),
+        ({"runner": "dask", "dask_address": "tcp://10.0.0.5"}, "tcp://HOST:PORT, got 'tcp://10.0.0.5'"),
+        ({"runner": "dask", "dask_address": "http://10.0.0.5:8786"}, "tcp://HOST:PORT"),
+        ({"dask_address": "tcp://10.0.0.5:8786"}, "dask_address is a setting of runner 'dask'"),
+    ],
+)
+def test_bad_runner_settings_are_refused(fields: dict, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        CurateParams(**fields)
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://10.0.0.5:8786", "10.0.0.5:8786", " tls://sched.example.org:8786 ", "tcp://[::1]:8786"]
+)
+def test_scheduler_addresses_are_accepted(address: str) -> None:
+    p = CurateParams(runner="dask", dask_address=address)
+    assert p.dask_address == address.strip() and p.runner == "dask"
+
+
+def test_runner_settings_survive_a_dump_and_reload() -> None:
+    """Prefect validates a dumped CurateParams again (every field set) when a run starts."""
+    dask = [CurateParams(runner="dask", dask_workers=3), CurateParams(runner="dask", dask_address="h:1")]
+    for p in (CurateParams(), *dask):
+        assert CurateParams(**p.model_dump()) == p
+        assert CurateParams.model_validate_json(p.model_dump_json()) == p

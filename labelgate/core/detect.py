@@ -14,8 +14,12 @@ by models that never saw it). This module turns them into one verdict per row:
   threshold-adjusted probabilities) *and* the row is among the ``N`` lowest label scores, ``N`` being
   confident learning's estimate of the number of label errors (:func:`estimated_error_count`). The
   first condition alone over-flags clean, easy data; the second alone ignores which class wins.
-- ``suggested_label`` = the adjusted argmax (the given label when the row is not flagged);
-  ``suggested_prob`` = the ensemble's plain probability of it (what the auto gate's relabel threshold reads).
+- ``suggested_label`` = the adjusted argmax (the given label when the row is not flagged).
+- ``suggested_prob`` = the probability that the suggestion is the row's *true* label given both the text
+  and the label it was given (:func:`true_label_posterior`): Bayes' rule with the model's probabilities as
+  the prior and confident learning's estimated noise rates ``P(given | true)`` as the likelihood. A given
+  label from a class that is rarely mislabelled keeps weight; one from a noisy class yields more easily.
+  It is what the auto gate's relabel threshold reads (relabel when the suggestion is more likely than not).
 
 :func:`find_label_issues_cleanlab` keeps the published recipe's rule (cleanlab ``find_label_issues``
 with its defaults, self-confidence ranking) for the benchmark.
@@ -54,7 +58,9 @@ __all__ = [
     "estimated_error_count",
     "find_label_issues",
     "find_label_issues_cleanlab",
+    "noise_rates",
     "out_of_fold_probs",
+    "true_label_posterior",
 ]
 
 LABEL_ISSUE_COLUMNS = [
@@ -89,6 +95,35 @@ def adjusted_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return q / q.sum(axis=1, keepdims=True)
 
 
+def noise_rates(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Confident learning's estimate of ``P(given = j | true = i)``, shape ``(n_classes, n_classes)`` indexed
+    ``[j, i]`` (columns sum to 1), from cleanlab's calibrated confident joint. A class no row confidently
+    belongs to keeps an identity column (no evidence of noise)."""
+    from cleanlab.count import calibrate_confident_joint, compute_confident_joint
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = np.asarray(calibrate_confident_joint(compute_confident_joint(labels, probs), labels), dtype=float)
+    k = probs.shape[1]
+    if joint.shape != (k, k):  # a class nobody is labelled with: cleanlab sizes the joint by the labels seen
+        full = np.zeros((k, k))
+        m = min(k, joint.shape[0])
+        full[:m, :m] = joint[:m, :m]
+        joint = full
+    totals = joint.sum(axis=0, keepdims=True)
+    rates = np.where(totals > 0, joint / np.where(totals > 0, totals, 1.0), np.eye(k))
+    return rates
+
+
+def true_label_posterior(probs: np.ndarray, labels: np.ndarray, rates: np.ndarray | None = None) -> np.ndarray:
+    """``P(true = i | text, given label)`` per row, shape of ``probs``: the model's probabilities times the
+    noise rate ``P(given | true = i)`` (:func:`noise_rates`), renormalised."""
+    rates = noise_rates(probs, labels) if rates is None else rates
+    post = np.asarray(probs, dtype=np.float64) * rates[labels, :]
+    totals = post.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, post / np.where(totals > 0, totals, 1.0), probs)
+
+
 def _frame(
     row_ids: Sequence[str] | pd.Series,
     p: Probabilities,
@@ -97,23 +132,24 @@ def _frame(
     scores: np.ndarray,
     flags: np.ndarray,
     adjusted: np.ndarray | None,
+    posterior: np.ndarray | None = None,
 ) -> pd.DataFrame:
     n = len(p.labels)
     idx = np.arange(n)
     classes = np.asarray(p.classes, dtype=object)
     given = classes[p.labels]
     suggested_names = classes[suggested]
-    suggested_prob = p.probs[idx, suggested]
+    model_prob = p.probs[idx, suggested]
+    suggested_prob = posterior[idx, suggested] if posterior is not None else model_prob
     given_prob = p.probs[idx, p.labels]
-    reasons: list[str | None] = []
-    for i in range(n):
-        if not flags[i]:
-            reasons.append(None)
-            continue
-        text = f"model disagrees: {suggested_names[i]} {suggested_prob[i]:.2f} vs given {given[i]} {given_prob[i]:.2f}"
+    reasons: list[str | None] = [None] * n
+    for i in np.flatnonzero(flags):
+        text = f"model disagrees: {suggested_names[i]} {model_prob[i]:.2f} vs given {given[i]} {given_prob[i]:.2f}"
         if adjusted is not None:
             text += f" (class-adjusted {adjusted[i, suggested[i]]:.2f} vs {adjusted[i, p.labels[i]]:.2f})"
-        reasons.append(text)
+        if posterior is not None:
+            text += f"; P(true label is {suggested_names[i]}) {suggested_prob[i]:.2f} given the noise rates"
+        reasons[i] = text
     return pd.DataFrame(
         {
             "row_id": list(row_ids),
@@ -135,9 +171,10 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
     Returns:
         A DataFrame with columns :data:`LABEL_ISSUE_COLUMNS`, in the input order: ``label_score`` in
         [0, 1] (higher = the given label is more likely right; the adjusted probability of the given
-        label), ``suggested_label`` the adjusted argmax, ``suggested_prob`` its plain ensemble
-        probability, ``given_prob`` the plain probability of the given label, ``is_label_issue`` the
-        adjusted argmax differs from the given label, ``reason`` a sentence for flagged rows.
+        label), ``suggested_label`` the adjusted argmax, ``suggested_prob`` the probability that it is the
+        true label (:func:`true_label_posterior`), ``given_prob`` the plain model probability of the given
+        label, ``is_label_issue`` the adjusted argmax differs from the given label and the row is within
+        confident learning's error count, ``reason`` a sentence for flagged rows.
     """
     if len(row_ids) != len(p.labels):
         raise ValueError(f"{len(row_ids)} row ids for {len(p.labels)} rows of probabilities")
@@ -151,7 +188,8 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
         within = np.zeros(len(scores), dtype=bool)
         within[order[:budget]] = True
         flags &= within
-    return _frame(row_ids, p, suggested=suggested, scores=scores, flags=flags, adjusted=q)
+    posterior = true_label_posterior(p.probs, p.labels)
+    return _frame(row_ids, p, suggested=suggested, scores=scores, flags=flags, adjusted=q, posterior=posterior)
 
 
 def estimated_error_count(probs: np.ndarray, labels: np.ndarray) -> int:
@@ -190,7 +228,8 @@ def find_label_issues_cleanlab(
 class DetectorSettings:
     """Settings of :func:`detect_all` (the detect fields of :class:`labelgate.config.CurateParams`)."""
 
-    members: tuple[str, ...] = MEMBERS
+    #: ``None``: the default members whose inputs :func:`detect_all` is given
+    members: tuple[str, ...] | None = None
     n_folds: int = 5
     seed: int = 0
     near_duplicate_threshold: float = 0.95
@@ -245,6 +284,8 @@ def detect_all(
     test_ids: Sequence[str] | None = None,
     test_texts: Sequence[str] | None = None,
     test_vectors: np.ndarray | None = None,
+    probs: Probabilities | None = None,
+    layer_vectors: np.ndarray | None = None,
 ) -> Detection:
     """Run every detector over one dataset (pure: the detect task and the benchmark both call this).
 
@@ -254,6 +295,10 @@ def detect_all(
         settings: thresholds and model choices (defaults: :class:`DetectorSettings`).
         token_counts: tokens per text (needed when ``settings.max_text_tokens`` is set).
         test_ids / test_texts / test_vectors: the held-out test rows for the leakage check (optional).
+        probs: the out-of-fold probabilities when already computed (e.g. job by job on a Dask cluster:
+            :func:`labelgate.core.probs.combine_oof`); None computes them with :func:`ensemble_oof_probs`.
+        layer_vectors: middle-layer features ``(n, hidden)`` of :func:`labelgate.embedding.encode_layers`
+            (needed when ``settings.members`` has ``layers``).
     """
     from labelgate.core.duplicates import duplicate_issues, leakage_issues, neighbours
     from labelgate.core.issues import ISSUE_COLUMNS, label_issue_rows
@@ -266,11 +311,20 @@ def detect_all(
     labels = [str(v) for v in labels]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    probs = ensemble_oof_probs(vectors, labels, texts=texts, members=list(s.members), n_folds=s.n_folds, seed=s.seed)
+    if probs is None:
+        probs = ensemble_oof_probs(
+            vectors,
+            labels,
+            texts=texts,
+            layer_features=layer_vectors,
+            members=None if s.members is None else list(s.members),
+            n_folds=s.n_folds,
+            seed=s.seed,
+        )
     found = find_label_issues(row_ids, probs)
     seconds["label"] = time.perf_counter() - started
     started = time.perf_counter()
-    nb = neighbours(vectors, k=s.outlier_k)
+    nb = neighbours(vectors, k=s.outlier_k, seed=s.seed)  # approximate above neighbours.EXACT_MAX_ROWS rows
     parts = [
         label_issue_rows(found),
         duplicate_issues(row_ids, texts, labels, nb, near_threshold=s.near_duplicate_threshold),

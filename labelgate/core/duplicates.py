@@ -9,8 +9,10 @@
 - ``leakage``: a row whose normalised text equals a test row's, or whose embedding has cosine
   similarity >= a threshold with a test row; ``related_row_id`` is the test row.
 
-Neighbours are found exactly with matrix products in chunks: time ``O(n^2 * dim)`` (about a minute
-for 100k rows of 384 dimensions on 2 cores, and quadratic beyond), memory ``O(chunk * n)``.
+Up to :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows, neighbours are found exactly with matrix
+products in chunks: time ``O(n^2 * dim)`` (about a minute for 100k rows of 384 dimensions on 2 cores, and
+quadratic beyond), memory ``O(chunk * n)``. Above it they are approximate: k-means cells searched with
+matrix products (:mod:`labelgate.core.neighbours`), time ``O(n^1.5 * dim)``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from labelgate.core.issues import issue_rows
+from labelgate.core.issues import ISSUE_COLUMNS, issue_frame, issue_rows
 
 #: rows of the query side multiplied at once (memory = CHUNK * n_other * 4 bytes)
 CHUNK = 1024
@@ -66,16 +68,25 @@ class Neighbours:
     knn_sim: np.ndarray
 
 
-def neighbours(vectors: np.ndarray, *, k: int = 10) -> Neighbours:
-    """Exact cosine neighbours of every row among the others (chunked matrix products).
+def neighbours(vectors: np.ndarray, *, k: int = 10, exact_max_rows: int | None = None, seed: int = 0) -> Neighbours:
+    """Cosine neighbours of every row among the others: exact up to ``exact_max_rows`` rows, approximate above.
 
     Args:
-        vectors: float array ``(n, dim)``; normalised here.
+        vectors: float array ``(n, dim)``; normalised here (a ``np.memmap`` is read in parts when approximate).
         k: neighbours kept per row (capped at ``n - 1``).
+        exact_max_rows: largest ``n`` searched exactly (default
+            :data:`labelgate.core.neighbours.EXACT_MAX_ROWS`); above it
+            :func:`labelgate.core.neighbours.approximate_knn` (``earlier_*`` and ``knn_*`` are then the best
+            rows of the searched cells).
+        seed: seed of the approximate search's k-means.
     """
-    X = _unit(vectors)
-    n = len(X)
+    from labelgate.core import neighbours as ann
+
+    n = len(vectors)
     k = max(0, min(k, n - 1))
+    if n > (ann.EXACT_MAX_ROWS if exact_max_rows is None else exact_max_rows) and k >= 1:
+        return Neighbours(*ann.approximate_knn(vectors, k=k, seed=seed))
+    X = _unit(vectors)
     earlier_index = np.full(n, -1, dtype=np.int64)
     earlier_sim = np.full(n, -1.0, dtype=np.float32)
     knn_index = np.zeros((n, k), dtype=np.int64)
@@ -101,8 +112,20 @@ def neighbours(vectors: np.ndarray, *, k: int = 10) -> Neighbours:
     return Neighbours(earlier_index, earlier_sim, knn_index, knn_sim)
 
 
-def nearest_in(queries: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each query row, the index and cosine similarity of its most similar row of ``others``."""
+def nearest_in(
+    queries: np.ndarray, others: np.ndarray, *, exact_max_pairs: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each query row, the index and cosine similarity of its most similar row of ``others``.
+
+    Exact up to ``exact_max_pairs`` query x other pairs (default
+    :data:`labelgate.core.neighbours.EXACT_MAX_PAIRS`), approximate above
+    (:func:`labelgate.core.neighbours.approximate_nearest`, cells built on ``others``).
+    """
+    from labelgate.core import neighbours as ann
+
+    limit = ann.EXACT_MAX_PAIRS if exact_max_pairs is None else exact_max_pairs
+    if len(queries) * len(others) > limit and len(others) > 1:
+        return ann.approximate_nearest(queries, others, seed=seed)
     Q, R = _unit(queries), _unit(others)
     index = np.zeros(len(Q), dtype=np.int64)
     sim = np.full(len(Q), -1.0, dtype=np.float32)
@@ -114,6 +137,30 @@ def nearest_in(queries: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.
         index[part] = best
         sim[part] = S[np.arange(len(best)), best]
     return index, sim
+
+
+def _first_occurrence(texts: Sequence[str]) -> np.ndarray:
+    """For each row, the first earlier row with the same normalised text (-1 for a first occurrence)."""
+    n = len(texts)
+    codes, _ = pd.factorize(np.array([normalise_text(t) for t in texts], dtype=object))
+    _, first = np.unique(codes, return_index=True)  # codes are 0.. in order of first appearance
+    exact_of = first[codes] if n else np.zeros(0, dtype=np.int64)
+    exact_of = exact_of.astype(np.int64)
+    exact_of[exact_of == np.arange(n)] = -1
+    return exact_of
+
+
+def _concat(parts: list[dict], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Column-wise concatenation of parts (dicts of equal-length arrays; a missing column is None)."""
+    out = {}
+    for name in names:
+        pieces = []
+        for part in parts:
+            rows = len(next(iter(part.values())))
+            value = part.get(name)
+            pieces.append(np.full(rows, value, dtype=object) if value is None or np.isscalar(value) else value)
+        out[name] = np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
+    return out
 
 
 def duplicate_issues(
@@ -132,76 +179,95 @@ def duplicate_issues(
         near_threshold: cosine similarity at or above which a later row is a near duplicate.
 
     Returns:
-        :data:`labelgate.core.issues.ISSUE_COLUMNS` rows: every flagged exact duplicate and conflict,
-        and a ``near_duplicate`` row for *every* row (score = 1 - similarity to the nearest other row;
-        flagged for later copies only).
+        :data:`labelgate.core.issues.ISSUE_COLUMNS` rows: every flagged exact duplicate, then a
+        ``near_duplicate`` row for *every* row (score = 1 - similarity to the nearest other row;
+        flagged for later copies only), then the conflicts by row. A conflict row points at the other
+        row of the first pair (exact pairs before near pairs, each by later row) whose labels differ.
+        Built column-wise: seconds for a million rows.
     """
-    ids = [str(r) for r in row_ids]
-    labels = [str(v) for v in labels]
+    ids = np.array([str(r) for r in row_ids], dtype=object)
+    labels = np.array([str(v) for v in labels], dtype=object)
     n = len(ids)
-    first_of: dict[str, int] = {}
-    exact_of = np.full(n, -1, dtype=np.int64)
-    for i, t in enumerate(texts):
-        key = text_key(t)
-        if key in first_of:
-            exact_of[i] = first_of[key]
-        else:
-            first_of[key] = i
-    records: list[dict] = []
-    conflicts: dict[int, tuple[int, str]] = {}
-
-    def conflict(i: int, j: int, how: str) -> None:
-        if labels[i] != labels[j]:
-            conflicts.setdefault(i, (j, how))
-            conflicts.setdefault(j, (i, how))
-
-    for i in np.flatnonzero(exact_of >= 0):
-        j = int(exact_of[i])
-        records.append(
+    exact_of = _first_occurrence(texts)
+    parts: list[dict] = []
+    exact = np.flatnonzero(exact_of >= 0)
+    if len(exact):
+        j = exact_of[exact]
+        parts.append(
             {
-                "row_id": ids[i],
-                "issue_type": "exact_duplicate",
-                "score": 0.0,
-                "given_label": labels[i],
-                "reason": f"exact duplicate of row {ids[j]} (labelled {labels[j]})",
+                "row_id": ids[exact],
+                "issue_type": np.full(len(exact), "exact_duplicate", dtype=object),
+                "score": np.zeros(len(exact)),
+                "is_issue": np.ones(len(exact), dtype=bool),
+                "given_label": labels[exact],
+                "reason": np.array(
+                    [f"exact duplicate of row {ids[b]} (labelled {labels[b]})" for b in j.tolist()], dtype=object
+                ),
                 "related_row_id": ids[j],
             }
         )
-        conflict(int(i), j, "same text")
+    # conflict events in the order the pairs are met: exact pairs, then near pairs, each by later row
+    ev_i, ev_j, ev_how = [exact], [exact_of[exact]], [np.full(len(exact), "same text", dtype=object)]
     if nb is not None and n:
         nearest = nb.knn_sim[:, 0] if nb.knn_sim.shape[1] else np.full(n, -1.0)
-        for i in range(n):
-            j = int(nb.earlier_index[i])
-            sim = float(nb.earlier_sim[i])
-            flagged = j >= 0 and sim >= near_threshold and exact_of[i] < 0
-            if flagged:
-                conflict(i, j, f"cosine {sim:.2f}")
-            records.append(
-                {
-                    "row_id": ids[i],
-                    "issue_type": "near_duplicate",
-                    "score": float(np.clip(1.0 - nearest[i], 0.0, 1.0)),
-                    "is_issue": bool(flagged),
-                    "given_label": labels[i],
-                    "reason": f"near-duplicate of row {ids[j]} labelled {labels[j]} (cosine {sim:.2f})"
-                    if flagged
-                    else None,
-                    "related_row_id": ids[j] if flagged else None,
-                }
-            )
-    for i, (j, how) in sorted(conflicts.items()):
-        records.append(
+        j = np.asarray(nb.earlier_index, dtype=np.int64)
+        sim = np.asarray(nb.earlier_sim).astype(np.float64)
+        flagged = (j >= 0) & (sim >= near_threshold) & (exact_of < 0)
+        near = np.flatnonzero(flagged)
+        near_how = np.array([f"cosine {v:.2f}" for v in sim[near].tolist()], dtype=object)
+        reason = np.full(n, None, dtype=object)
+        reason[near] = [
+            f"near-duplicate of row {ids[b]} labelled {labels[b]} ({how})" for b, how in zip(j[near].tolist(), near_how)
+        ]
+        related = np.full(n, None, dtype=object)
+        related[near] = ids[j[near]]
+        parts.append(
             {
-                "row_id": ids[i],
-                "issue_type": "conflicting_label",
-                "score": 0.0,
-                "given_label": labels[i],
-                "suggested_label": labels[j],
-                "reason": f"conflicting labels: {labels[i]} here, {labels[j]} on row {ids[j]} ({how})",
-                "related_row_id": ids[j],
+                "row_id": ids,
+                "issue_type": np.full(n, "near_duplicate", dtype=object),
+                "score": np.clip(1.0 - nearest, 0.0, 1.0).astype(np.float64),
+                "is_issue": flagged,
+                "given_label": labels,
+                "reason": reason,
+                "related_row_id": related,
             }
         )
-    return issue_rows(records)
+        ev_i.append(near)
+        ev_j.append(j[near])
+        ev_how.append(near_how)
+    ev_i, ev_j, ev_how = np.concatenate(ev_i), np.concatenate(ev_j), np.concatenate(ev_how)
+    differ = labels[ev_i] != labels[ev_j]
+    ev_i, ev_j, ev_how = ev_i[differ], ev_j[differ], ev_how[differ]
+    if len(ev_i):
+        # each row of a pair points at the other; a row keeps the first pair it is met in
+        row = np.concatenate([ev_i, ev_j])
+        other = np.concatenate([ev_j, ev_i])
+        event = np.tile(np.arange(len(ev_i)), 2)
+        order = np.lexsort((event, row))
+        first = order[np.unique(row[order], return_index=True)[1]]
+        i, o, how = row[first], other[first], np.tile(ev_how, 2)[first]
+        parts.append(
+            {
+                "row_id": ids[i],
+                "issue_type": np.full(len(i), "conflicting_label", dtype=object),
+                "score": np.zeros(len(i)),
+                "is_issue": np.ones(len(i), dtype=bool),
+                "given_label": labels[i],
+                "suggested_label": labels[o],
+                "reason": np.array(
+                    [
+                        f"conflicting labels: {labels[a]} here, {labels[b]} on row {ids[b]} ({h})"
+                        for a, b, h in zip(i.tolist(), o.tolist(), how)
+                    ],
+                    dtype=object,
+                ),
+                "related_row_id": ids[o],
+            }
+        )
+    if not parts:
+        return issue_rows([])
+    columns = _concat(parts, ISSUE_COLUMNS)
+    return issue_frame(len(columns["row_id"]), **columns)
 
 
 def leakage_issues(

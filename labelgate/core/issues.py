@@ -17,7 +17,9 @@ Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 #: every issue type, in the order of severity used to sort a row's reasons
@@ -49,6 +51,33 @@ def issue_rows(records: Iterable[dict]) -> pd.DataFrame:
     """A frame of :data:`ISSUE_COLUMNS` from dicts (missing keys are None; ``is_issue`` defaults to True)."""
     rows = [{c: r.get(c, True if c == "is_issue" else None) for c in ISSUE_COLUMNS} for r in records]
     frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
+    return frame.astype({"score": "float64", "suggested_prob": "float64", "is_issue": "bool"})
+
+
+def issue_frame(n: int, **columns: Any) -> pd.DataFrame:
+    """The frame :func:`issue_rows` builds from ``n`` dicts, built from whole columns instead (fast at any size).
+
+    Args:
+        n: number of rows.
+        columns: :data:`ISSUE_COLUMNS` names -> a sequence of ``n`` values or one value for every row
+            (missing columns are None; ``is_issue`` defaults to True).
+
+    Same values and dtypes as :func:`issue_rows` given the same rows as dicts.
+    """
+    unknown = set(columns) - set(ISSUE_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown issue columns {sorted(unknown)}")
+    if n == 0:
+        return issue_rows([])
+    data = {}
+    for c in ISSUE_COLUMNS:
+        value = columns.get(c, True if c == "is_issue" else None)
+        if value is None or isinstance(value, str | bool | int | float):
+            value = np.full(n, value, dtype=object if value is None or isinstance(value, str) else None)
+        elif len(value) != n:
+            raise ValueError(f"column {c!r} has {len(value)} values for {n} rows")
+        data[c] = value
+    frame = pd.DataFrame(data, columns=ISSUE_COLUMNS, index=pd.RangeIndex(n))
     return frame.astype({"score": "float64", "suggested_prob": "float64", "is_issue": "bool"})
 
 

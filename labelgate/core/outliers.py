@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from labelgate.core.duplicates import Neighbours
-from labelgate.core.issues import issue_rows
+from labelgate.core.issues import issue_frame
 
 
 def knn_distance(nb: Neighbours) -> np.ndarray:
@@ -53,20 +53,20 @@ def outlier_issues(
     flags = (z > z_threshold) & (len(d) >= min_rows)
     med = float(np.median(d)) if len(d) else 0.0
     k = nb.knn_sim.shape[1]
-    records = [
-        {
-            "row_id": str(rid),
-            "issue_type": "outlier",
-            "score": float(s),
-            "is_issue": bool(f),
-            "given_label": str(label),
-            "reason": (
-                f"outlier: mean cosine distance {dist:.2f} to its {k} nearest rows vs median {med:.2f} "
-                f"(robust z {zz:.1f} > {z_threshold:g})"
-            )
-            if f
-            else None,
-        }
-        for rid, label, s, f, dist, zz in zip(row_ids, labels, scores, flags, d, z)
+    n = len(d)
+    reason = np.full(n, None, dtype=object)
+    flagged = np.flatnonzero(flags)
+    reason[flagged] = [
+        f"outlier: mean cosine distance {dist:.2f} to its {k} nearest rows vs median {med:.2f} "
+        f"(robust z {zz:.1f} > {z_threshold:g})"
+        for dist, zz in zip(d[flagged].tolist(), z[flagged].tolist())
     ]
-    return issue_rows(records)
+    return issue_frame(
+        n,
+        row_id=np.array([str(r) for r in row_ids], dtype=object),
+        issue_type="outlier",
+        score=scores,
+        is_issue=np.asarray(flags, dtype=bool),
+        given_label=np.array([str(v) for v in labels], dtype=object),
+        reason=reason,
+    )

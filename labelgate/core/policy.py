@@ -9,7 +9,9 @@ The policy, per row, first matching rule wins (every decision quotes the detecto
 2. ``exact_duplicate`` / ``near_duplicate`` (later copies only; the first occurrence stays) -> exclude.
 3. ``empty`` with no word at all (score 0) -> exclude.
 4. ``outlier`` -> exclude (out of scope: no class fits it, so relabelling would guess).
-5. ``label`` issue whose suggestion has plain probability >= ``relabel_threshold`` -> relabel.
+5. ``label`` issue whose suggestion's ``suggested_prob`` >= ``relabel_threshold`` -> relabel (for the label
+   detector that is the probability that the suggestion is the true label, the model's probabilities
+   corrected by the estimated noise rates: :func:`labelgate.core.detect.true_label_posterior`).
 6. ``label`` issue otherwise -> exclude when its label score is below ``exclude_threshold`` (or, when that
    is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given label
    less likely than a guess, and there is no confident replacement), else keep.
@@ -49,7 +51,7 @@ def _long(issues: pd.DataFrame) -> pd.DataFrame:
 def auto_decisions(
     issues: pd.DataFrame,
     *,
-    relabel_threshold: float = 0.8,
+    relabel_threshold: float = 0.5,
     exclude_threshold: float | None = None,
     exclude_below_chance: bool = False,
     n_classes: int | None = None,
@@ -61,8 +63,8 @@ def auto_decisions(
             suggested_label, suggested_prob, reason``; see :mod:`labelgate.core.issues`), or a wide
             label-issue frame (``row_id, given_label, suggested_label, suggested_prob, label_score,
             is_label_issue``) as :func:`labelgate.core.detect.find_label_issues` returns.
-        relabel_threshold: a label issue is relabelled to its suggestion when the model gives the
-            suggestion at least this probability.
+        relabel_threshold: a label issue is relabelled to its suggestion when ``suggested_prob`` (the
+            probability that the suggestion is the true label) is at least this; 0.5 = more likely than not.
         exclude_threshold: a label issue that is not relabelled is excluded when its label score is
             below this; ``None`` defers to ``exclude_below_chance``.
         exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not

@@ -12,10 +12,16 @@ Members (all linear, so fitting is linear in the number of rows and features):
 - ``words``: NB-LR (Wang & Manning 2012) on binary word uni+bigrams, punctuation kept as tokens:
   one-vs-rest logistic regressions on features scaled by their naive-Bayes log-count ratios.
 - ``chars``: logistic regression on sublinear TF-IDF of character 2-5-grams inside word boundaries.
+- ``layers``: logistic regression on the mean-pooled *middle* transformer layers of the embedding model
+  (:func:`labelgate.embedding.encode_layers`), standardised. The final sentence embedding is trained for
+  topical similarity; the middle layers keep more of the surface form and syntax that tone, register and
+  intent live in (Jawahar et al. 2019; Tenney et al. 2019). Its regularisation strength is chosen per run
+  from :data:`LAYERS_C_GRID` by out-of-fold log-loss on the given labels (no truth is read).
 
 The ensemble's probabilities are the mean of the members', calibrated by one temperature fitted to the
 given labels (:func:`temperature_scale`). Nothing else is fitted to a dataset: the regularisation
-strengths are fixed defaults for L2-normalised / binary features.
+strengths are fixed defaults for L2-normalised / binary features, except the ``layers`` member's, chosen
+by cross-validation on the given labels.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ import pandas as pd
 from labelgate.errors import ValidationError
 
 #: every member :func:`ensemble_oof_probs` knows, in the order it fits them
-MEMBERS = ("embedding", "words", "chars")
+MEMBERS = ("embedding", "words", "chars", "layers")
+#: the members used when none are named (``layers`` needs :func:`labelgate.embedding.encode_layers` features)
+DEFAULT_MEMBERS = ("embedding", "words", "chars", "layers")
+#: inverse regularisation strengths tried by the ``layers`` member (standardised features; a log grid)
+LAYERS_C_GRID = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
+#: above this many training rows the ``layers`` member uses the grid's middle value without a search
+LAYERS_GRID_MAX_ROWS = 100_000
 
 #: words and punctuation marks are both tokens (``?`` and ``!`` carry tone)
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
@@ -52,6 +64,8 @@ class Probabilities:
         labels: int array, shape ``(n_rows,)``: the given label of each row as a column index.
         method: a short name of the model that produced them (e.g. ``ensemble(embedding+words+chars)-5fold``).
         members: each member's own out-of-sample probabilities (same shape as ``probs``), by member name.
+        chosen: what was fitted to the run's given labels: the calibration ``temperature`` and any member's
+            cross-validated ``<member>_C``.
     """
 
     probs: np.ndarray
@@ -59,6 +73,7 @@ class Probabilities:
     labels: np.ndarray
     method: str
     members: dict[str, np.ndarray] = field(default_factory=dict)
+    chosen: dict[str, float] = field(default_factory=dict)
 
 
 def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -109,8 +124,59 @@ def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
     return out
 
 
+#: training rows of the ``embedding`` member per fold; above it, a stratified seeded sample of this many (a
+#: linear model of a few hundred features needs no more, and the fit's time stays bounded at any size)
+MAX_EMBEDDING_TRAIN_ROWS = 100_000
+
+
 def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
+    """Multinomial logistic regression on the embeddings of ``train``; probabilities of ``test`` ``(n_test, k)``.
+
+    Up to :data:`MAX_EMBEDDING_TRAIN_ROWS` training rows it fits them all. Above, it fits a sample of that
+    many: every class keeps its share of the rows (at least one), drawn with a seed fixed by the fold's size,
+    in input order; and the fit runs on one BLAS thread (the solver's many skinny products run several
+    times faster so, and a multi-threaded BLAS collapses when other processes share the cores).
+    """
+    if len(train) <= MAX_EMBEDDING_TRAIN_ROWS:
+        return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
+    from threadpoolctl import threadpool_limits
+
+    y_train = y[train]
+    counts = np.bincount(y_train, minlength=k)
+    quota = np.maximum(counts * MAX_EMBEDDING_TRAIN_ROWS // len(train), np.minimum(counts, 1))
+    shuffled = np.random.default_rng(len(train)).permutation(len(train))
+    by_class = shuffled[np.argsort(y_train[shuffled], kind="stable")]  # grouped by class, random within
+    rank = np.empty(len(train), dtype=np.int64)
+    rank[by_class] = np.arange(len(train)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = train[rank < quota[y_train]]
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_predict(_logreg(1.0), X[keep], y[keep], X[test], k)
+
+
+def _layers_member(
+    F: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int, grid: Sequence[float]
+) -> np.ndarray:
+    """Standardised multinomial logistic regression for every C of ``grid``: shape ``(n_test, k, len(grid))``."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = F[train].mean(axis=0)
+    scale = F[train].std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    X_train = (F[train] - mean) / scale
+    X_test = (F[test] - mean) / scale
+    out = np.zeros((len(test), k, len(grid)))
+    clf = LogisticRegression(C=grid[0], max_iter=3000, warm_start=True)
+    for g, C in enumerate(grid):  # increasing C, each fit starts from the previous solution
+        clf.set_params(C=C)
+        out[:, :, g] = _fit_predict(clf, X_train, y[train], X_test, k)
+    return out
+
+
+def layers_grid(n_rows: int) -> tuple[float, ...]:
+    """The C values the ``layers`` member tries on ``n_rows`` rows (one value above :data:`LAYERS_GRID_MAX_ROWS`)."""
+    if n_rows > LAYERS_GRID_MAX_ROWS:
+        return (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
+    return LAYERS_C_GRID
 
 
 def _words_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
@@ -174,6 +240,8 @@ class OofPlan:
         folds: ``(train_index, test_index)`` per fold.
         members: member names, in :data:`MEMBERS` order of fitting.
         jobs: one :class:`OofJob` per (member, fold).
+        layer_features: float32 array ``(n_rows, hidden)`` or ``None`` (no ``layers`` member).
+        layers_grid: the C values the ``layers`` member tries (see :func:`layers_grid`).
     """
 
     features: np.ndarray | None
@@ -183,6 +251,17 @@ class OofPlan:
     folds: list[tuple[np.ndarray, np.ndarray]]
     members: tuple[str, ...]
     jobs: tuple[OofJob, ...]
+    layer_features: np.ndarray | None = None
+    layers_grid: tuple[float, ...] = LAYERS_C_GRID
+
+
+def available_members(
+    *, features: np.ndarray | None, texts: Sequence[str] | None, layer_features: np.ndarray | None
+) -> tuple[str, ...]:
+    """The :data:`DEFAULT_MEMBERS` whose inputs are given (what ``members=None`` means)."""
+    has = {"embedding": features is not None, "words": texts is not None, "chars": texts is not None}
+    has["layers"] = layer_features is not None
+    return tuple(m for m in DEFAULT_MEMBERS if has[m])
 
 
 def plan_oof(
@@ -190,7 +269,8 @@ def plan_oof(
     labels: pd.Series | Sequence[str],
     *,
     texts: Sequence[str] | None = None,
-    members: Sequence[str] = MEMBERS,
+    layer_features: np.ndarray | None = None,
+    members: Sequence[str] | None = None,
     n_folds: int = 5,
     seed: int = 0,
 ) -> OofPlan:
@@ -200,6 +280,8 @@ def plan_oof(
         ValidationError: fewer than 2 classes, a class smaller than ``n_folds``, or an unknown member.
         ValueError: a member's input is missing or of the wrong length.
     """
+    if members is None:
+        members = available_members(features=features, texts=texts, layer_features=layer_features)
     unknown = [m for m in members if m not in MEMBERS]
     if unknown or not members:
         raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
@@ -213,6 +295,12 @@ def plan_oof(
                 f"member 'embedding' needs {n} feature rows, got {None if features is None else len(features)}"
             )
         X = np.asarray(features, dtype=np.float32)
+    F = None
+    if "layers" in members:
+        if layer_features is None or len(layer_features) != n:
+            got = None if layer_features is None else len(layer_features)
+            raise ValueError(f"member 'layers' needs {n} layer-feature rows, got {got}")
+        F = np.asarray(layer_features, dtype=np.float32)
     T = None
     if {"words", "chars"} & set(members):
         if texts is None or len(texts) != n:
@@ -221,11 +309,24 @@ def plan_oof(
     folds = _folds(y, n_folds, seed)
     members = tuple(members)
     jobs = tuple(OofJob(m, f) for f in range(len(folds)) for m in members)
-    return OofPlan(features=X, texts=T, y=y, classes=classes, folds=folds, members=members, jobs=jobs)
+    return OofPlan(
+        features=X,
+        texts=T,
+        y=y,
+        classes=classes,
+        folds=folds,
+        members=members,
+        jobs=jobs,
+        layer_features=F,
+        layers_grid=layers_grid(n - n // n_folds),
+    )
 
 
 def run_oof_job(plan: OofPlan, job: OofJob) -> np.ndarray:
-    """Fit ``job.member`` on the other folds; its probabilities of fold ``job.fold``'s rows ``(n_test, k)``."""
+    """Fit ``job.member`` on the other folds and score fold ``job.fold``'s rows.
+
+    Returns ``(n_test, k)`` probabilities; for ``layers``, ``(n_test, k, len(plan.layers_grid))`` (one per C).
+    """
     train, test = plan.folds[job.fold]
     k = len(plan.classes)
     if job.member == "embedding":
@@ -234,23 +335,51 @@ def run_oof_job(plan: OofPlan, job: OofJob) -> np.ndarray:
         return _words_member(plan.texts, plan.y, train, test, k)
     if job.member == "chars":
         return _chars_member(plan.texts, plan.y, train, test, k)
+    if job.member == "layers":
+        return _layers_member(plan.layer_features, plan.y, train, test, k, plan.layers_grid)
     raise ValidationError(f"unknown detector member {job.member!r}; choose from {list(MEMBERS)}")
 
 
+def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+
 def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
-    """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`."""
+    """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`.
+
+    A member scored with several C values (``layers``) keeps the one with the lowest out-of-fold log-loss
+    on the given labels; the choice is recorded in ``Probabilities.chosen``.
+    """
     if len(results) != len(plan.jobs):
         raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
-    n, k = len(plan.y), len(plan.classes)
-    out = {m: np.zeros((n, k), dtype=np.float64) for m in plan.members}
+    n = len(plan.y)
+    raw: dict[str, np.ndarray] = {}
     for job, part in zip(plan.jobs, results):
-        out[job.member][plan.folds[job.fold][1]] = part
-    out = {m: _normalise(p) for m, p in out.items()}
-    probs, _ = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
+        part = np.asarray(part, dtype=np.float64)
+        if job.member not in raw:
+            raw[job.member] = np.zeros((n, *part.shape[1:]), dtype=np.float64)
+        raw[job.member][plan.folds[job.fold][1]] = part
+    out: dict[str, np.ndarray] = {}
+    chosen: dict[str, float] = {}
+    for m in plan.members:
+        p = raw[m]
+        if p.ndim == 3:
+            losses = [_log_loss(_normalise(p[:, :, g]), plan.y) for g in range(p.shape[2])]
+            best = int(np.argmin(losses))
+            chosen[f"{m}_C"] = float(plan.layers_grid[best])
+            p = p[:, :, best]
+        out[m] = _normalise(p)
+    probs, temperature = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
+    chosen["temperature"] = round(temperature, 4)
     members = plan.members
     name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
     return Probabilities(
-        probs=probs, classes=plan.classes, labels=plan.y, method=f"{name}-{len(plan.folds)}fold", members=out
+        probs=probs,
+        classes=plan.classes,
+        labels=plan.y,
+        method=f"{name}-{len(plan.folds)}fold",
+        members=out,
+        chosen=chosen,
     )
 
 
@@ -267,7 +396,8 @@ def ensemble_oof_probs(
     labels: pd.Series | Sequence[str],
     *,
     texts: Sequence[str] | None = None,
-    members: Sequence[str] = MEMBERS,
+    layer_features: np.ndarray | None = None,
+    members: Sequence[str] | None = None,
     n_folds: int = 5,
     seed: int = 0,
     map_jobs: JobMapper | None = None,
@@ -279,7 +409,9 @@ def ensemble_oof_probs(
             ``embedding`` member; ``None`` when it is not used).
         labels: the given label of each row (strings), length ``n_rows``.
         texts: the texts (needed by ``words`` and ``chars``).
-        members: names from :data:`MEMBERS`.
+        layer_features: float array ``(n_rows, hidden)`` of :func:`labelgate.embedding.encode_layers` (needed
+            by ``layers``).
+        members: names from :data:`MEMBERS`; ``None``: the :data:`DEFAULT_MEMBERS` whose inputs are given.
         n_folds: stratified folds, at least 2 and at most the size of the smallest class.
         seed: seed of the fold shuffle.
         map_jobs: how to run the (member, fold) jobs (e.g. on a Dask cluster); results must not depend on it.
@@ -291,7 +423,9 @@ def ensemble_oof_probs(
         ValidationError: fewer than 2 classes, a class smaller than ``n_folds``, or an unknown member.
         ValueError: a member's input is missing or of the wrong length.
     """
-    plan = plan_oof(features, labels, texts=texts, members=members, n_folds=n_folds, seed=seed)
+    plan = plan_oof(
+        features, labels, texts=texts, layer_features=layer_features, members=members, n_folds=n_folds, seed=seed
+    )
     results = (map_jobs or _serial)(functools.partial(run_oof_job, plan), plan.jobs)
     return combine_oof(plan, list(results))
 

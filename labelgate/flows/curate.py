@@ -2,11 +2,18 @@
 
 The flow only composes tasks. Every task reads its inputs from DuckDB and writes its outputs
 there, so a stage can be inspected (``labelgate issues``, the web pages) while or after it runs.
+
+With ``params.runner == "dask"`` the embed and detect stages are sharded over a Dask cluster
+(:mod:`labelgate.runners`): the tasks that touch DuckDB still run here, in the flow's process, and the
+shard tasks (``embed-shard``, ``oof-job``) are submitted to the workers with their inputs as arguments.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import time
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +23,20 @@ from prefect.runtime import flow_run
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
-from labelgate.tasks.artifacts import publish_artifacts
-from labelgate.tasks.detect import detect
-from labelgate.tasks.embed import embed
+from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
+from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring
+from labelgate.tasks.embed import (
+    chunk_size,
+    embed,
+    embed_shard,
+    embed_work,
+    finish_embed,
+    plan_shards,
+    report_commit,
+    resolve_backend,
+    store_shards,
+)
 from labelgate.tasks.evaluate import evaluate
 from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
@@ -63,10 +81,15 @@ def curate(
     started = time.perf_counter()
     metrics: dict[str, Any] = {"run_id": run_id, "gate": params.gate}
     try:
-        metrics.update(ingest(db_path, run_id, input_path, params))
-        metrics.update(validate(db_path, run_id, params))
-        metrics.update(embed(db_path, run_id, params))
-        metrics.update(detect(db_path, run_id, params))
+        # --runner dask: connect (or start the local cluster) first, so a bad address fails before any work
+        with shard_runner(params) if params.runner == "dask" else contextlib.nullcontext() as runner:
+            metrics.update(ingest(db_path, run_id, input_path, params))
+            metrics.update(validate(db_path, run_id, params))
+            if runner is None:
+                metrics.update(embed(db_path, run_id, params))
+                metrics.update(detect(db_path, run_id, params))
+            else:
+                metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
         metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
         if params.gate == "auto":
             metrics["decisions"] = auto_gate(db_path, run_id, params)
@@ -89,6 +112,67 @@ def curate(
         f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
     )
     return metrics
+
+
+#: committed embedding chunks whose shards are queued on the cluster at once (bounds memory; keeps workers busy)
+CHUNKS_IN_FLIGHT = 3
+
+
+def _embed_and_detect_on_dask(db_path: str, run_id: str, params: CurateParams, runner: Any) -> dict[str, Any]:
+    """The embed and detect stages with their shard tasks on a Dask cluster; their figures plus ``dask``:
+    the scheduler, its workers, and how many embed shards and out-of-fold jobs each worker ran."""
+    placement = describe(runner)
+    metrics, embedded_on = _embed_sharded(db_path, run_id, params, runner)
+    detected, scored_on = _detect_sharded(db_path, run_id, params, runner)
+    metrics.update(detected)
+    metrics["dask"] = {**placement, "embed_shards": dict(embedded_on), "oof_jobs": dict(scored_on)}
+    return metrics
+
+
+def _embed_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[dict[str, Any], Counter]:
+    """Embed the texts the cache lacks, chunk by chunk: each chunk's encode batches in shards on the workers,
+    each chunk committed here as soon as its shards are back (a killed run keeps the committed chunks)."""
+    work = embed_work(db_path, run_id, params)
+    progress = EmbeddingProgress(run_id, len(work.todo), cached=work.n_cached)
+    placed: Counter = Counter()
+    started = time.perf_counter()
+    if work.todo:
+        # the batches depend on the backend the workers will use: ask one (it loads the model there)
+        backend = runner.submit(resolve_backend, {"model": params.model, "backend": params.embed_backend}).result()
+        n_shards = worker_threads(runner)
+        size = chunk_size()
+        chunks = (work.todo[i : i + size] for i in range(0, len(work.todo), size))
+
+        def submit(chunk: list[str]) -> tuple[list, list]:
+            shards = plan_shards(chunk, work.text_of, batch_size=params.batch_size, backend=backend, n_shards=n_shards)
+            args = {"model": params.model, "backend": params.embed_backend}
+            return shards, [runner.submit(embed_shard, {**args, "batches": s.batches}) for s in shards]
+
+        pending = deque(submit(c) for c in itertools.islice(chunks, CHUNKS_IN_FLIGHT))
+        done = 0
+        while pending:
+            shards, futures = pending.popleft()
+            results = [f.result() for f in futures]
+            following = next(chunks, None)
+            if following is not None:
+                pending.append(submit(following))
+            done += store_shards(db_path, params, shards, results)
+            report_commit(progress, done, len(work.todo))
+            placed.update(r.worker for r in results)
+    progress.finish()
+    return finish_embed(db_path, run_id, params, work, time.perf_counter() - started), placed
+
+
+def _detect_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[dict[str, Any], Counter]:
+    """Detect with one task per (member, fold) of the out-of-fold ensemble on the workers."""
+    scoring = plan_scoring(db_path, run_id, params)
+    started = time.perf_counter()
+    plan = runner.client.scatter(scoring.plan, hash=False)  # sent once; workers share it, not once per job
+    futures = [runner.submit(oof_job, {"plan": plan, "job": job}) for job in scoring.plan.jobs]
+    results = [f.result() for f in futures]
+    seconds = time.perf_counter() - started
+    metrics = finish_scoring(db_path, run_id, params, scoring, [r.probs for r in results], seconds)
+    return metrics, Counter(r.worker for r in results)
 
 
 def _flow_run_id() -> str | None:

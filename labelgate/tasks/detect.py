@@ -10,6 +10,8 @@ from kNN distances (:mod:`labelgate.core.outliers`); empty / too-short / too-lon
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,14 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.detect import DetectorSettings, detect_all
+from labelgate.core.detect import Detection, DetectorSettings, detect_all
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
 from labelgate.tasks._common import TASK_OPTIONS, read_input
-from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes
+from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes, where_am_i
+from labelgate.tasks.layers import layer_vectors, wants_layers
 
 
 def _token_counts(texts: list[str], params: CurateParams) -> tuple[list[int] | None, str]:
@@ -54,39 +58,81 @@ def _test_rows(db_path: str, params: CurateParams) -> tuple[pd.DataFrame, np.nda
     return rows, test_vectors
 
 
-@task(name="detect", **TASK_OPTIONS)
-def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Run every detector over the valid rows; store predictions and issues; return counts per issue type."""
-    key = cache_key(params)
+@dataclass(frozen=True)
+class DetectInputs:
+    """The detect stage's inputs, read from DuckDB (and the test file) in the flow's process.
+
+    ``row_ids`` / ``texts`` / ``labels`` are the valid rows in input order, ``vectors`` their embeddings
+    ``(n, dim)``; the token counts and test rows are what :func:`labelgate.core.detect.detect_all` takes.
+    """
+
+    row_ids: list[str]
+    texts: list[str]
+    labels: list[str]
+    vectors: np.ndarray
+    token_counts: list[int] | None
+    token_counter_name: str
+    test_ids: list[str] | None
+    test_texts: list[str] | None
+    test_vectors: np.ndarray | None
+    #: middle-layer features ``(n, hidden)`` of the ``layers`` member (None: not computed)
+    layer_vectors: np.ndarray | None = None
+
+    def detect_all(self, params: CurateParams, **kwargs: Any) -> Detection:
+        """:func:`labelgate.core.detect.detect_all` over these inputs with the run's settings."""
+        return detect_all(
+            self.row_ids,
+            self.texts,
+            self.labels,
+            self.vectors,
+            settings=DetectorSettings.from_params(params),
+            token_counts=self.token_counts,
+            token_counter_name=self.token_counter_name,
+            test_ids=self.test_ids,
+            test_texts=self.test_texts,
+            test_vectors=self.test_vectors,
+            layer_vectors=self.layer_vectors,
+            **kwargs,
+        )
+
+
+def _inputs(db_path: str, run_id: str, params: CurateParams) -> DetectInputs:
     with store.connect(db_path) as con:
         rows = store.valid_rows(con, run_id)
-        vectors = store.get_embeddings(con, key, list(rows["text_sha256"]))
-    row_ids = [str(r) for r in rows["row_id"]]
+        vectors = store.get_embeddings(con, cache_key(params), list(rows["text_sha256"]))
     texts = [t if isinstance(t, str) else "" for t in rows["text"]]
     counts, counter_name = _token_counts(texts, params)
     test_ids = test_texts = test_vectors = None
     if params.test_path:
         test, test_vectors = _test_rows(db_path, params)
         test_ids, test_texts = list(test["row_id"]), list(test["text"])
-    found = detect_all(
-        row_ids,
-        texts,
-        [str(v) for v in rows["label"]],
-        vectors,
-        settings=DetectorSettings.from_params(params),
+    layers = None
+    if wants_layers(params):
+        hashes = [str(h) for h in rows["text_sha256"]]
+        layers = layer_vectors(db_path, params, hashes, dict(zip(hashes, texts)))
+    return DetectInputs(
+        row_ids=[str(r) for r in rows["row_id"]],
+        texts=texts,
+        labels=[str(v) for v in rows["label"]],
+        vectors=vectors,
         token_counts=counts,
         token_counter_name=counter_name,
         test_ids=test_ids,
         test_texts=test_texts,
         test_vectors=test_vectors,
+        layer_vectors=layers,
     )
+
+
+def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs, found: Detection) -> dict[str, Any]:
+    row_ids = inputs.row_ids
     probs = found.probs
     issues = found.issues.copy()
     issues.insert(0, "run_id", run_id)
 
     predictions = pa.table(
         {
-            "run_id": pa.array([run_id] * len(rows), pa.string()),
+            "run_id": pa.array([run_id] * len(row_ids), pa.string()),
             "row_id": pa.array(row_ids, pa.string()),
             "probs": store.vectors_to_arrow(probs.probs),
         }
@@ -97,7 +143,7 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     accuracy = float((probs.probs.argmax(axis=1) == probs.labels).mean())
     metrics = {
         "label_issues": n_issues,
-        "label_issue_rate": round(n_issues / max(len(rows), 1), 4),
+        "label_issue_rate": round(n_issues / max(len(row_ids), 1), 4),
         "issues_by_type": per_type,
         "rows_flagged": int(flagged["row_id"].nunique()),
         "detector": probs.method,
@@ -106,6 +152,7 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             m: round(float((p.argmax(axis=1) == probs.labels).mean()), 4) for m, p in probs.members.items()
         },
         "classes": probs.classes,
+        "detector_fitted": probs.chosen,
         "detect_seconds": {k: round(v, 3) for k, v in found.seconds.items()},
     }
     with store.connect(db_path) as con, store.transaction(con):
@@ -119,3 +166,71 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         store.insert_frame(con, "issues", issues)
         store.merge_metrics(con, run_id, metrics)
     return metrics
+
+
+@task(name="detect", **TASK_OPTIONS)
+def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Run every detector over the valid rows; store predictions and issues; return counts per issue type."""
+    inputs = _inputs(db_path, run_id, params)
+    return _store(db_path, run_id, params, inputs, inputs.detect_all(params))
+
+
+# --- sharded scoring (--runner dask): DuckDB stays in the flow's process, jobs are pure compute --------------
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The detect stage's inputs and the out-of-fold jobs planned over them (see :func:`plan_scoring`)."""
+
+    inputs: DetectInputs
+    plan: OofPlan
+
+
+@task(name="detect-plan", **TASK_OPTIONS)
+def plan_scoring(db_path: str, run_id: str, params: CurateParams) -> Scoring:
+    """Read the detect inputs from DuckDB and plan the (member, fold) jobs (in the flow's process).
+
+    Raises:
+        ValidationError: fewer than 2 classes, or a class smaller than the number of folds.
+    """
+    inputs = _inputs(db_path, run_id, params)
+    s = DetectorSettings.from_params(params)
+    plan = plan_oof(
+        inputs.vectors,
+        inputs.labels,
+        texts=inputs.texts,
+        layer_features=inputs.layer_vectors,
+        members=None if s.members is None else list(s.members),
+        n_folds=s.n_folds,
+        seed=s.seed,
+    )
+    return Scoring(inputs=inputs, plan=plan)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What :func:`oof_job` returns: the job's probabilities ``(n_test, n_classes)`` and where it ran."""
+
+    probs: np.ndarray
+    worker: str | None
+    pid: int
+    seconds: float
+
+
+@task(name="oof-job", **TASK_OPTIONS)
+def oof_job(plan: OofPlan, job: OofJob) -> JobResult:
+    """Fit one (member, fold) job of the out-of-fold ensemble (pure compute: runs on a Dask worker)."""
+    started = time.perf_counter()
+    probs = run_oof_job(plan, job)
+    return JobResult(probs, *where_am_i(), round(time.perf_counter() - started, 3))
+
+
+@task(name="detect-finish", **TASK_OPTIONS)
+def finish_scoring(
+    db_path: str, run_id: str, params: CurateParams, scoring: Scoring, results: list[np.ndarray], oof_seconds: float
+) -> dict[str, Any]:
+    """Combine the jobs' results (in ``scoring.plan.jobs`` order), run the other detectors, store as :func:`detect`."""
+    probs = combine_oof(scoring.plan, results)
+    found = scoring.inputs.detect_all(params, probs=probs)
+    found.seconds["label"] += oof_seconds
+    return _store(db_path, run_id, params, scoring.inputs, found)

@@ -4,6 +4,11 @@ Texts are embedded in chunks of :func:`chunk_size` (``LABELGATE_EMBED_CHUNK``, d
 in its own transaction: a killed run loses at most the chunk in progress, and the next run over the same
 database reuses every committed vector (its ``texts_cached``). With progress output on (a terminal, or
 ``LABELGATE_PROGRESS=1``) each commit prints ``labelgate: embedded N/M texts (committed)`` to stderr.
+
+With ``--runner dask`` the flow shards the same work (:func:`embed_work`, :func:`plan_shards`,
+:func:`embed_shard` on the workers, :func:`store_shards` in the flow's process): each chunk's encode
+batches are split between the workers, so every text is padded with the same neighbours as in the
+default run and gets bitwise the same vector.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from prefect import task
 
 from labelgate import embedding, store
@@ -81,33 +88,161 @@ def embed_texts(
             on_chunk(start + len(part), len(todo))
 
 
-@task(name="embed", **TASK_OPTIONS)
-def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Embed the valid texts not yet in the cache; return how many were embedded and reused."""
+@dataclass(frozen=True)
+class EmbedWork:
+    """What the embed stage has to do for one run.
+
+    Attributes:
+        text_of: text sha256 -> text of every valid row, unique, in input order.
+        todo: the hashes without a cached vector, in input order.
+        n_cached: how many of ``text_of`` are cached already.
+    """
+
+    text_of: dict[str, str]
+    todo: list[str]
+    n_cached: int
+
+
+def _work(db_path: str, run_id: str, params: CurateParams) -> EmbedWork:
     with store.connect(db_path) as con:
         rows = store.valid_rows(con, run_id)
     text_of = dict(zip(rows["text_sha256"], rows["text"]))  # unique, in input order
     todo, n_cached = missing_hashes(db_path, params, list(text_of))
-    progress = EmbeddingProgress(run_id, len(todo), cached=n_cached)  # Prefect progress artifact
+    return EmbedWork(text_of=text_of, todo=todo, n_cached=n_cached)
 
-    def committed(done: int, total: int) -> None:
-        progress.update(done)
-        if _show_progress():  # one line per committed chunk (a killed run resumes after the last one);
-            # written to stderr directly: the flow's log_prints would turn a print() into a Prefect log record
-            sys.stderr.write(f"labelgate: embedded {done}/{total} texts (committed)\n")
-            sys.stderr.flush()
 
-    started = time.perf_counter()
-    embed_texts(db_path, params, todo, text_of, on_chunk=committed)
-    progress.finish()
-    seconds = time.perf_counter() - started
+def report_commit(progress: EmbeddingProgress, done: int, total: int) -> None:
+    """After a committed chunk: update the progress artifact and (with progress output on) print one line."""
+    progress.update(done)
+    if _show_progress():  # one line per committed chunk (a killed run resumes after the last one);
+        # written to stderr directly: the flow's log_prints would turn a print() into a Prefect log record
+        sys.stderr.write(f"labelgate: embedded {done}/{total} texts (committed)\n")
+        sys.stderr.flush()
+
+
+def _finish(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> dict[str, Any]:
     metrics = {
         "embedding_model": cache_key(params),
-        "texts_unique": len(text_of),
-        "texts_embedded": len(todo),
-        "texts_cached": n_cached,
+        "texts_unique": len(work.text_of),
+        "texts_embedded": len(work.todo),
+        "texts_cached": work.n_cached,
         "embed_seconds": round(seconds, 3),
     }
     with store.connect(db_path) as con, store.transaction(con):
         store.merge_metrics(con, run_id, metrics)
     return metrics
+
+
+@task(name="embed", **TASK_OPTIONS)
+def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Embed the valid texts not yet in the cache; return how many were embedded and reused."""
+    work = _work(db_path, run_id, params)
+    progress = EmbeddingProgress(run_id, len(work.todo), cached=work.n_cached)  # Prefect progress artifact
+    started = time.perf_counter()
+    embed_texts(
+        db_path, params, work.todo, work.text_of, on_chunk=lambda done, total: report_commit(progress, done, total)
+    )
+    progress.finish()
+    return _finish(db_path, run_id, params, work, time.perf_counter() - started)
+
+
+# --- sharded embedding (--runner dask): DuckDB stays in the flow's process, shards are pure compute -----------
+
+
+@task(name="embed-work", **TASK_OPTIONS)
+def embed_work(db_path: str, run_id: str, params: CurateParams) -> EmbedWork:
+    """The run's texts and which of them the cache lacks (reads DuckDB: runs in the flow's process)."""
+    return _work(db_path, run_id, params)
+
+
+@task(name="embed-finish", **TASK_OPTIONS)
+def finish_embed(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> dict[str, Any]:
+    """Record the embed stage's figures (the ones :func:`embed` returns) in DuckDB and return them."""
+    return _finish(db_path, run_id, params, work, seconds)
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One embed shard: consecutive encode batches of one chunk.
+
+    Attributes:
+        hashes: the text hashes of the shard's rows, in the order of its vectors.
+        batches: the texts, one list per forward pass (as :func:`labelgate.embedding.encode` would batch them).
+    """
+
+    hashes: list[str]
+    batches: list[list[str]]
+
+
+def plan_shards(
+    hashes: Sequence[str], text_of: dict[str, str], *, batch_size: int, backend: str, n_shards: int
+) -> list[Shard]:
+    """Split the texts of ``hashes`` (one committed chunk) into at most ``n_shards`` shards of whole encode batches.
+
+    ``backend`` is the resolved embedding backend (it sets the batches: :func:`labelgate.embedding.batch_plan`).
+    """
+    texts = [text_of[h] for h in hashes]
+    batches = embedding.batch_plan(texts, batch_size=batch_size, backend=backend)
+    if not batches:
+        return []
+    shards = []
+    for group in np.array_split(np.arange(len(batches)), max(1, min(n_shards, len(batches)))):
+        parts = [batches[i] for i in group]
+        shards.append(
+            Shard(hashes=[hashes[i] for b in parts for i in b], batches=[[texts[i] for i in b] for b in parts])
+        )
+    return shards
+
+
+@dataclass(frozen=True)
+class ShardResult:
+    """What a shard task returns.
+
+    Attributes:
+        vectors: float32 ``(n, dim)``, one row per text of the shard, in the shard's order.
+        worker: address of the Dask worker that ran it (None outside Dask).
+        pid: its process id.
+        seconds: wall time of the encoding.
+    """
+
+    vectors: np.ndarray
+    worker: str | None
+    pid: int
+    seconds: float
+
+
+def where_am_i() -> tuple[str | None, int]:
+    """(Dask worker address or None, process id) of the running code."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address), os.getpid()
+    except (ImportError, ValueError):  # not inside a Dask worker
+        return None, os.getpid()
+
+
+@task(name="embed-backend", **TASK_OPTIONS)
+def resolve_backend(model: str, backend: str) -> str:
+    """The backend :func:`labelgate.embedding.encode` uses on the machine running this (it loads the model)."""
+    return embedding.resolve_backend(model, backend)
+
+
+@task(name="embed-shard", **TASK_OPTIONS)
+def embed_shard(model: str, backend: str, batches: list[list[str]]) -> ShardResult:
+    """Encode one shard, batch by batch (pure compute: runs on a Dask worker, never touches DuckDB)."""
+    started = time.perf_counter()
+    parts = [embedding.encode(model, b, batch_size=len(b), backend=backend) for b in batches if b]
+    vectors = np.vstack(parts).astype(np.float32, copy=False)
+    return ShardResult(vectors, *where_am_i(), round(time.perf_counter() - started, 3))
+
+
+@task(name="embed-store", **TASK_OPTIONS)
+def store_shards(db_path: str, params: CurateParams, shards: list[Shard], results: list[ShardResult]) -> int:
+    """Cache one chunk's shard vectors in one transaction (in the flow's process); return how many."""
+    hashes = [h for s in shards for h in s.hashes]
+    if not hashes:
+        return 0
+    vectors = np.vstack([r.vectors for r in results])
+    with store.connect(db_path) as con, store.transaction(con):
+        store.put_embeddings(con, cache_key(params), hashes, vectors)
+    return len(hashes)

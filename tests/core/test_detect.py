@@ -15,8 +15,10 @@ from labelgate.core.detect import (
     ensemble_oof_probs,
     find_label_issues,
     find_label_issues_cleanlab,
+    noise_rates,
+    true_label_posterior,
 )
-from labelgate.core.probs import temperature_scale
+from labelgate.core.probs import LAYERS_C_GRID, layers_grid, plan_oof, run_oof_job, temperature_scale
 from labelgate.errors import ValidationError
 
 WORDS = {
@@ -116,7 +118,59 @@ def test_ensemble_rejects_unusable_input():
     with pytest.raises(ValidationError, match="unknown detector member"):
         ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, texts=["x"] * 10, members=["bert"])
     with pytest.raises(ValueError, match="lexical members need 10 texts"):
-        ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, n_folds=2)
+        ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, members=["embedding", "words"], n_folds=2)
+    with pytest.raises(ValueError, match="member 'layers' needs 10 layer-feature rows, got None"):
+        ensemble_oof_probs(np.zeros((10, 2)), ["a", "b"] * 5, members=["layers"], n_folds=2)
+    with pytest.raises(ValidationError, match="unknown detector member"):  # no inputs at all: no member
+        ensemble_oof_probs(None, ["a", "b"] * 5, n_folds=2)
+
+
+def test_default_members_are_those_whose_inputs_are_given():
+    _, texts, given, _, vectors, _ = _dataset()
+    assert set(ensemble_oof_probs(vectors, given, n_folds=3).members) == {"embedding"}
+    layers = vectors + np.random.default_rng(1).normal(0, 0.01, vectors.shape)
+    p = ensemble_oof_probs(vectors, given, texts=texts, layer_features=layers, n_folds=3)
+    assert set(p.members) == {"embedding", "words", "chars", "layers"}
+    assert p.method == "ensemble(embedding+words+chars+layers)-3fold"
+    assert p.chosen["layers_C"] in LAYERS_C_GRID and p.chosen["temperature"] > 0
+
+
+def test_layers_member_picks_the_c_with_the_lowest_out_of_fold_log_loss():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 100)
+    F = rng.normal(0, 1, (200, 40))
+    F[:, 0] += 1.5 * y  # one informative feature among 39 noise features: strong regularisation wins
+    p = ensemble_oof_probs(None, [str(v) for v in y], layer_features=F, members=["layers"], n_folds=4)
+    plan = plan_oof(None, [str(v) for v in y], layer_features=F, members=["layers"], n_folds=4)
+    raw = np.zeros((200, 2, len(LAYERS_C_GRID)))
+    for job in plan.jobs:
+        raw[plan.folds[job.fold][1]] = run_oof_job(plan, job)
+    losses = [-np.log(np.clip(raw[np.arange(200), y, g], 1e-12, 1)).mean() for g in range(len(LAYERS_C_GRID))]
+    assert p.chosen["layers_C"] == LAYERS_C_GRID[int(np.argmin(losses))]
+    np.testing.assert_allclose(p.members["layers"], raw[:, :, int(np.argmin(losses))], atol=1e-9)
+    assert layers_grid(10**6) == (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
+
+
+def test_true_label_posterior_weighs_the_given_label_by_its_class_noise_rate():
+    # class a is never mislabelled, class b often: a row given 'a' keeps more weight than one given 'b'
+    rates = np.array([[0.6, 0.0], [0.4, 1.0]])  # [given, true]: 40% of true-a rows were given b
+    probs = np.array([[0.3, 0.7], [0.7, 0.3]])
+    labels = np.array([0, 1])
+    post = true_label_posterior(probs, labels, rates)
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    # given a: P(true=b) = 0.7*0 / (0.3*0.6 + 0) = 0 -> only a could have been given 'a'
+    np.testing.assert_allclose(post[0], [1.0, 0.0])
+    # given b: P(true=a) = 0.7*0.4 / (0.7*0.4 + 0.3*1.0)
+    np.testing.assert_allclose(post[1, 0], 0.28 / 0.58)
+
+
+def test_noise_rates_columns_are_distributions():
+    _, _, given, _, vectors, _ = _dataset()
+    p = ensemble_oof_probs(vectors, given, n_folds=3)
+    rates = noise_rates(p.probs, p.labels)
+    assert rates.shape == (3, 3)
+    np.testing.assert_allclose(rates.sum(axis=0), 1.0)
+    assert (np.diag(rates) > 0.5).all()  # the synthetic labels are mostly right
 
 
 def test_detect_all_writes_one_shape_for_every_detector():

@@ -74,3 +74,103 @@ def test_leakage_exact_and_near():
     assert "c" not in out.index
     _, sim = nearest_in(X[:1], np.zeros((0, 3), np.float32))
     assert sim[0] == -1.0
+
+
+def _duplicate_issues_by_records(row_ids, texts, labels, nb, *, near_threshold=0.95):
+    """The record-by-record builder that duplicate_issues replaced (the reference of its output)."""
+    from labelgate.core.duplicates import text_key
+    from labelgate.core.issues import issue_rows
+
+    ids = [str(r) for r in row_ids]
+    labels = [str(v) for v in labels]
+    n = len(ids)
+    first_of: dict[str, int] = {}
+    exact_of = np.full(n, -1, dtype=np.int64)
+    for i, t in enumerate(texts):
+        key = text_key(t)
+        if key in first_of:
+            exact_of[i] = first_of[key]
+        else:
+            first_of[key] = i
+    records: list[dict] = []
+    conflicts: dict[int, tuple[int, str]] = {}
+
+    def conflict(i: int, j: int, how: str) -> None:
+        if labels[i] != labels[j]:
+            conflicts.setdefault(i, (j, how))
+            conflicts.setdefault(j, (i, how))
+
+    for i in np.flatnonzero(exact_of >= 0):
+        j = int(exact_of[i])
+        records.append(
+            {
+                "row_id": ids[i],
+                "issue_type": "exact_duplicate",
+                "score": 0.0,
+                "given_label": labels[i],
+                "reason": f"exact duplicate of row {ids[j]} (labelled {labels[j]})",
+                "related_row_id": ids[j],
+            }
+        )
+        conflict(int(i), j, "same text")
+    if nb is not None and n:
+        nearest = nb.knn_sim[:, 0] if nb.knn_sim.shape[1] else np.full(n, -1.0)
+        for i in range(n):
+            j = int(nb.earlier_index[i])
+            sim = float(nb.earlier_sim[i])
+            flagged = j >= 0 and sim >= near_threshold and exact_of[i] < 0
+            if flagged:
+                conflict(i, j, f"cosine {sim:.2f}")
+            records.append(
+                {
+                    "row_id": ids[i],
+                    "issue_type": "near_duplicate",
+                    "score": float(np.clip(1.0 - nearest[i], 0.0, 1.0)),
+                    "is_issue": bool(flagged),
+                    "given_label": labels[i],
+                    "reason": f"near-duplicate of row {ids[j]} labelled {labels[j]} (cosine {sim:.2f})"
+                    if flagged
+                    else None,
+                    "related_row_id": ids[j] if flagged else None,
+                }
+            )
+    for i, (j, how) in sorted(conflicts.items()):
+        records.append(
+            {
+                "row_id": ids[i],
+                "issue_type": "conflicting_label",
+                "score": 0.0,
+                "given_label": labels[i],
+                "suggested_label": labels[j],
+                "reason": f"conflicting labels: {labels[i]} here, {labels[j]} on row {ids[j]} ({how})",
+                "related_row_id": ids[j],
+            }
+        )
+    return issue_rows(records)
+
+
+def test_column_wise_builder_equals_the_record_builder():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    conflicts = 0
+    for trial in range(40):
+        n = int(rng.integers(0, 200))
+        X = rng.normal(size=(n, 6)).astype(np.float32)
+        if n > 10:  # near copies, some of them of several rows, and exact texts
+            src, dst = rng.integers(0, n, n // 4), rng.integers(0, n, n // 4)
+            X[dst] = X[src] + rng.normal(0, 0.02, (len(dst), 6))
+        pool = max(1, n // 3 if trial % 2 else n * 5)
+        texts = [f"Text  {v}" if v % 2 else f"text {v}" for v in rng.integers(0, pool, n).tolist()]
+        if n:
+            texts[0] = None
+        labels = rng.choice(["a", "b", "c"], n).tolist()
+        ids = [f"r{i}" for i in range(n)]
+        nb = neighbours(X, k=int(rng.integers(0, 4))) if n else None
+        for vectors in (nb, None):
+            threshold = float(rng.choice([0.9, 0.95, 0.99]))
+            want = _duplicate_issues_by_records(ids, texts, labels, vectors, near_threshold=threshold)
+            got = duplicate_issues(ids, texts, labels, vectors, near_threshold=threshold)
+            pd.testing.assert_frame_equal(got, want)
+            conflicts += int((want["issue_type"] == "conflicting_label").sum())
+    assert conflicts > 50  # the comparison covered conflicts of both kinds of pair

@@ -80,11 +80,11 @@ def test_nothing_flagged_and_bad_thresholds():
 
 
 def test_below_chance_label_issues_are_excluded_when_asked():
-    issues = issue_rows([_label("a", "x", "y", 0.5, 0.2), _label("b", "x", "y", 0.5, 0.4)])
+    issues = issue_rows([_label("a", "x", "y", 0.45, 0.2), _label("b", "x", "y", 0.45, 0.4)])
     kept = auto_decisions(issues, n_classes=3).set_index("row_id")
     assert list(kept["action"]) == ["keep", "keep"]
     d = auto_decisions(issues, exclude_below_chance=True, n_classes=3).set_index("row_id")
     assert list(d["action"]) == ["exclude", "keep"]
-    assert d.loc["a", "reason"].startswith("label score 0.20 < chance 0.33 and no confident suggestion (P(y)=0.50")
+    assert d.loc["a", "reason"].startswith("label score 0.20 < chance 0.33 and no confident suggestion (P(y)=0.45")
     explicit = auto_decisions(issues, exclude_threshold=0.5, exclude_below_chance=True, n_classes=3)
     assert list(explicit["action"]) == ["exclude", "exclude"]

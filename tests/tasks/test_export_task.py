@@ -94,7 +94,7 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
     assert manifest["counts"]["rows_in"] == 400
     assert manifest["counts"]["exported"] == manifest["counts"]["exported_train"] + manifest["counts"]["exported_val"]
     assert manifest["decisions"]["by_source"]["policy"]["relabel"] == manifest["counts"]["relabelled"]
-    assert manifest["thresholds"]["relabel_threshold"] == 0.8
+    assert manifest["thresholds"]["relabel_threshold"] == 0.5
     assert manifest["model"]["embedding"] and manifest["model"]["detector"]
     assert manifest["templates"]["label_map"] == {"billing": "Billing"}
     assert manifest["tokenizer"]["name"] == "cl100k_base"
