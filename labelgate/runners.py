@@ -21,7 +21,9 @@ for its sharded stages by itself (:func:`shard_runner`).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -51,11 +53,9 @@ def require_dask() -> None:
 def local_cluster_kwargs(n_workers: int) -> dict[str, Any]:
     """``LocalCluster`` settings of ``--runner dask`` without an address: ``n_workers`` processes of one thread.
 
-    Each worker's embedding backend uses as many compute threads as a default run on this machine
-    (``LABELGATE_EMBED_THREADS``, else the usable CPUs): a vector's last bits depend on the thread count (bf16:
-    up to 6e-4 on 13 of 2048 politeness texts between 1 and 2 threads), and the same count keeps the vectors,
-    and so every flag and export byte, identical to the default runner's. The price: with more than one
-    worker the CPUs are oversubscribed while embedding.
+    The embedding backend of each worker uses as many compute threads as a default run on this machine
+    (``LABELGATE_EMBED_THREADS``, else the usable CPUs); its BLAS and OpenMP pools are sized by
+    :func:`worker_thread_env` when the cluster starts.
     """
     from labelgate.embedding import THREADS_ENV, compute_threads
 
@@ -66,6 +66,50 @@ def local_cluster_kwargs(n_workers: int) -> dict[str, Any]:
         "dashboard_address": None,  # no web dashboard port (two runs at once would fight over :8787)
         "env": {THREADS_ENV: str(compute_threads())},
     }
+
+
+def worker_thread_env() -> dict[str, str]:
+    """The thread counts of this process's numeric libraries, for the local workers' environment.
+
+    A result's last bits depend on how many threads computed it: between 1 and 2 threads, 13 of 2048
+    politeness vectors move by up to 6e-4 (torch bf16) and the embedding member's probabilities by up to
+    7e-5 (OpenBLAS), enough to flip a near-threshold decision. Dask's nannies pin every worker to 1 thread
+    (``distributed.nanny.pre-spawn-environ``); the local workers get this process's counts instead, so
+    their shards compute what the default runner computes here, bit for bit. The price: with more than
+    one worker the CPUs are oversubscribed.
+    """
+    from threadpoolctl import threadpool_info
+
+    from labelgate.embedding import compute_threads
+
+    fallback = str(compute_threads())
+    blas = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    blas_threads = str(max(blas)) if blas else os.environ.get("OPENBLAS_NUM_THREADS") or fallback
+    return {
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or fallback,
+        "OPENBLAS_NUM_THREADS": blas_threads,
+        "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS") or blas_threads,
+        "MALLOC_TRIM_THRESHOLD_": "65536",  # dask's default, kept
+    }
+
+
+@contextmanager
+def _spawn_environment(env: dict[str, str]) -> Iterator[None]:
+    """Nannies spawn their workers with ``env`` (numpy and torch read it at import), and this process's own
+    environment, which a nanny overwrites with those variables before spawning, is put back afterwards."""
+    import dask
+
+    touched = [*env, "PYTHONHASHSEED"]
+    saved = {k: os.environ.get(k) for k in touched}
+    try:
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+            yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def task_runner(params: CurateParams) -> Any | None:
@@ -146,8 +190,10 @@ def _where(params: CurateParams) -> str:
 
 
 def _connect(runner: Any, params: CurateParams) -> Any:
+    local = runner.address is None and getattr(runner, "_cluster", None) is None
     try:
-        client = runner.client  # starts the LocalCluster, or connects to the address
+        with _spawn_environment(worker_thread_env()) if local else contextlib.nullcontext():
+            client = runner.client  # starts the LocalCluster, or connects to the address
     except OSError as err:  # refused, timed out, unknown host (TimeoutError and socket.gaierror are OSErrors)
         hint = (
             "start it with `dask scheduler` and `dask worker ADDRESS` on each machine, or leave --dask-address out"
@@ -228,5 +274,6 @@ __all__ = [
     "require_dask",
     "shard_runner",
     "task_runner",
+    "worker_thread_env",
     "worker_threads",
 ]

@@ -134,13 +134,10 @@ def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.
 
     Up to :data:`MAX_EMBEDDING_TRAIN_ROWS` training rows it fits them all. Above, it fits a sample of that
     many: every class keeps its share of the rows (at least one), drawn with a seed fixed by the fold's size,
-    in input order; and the fit runs on one BLAS thread (the solver's many skinny products run several
-    times faster so, and a multi-threaded BLAS collapses when other processes share the cores).
+    in input order. (:func:`run_oof_job` runs every member on one BLAS thread.)
     """
     if len(train) <= MAX_EMBEDDING_TRAIN_ROWS:
         return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
-    from threadpoolctl import threadpool_limits
-
     y_train = y[train]
     counts = np.bincount(y_train, minlength=k)
     quota = np.maximum(counts * MAX_EMBEDDING_TRAIN_ROWS // len(train), np.minimum(counts, 1))
@@ -149,8 +146,7 @@ def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.
     rank = np.empty(len(train), dtype=np.int64)
     rank[by_class] = np.arange(len(train)) - np.repeat(np.cumsum(counts) - counts, counts)
     keep = train[rank < quota[y_train]]
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_predict(_logreg(1.0), X[keep], y[keep], X[test], k)
+    return _fit_predict(_logreg(1.0), X[keep], y[keep], X[test], k)
 
 
 def _layers_member(
@@ -327,6 +323,16 @@ def run_oof_job(plan: OofPlan, job: OofJob) -> np.ndarray:
 
     Returns ``(n_test, k)`` probabilities; for ``layers``, ``(n_test, k, len(plan.layers_grid))`` (one per C).
     """
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: these fits are many small matrix products, and BLAS's own threads (2 here) spin against
+    # each other and any other process on shared cores; measured on politeness (3038 rows, 4 members, load ~2.7
+    # on 2 cores): 33 s with the default threads, 6.3 s with one. Parallelism comes from running jobs side by side.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _run_member(plan, job)
+
+
+def _run_member(plan: OofPlan, job: OofJob) -> np.ndarray:
     train, test = plan.folds[job.fold]
     k = len(plan.classes)
     if job.member == "embedding":
