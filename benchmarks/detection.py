@@ -130,6 +130,7 @@ def gated(train: pd.DataFrame, issues: pd.DataFrame, params: CurateParams) -> tu
     decisions = auto_decisions(
         issues,
         relabel_threshold=params.relabel_threshold,
+        model_threshold=params.relabel_model_threshold,
         exclude_threshold=params.exclude_threshold,
         exclude_below_chance=params.exclude_below_chance,
         n_classes=train["label"].nunique(),

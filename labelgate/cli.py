@@ -57,7 +57,16 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--format", "export_formats", help="Export formats, comma-separated.  [default: openai-chat]"),
         click.option(
-            "--relabel-threshold", type=float, help="Auto gate: relabel when P(suggested) >= this.  [default: 0.8]"
+            "--relabel-threshold",
+            type=float,
+            help="Auto gate: relabel when the probability that the suggestion is the true label (noise-corrected) "
+            "is >= this.  [default: 0.5]",
+        ),
+        click.option(
+            "--relabel-model-threshold",
+            type=float,
+            help="Auto gate: also relabel when the model's own probability of the suggestion is >= this.  "
+            "[default: 0.8]",
         ),
         click.option(
             "--exclude-threshold",
@@ -244,7 +253,12 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     if m.get("gate") == "auto":
         lines.append(
             f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
-            f"(relabel when P >= {params.relabel_threshold:.2f})"
+            f"(relabel when P(true) >= {params.relabel_threshold:.2f}"
+            + (
+                f" or model P >= {params.relabel_model_threshold:.2f})"
+                if params.relabel_model_threshold is not None
+                else ")"
+            )
         )
     elif m.get("gate") == "human":
         r = m.get("review") or {}

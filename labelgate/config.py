@@ -112,6 +112,14 @@ class CurateParams(BaseModel):
         "label (model probabilities corrected by the estimated noise rates) is at least this; 0.5 = more likely "
         "than not.",
     )
+    relabel_model_threshold: float | None = Field(
+        0.8,
+        ge=0.0,
+        le=1.0,
+        description="Auto gate also relabels a flagged label issue when the model's own probability of the "
+        "suggestion is at least this (catches confident errors in nearly clean data, where the noise-corrected "
+        "probability is cautious); null turns the rule off.",
+    )
     exclude_threshold: float | None = Field(
         None,
         ge=0.0,

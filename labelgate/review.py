@@ -498,6 +498,7 @@ def fill_with_policy(
     relabel_threshold: float,
     exclude_threshold: float | None,
     exclude_below_chance: bool = False,
+    model_threshold: float | None = 0.8,
 ) -> dict[str, int]:
     """Let the auto policy decide the flagged rows (any issue type) nobody decided; human decisions stay.
 
@@ -512,6 +513,7 @@ def fill_with_policy(
     decisions = auto_decisions(
         todo,
         relabel_threshold=relabel_threshold,
+        model_threshold=model_threshold,
         exclude_threshold=exclude_threshold,
         exclude_below_chance=exclude_below_chance,
         n_classes=n_classes,

@@ -69,14 +69,14 @@ def local_cluster_kwargs(n_workers: int) -> dict[str, Any]:
 
 
 def worker_thread_env() -> dict[str, str]:
-    """The thread counts of this process's numeric libraries, for the local workers' environment.
+    """This process's OpenMP and BLAS thread counts, for the local workers' environment.
 
-    A result's last bits depend on how many threads computed it: between 1 and 2 threads, 13 of 2048
-    politeness vectors move by up to 6e-4 (torch bf16) and the embedding member's probabilities by up to
-    7e-5 (OpenBLAS), enough to flip a near-threshold decision. Dask's nannies pin every worker to 1 thread
-    (``distributed.nanny.pre-spawn-environ``); the local workers get this process's counts instead, so
-    their shards compute what the default runner computes here, bit for bit. The price: with more than
-    one worker the CPUs are oversubscribed.
+    A result's last bits depend on how many threads computed it (torch bf16 between 1 and 2 threads: up to
+    6e-4 on 13 of 2048 politeness vectors; a row near a threshold can move across it). Dask's nannies pin
+    every worker's pools to one thread (``distributed.nanny.pre-spawn-environ``); the local workers get this
+    process's counts instead, so a shard computes what the default runner computes here, bit for bit (torch's
+    count is also set by ``LABELGATE_EMBED_THREADS``, and the out-of-fold jobs use one BLAS thread anywhere).
+    The price: with more than one worker the CPUs are oversubscribed while embedding.
     """
     from threadpoolctl import threadpool_info
 
@@ -95,8 +95,9 @@ def worker_thread_env() -> dict[str, str]:
 
 @contextmanager
 def _spawn_environment(env: dict[str, str]) -> Iterator[None]:
-    """Nannies spawn their workers with ``env`` (numpy and torch read it at import), and this process's own
-    environment, which a nanny overwrites with those variables before spawning, is put back afterwards."""
+    """Nannies spawn their workers with ``env`` (numpy and torch read it at import). A nanny also writes those
+    variables into *this* process's environment before spawning: they are put back afterwards, or a torch
+    imported later by the flow (the ``layers`` features) would start with one thread and compute other bits."""
     import dask
 
     touched = [*env, "PYTHONHASHSEED"]

@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -184,6 +184,9 @@ _MIGRATIONS: dict[int, list[str]] = {
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         )""",
     ],
+    # 5: the label detector's plain model probability of its suggestion (suggested_prob became the noise-corrected
+    # probability that the suggestion is the true label; the auto gate reads both)
+    5: ["ALTER TABLE issues ADD COLUMN model_prob DOUBLE"],
 }
 
 
@@ -671,7 +674,7 @@ def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.Data
     issues = query_df(
         con,
         """SELECT row_id, issue_type, score, is_issue, given_label, suggested_label, suggested_prob,
-                  reason, related_row_id
+                  reason, related_row_id, model_prob
            FROM issues WHERE run_id = ? AND is_issue ORDER BY row_id, issue_type""",
         [run_id],
     )

@@ -77,7 +77,8 @@ def test_decisions_append_latest_wins_and_history_is_kept(db: str) -> None:
     run_id = _run(db)
     _clear_policy(db, run_id)
     with store.connect(db) as con:
-        row = review.review_items(con, run_id).iloc[0]
+        items = review.review_items(con, run_id)
+        row = items[items["suggested_label"] != items["given_label"]].iloc[0]  # a row with a suggestion to accept
         rid, given, suggested = row["id"], row["given_label"], row["suggested_label"]
         assert suggested != given
         accepted = review.record_decision(con, run_id, row_id=rid, action="accept", reviewer="ann")
@@ -123,7 +124,10 @@ def test_undo_steps_back_through_single_and_bulk_decisions(db: str) -> None:
     run_id = _run(db)
     with store.connect(db) as con:
         policy = store.latest_decisions(con, run_id).set_index("row_id")
-        ids = list(review.review_items(con, run_id)["id"][:3])
+        items = review.review_items(con, run_id)
+        suggests = items["suggested_label"] != items["given_label"]
+        ids = [items.loc[suggests, "id"].iloc[0], *items.loc[~suggests | (items.index > 0), "id"][:3]]
+        ids = [ids[0], *[i for i in ids[1:] if i != ids[0]][:2]]  # accept needs a suggestion different from given
         review.record_decision(con, run_id, row_id=ids[0], action="exclude", reviewer="ann")
         review.record_decisions(con, run_id, [{"id": i, "action": "keep"} for i in ids[1:]], reviewer="ann")
         review.record_decision(con, run_id, row_id=ids[0], action="keep", reviewer="ann")
@@ -175,7 +179,10 @@ def test_progress_counts_human_decisions_of_flagged_rows(db: str) -> None:
     run_id = _run(db)
     _clear_policy(db, run_id)
     with store.connect(db) as con:
-        ids = list(review.review_items(con, run_id)["id"][:3])
+        items = review.review_items(con, run_id)
+        suggests = items["suggested_label"] != items["given_label"]
+        ids = [items.loc[suggests, "id"].iloc[0], *items.loc[~suggests | (items.index > 0), "id"][:3]]
+        ids = [ids[0], *[i for i in ids[1:] if i != ids[0]][:2]]  # accept needs a suggestion different from given
         review.record_decisions(
             con,
             run_id,

@@ -12,6 +12,8 @@ Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
   label carries the other row's label as its suggestion).
 - ``reason``: one human-readable sentence for flagged rows.
 - ``related_row_id``: the row this one duplicates or conflicts with, or the test row it leaks.
+- ``model_prob``: label issues: the ensemble's plain probability of the suggestion (``suggested_prob`` is
+  the noise-corrected probability that the suggestion is the true label).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ ISSUE_COLUMNS = [
     "suggested_prob",
     "reason",
     "related_row_id",
+    "model_prob",
 ]
 
 
@@ -51,7 +54,7 @@ def issue_rows(records: Iterable[dict]) -> pd.DataFrame:
     """A frame of :data:`ISSUE_COLUMNS` from dicts (missing keys are None; ``is_issue`` defaults to True)."""
     rows = [{c: r.get(c, True if c == "is_issue" else None) for c in ISSUE_COLUMNS} for r in records]
     frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
-    return frame.astype({"score": "float64", "suggested_prob": "float64", "is_issue": "bool"})
+    return frame.astype({"score": "float64", "suggested_prob": "float64", "model_prob": "float64", "is_issue": "bool"})
 
 
 def issue_frame(n: int, **columns: Any) -> pd.DataFrame:
@@ -78,7 +81,7 @@ def issue_frame(n: int, **columns: Any) -> pd.DataFrame:
             raise ValueError(f"column {c!r} has {len(value)} values for {n} rows")
         data[c] = value
     frame = pd.DataFrame(data, columns=ISSUE_COLUMNS, index=pd.RangeIndex(n))
-    return frame.astype({"score": "float64", "suggested_prob": "float64", "is_issue": "bool"})
+    return frame.astype({"score": "float64", "suggested_prob": "float64", "model_prob": "float64", "is_issue": "bool"})
 
 
 def label_issue_rows(found: pd.DataFrame) -> pd.DataFrame:
@@ -92,6 +95,7 @@ def label_issue_rows(found: pd.DataFrame) -> pd.DataFrame:
             "given_label": found["given_label"].to_numpy(),
             "suggested_label": found["suggested_label"].to_numpy(),
             "suggested_prob": found["suggested_prob"].astype("float64").to_numpy(),
+            "model_prob": found["model_prob"].astype("float64").to_numpy(),
             "reason": found["reason"].to_numpy(),
             "related_row_id": None,
         },

@@ -9,9 +9,12 @@ The policy, per row, first matching rule wins (every decision quotes the detecto
 2. ``exact_duplicate`` / ``near_duplicate`` (later copies only; the first occurrence stays) -> exclude.
 3. ``empty`` with no word at all (score 0) -> exclude.
 4. ``outlier`` -> exclude (out of scope: no class fits it, so relabelling would guess).
-5. ``label`` issue whose suggestion's ``suggested_prob`` >= ``relabel_threshold`` -> relabel (for the label
-   detector that is the probability that the suggestion is the true label, the model's probabilities
-   corrected by the estimated noise rates: :func:`labelgate.core.detect.true_label_posterior`).
+5. ``label`` issue whose suggestion's ``suggested_prob`` >= ``relabel_threshold`` (for the label detector,
+   the probability that the suggestion is the true label: the model's probabilities corrected by the
+   estimated noise rates, :func:`labelgate.core.detect.true_label_posterior`), or whose ``model_prob`` (the
+   model's own probability of the suggestion) >= ``model_threshold`` -> relabel. The first rule is the one
+   that pays on noisy data; on nearly clean data the estimated noise rates are so low that it keeps errors
+   the model is sure of, which the second catches.
 6. ``label`` issue otherwise -> exclude when its label score is below ``exclude_threshold`` (or, when that
    is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given label
    less likely than a guess, and there is no confident replacement), else keep.
@@ -52,6 +55,7 @@ def auto_decisions(
     issues: pd.DataFrame,
     *,
     relabel_threshold: float = 0.5,
+    model_threshold: float | None = 0.8,
     exclude_threshold: float | None = None,
     exclude_below_chance: bool = False,
     n_classes: int | None = None,
@@ -65,6 +69,8 @@ def auto_decisions(
             is_label_issue``) as :func:`labelgate.core.detect.find_label_issues` returns.
         relabel_threshold: a label issue is relabelled to its suggestion when ``suggested_prob`` (the
             probability that the suggestion is the true label) is at least this; 0.5 = more likely than not.
+        model_threshold: a label issue is also relabelled when ``model_prob`` (the model's plain probability of
+            the suggestion) is at least this; ``None`` turns this rule off.
         exclude_threshold: a label issue that is not relabelled is excluded when its label score is
             below this; ``None`` defers to ``exclude_below_chance``.
         exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not
@@ -76,6 +82,8 @@ def auto_decisions(
     """
     if not 0.0 <= relabel_threshold <= 1.0:
         raise ValueError(f"relabel_threshold must be in [0, 1], got {relabel_threshold!r}")
+    if model_threshold is not None and not 0.0 <= model_threshold <= 1.0:
+        raise ValueError(f"model_threshold must be in [0, 1] or None, got {model_threshold!r}")
     if exclude_threshold is not None and not 0.0 <= exclude_threshold <= 1.0:
         raise ValueError(f"exclude_threshold must be in [0, 1] or None, got {exclude_threshold!r}")
     chance = False
@@ -97,7 +105,7 @@ def auto_decisions(
             decision = (row_id, "exclude", None, f"{t}: {rec.reason}" if rec.reason else t)
             break
         if decision is None and "label" in by_type:
-            decision = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance)
+            decision = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance, model_threshold)
         if decision is None:
             given = next((r.given_label for r in by_type.values() if r.given_label is not None), None)
             decision = (row_id, "keep", given, "kept for review: " + "; ".join(others))
@@ -107,8 +115,15 @@ def auto_decisions(
     return pd.DataFrame(out, columns=DECISION_COLUMNS)
 
 
-def _label_decision(rec, relabel_threshold: float, exclude_threshold: float | None, chance: bool = False) -> tuple:
-    prob = float(rec.suggested_prob) if rec.suggested_prob is not None else 0.0
+def _prob(value) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _label_decision(
+    rec, relabel_threshold: float, exclude_threshold: float | None, chance: bool = False, model_threshold=None
+) -> tuple:
+    prob = _prob(rec.suggested_prob) or 0.0
+    model = _prob(getattr(rec, "model_prob", None))
     score = float(rec.score) if rec.score is not None else 1.0
     differs = rec.suggested_label is not None and rec.suggested_label != rec.given_label
     why = f" ({rec.reason})" if getattr(rec, "reason", None) else ""
@@ -118,6 +133,14 @@ def _label_decision(rec, relabel_threshold: float, exclude_threshold: float | No
             "relabel",
             rec.suggested_label,
             f"P({rec.suggested_label})={prob:.2f} >= {relabel_threshold:.2f}: relabel {rec.given_label} "
+            f"-> {rec.suggested_label}{why}",
+        )
+    if differs and model_threshold is not None and model is not None and model >= model_threshold:
+        return (
+            rec.row_id,
+            "relabel",
+            rec.suggested_label,
+            f"model P({rec.suggested_label})={model:.2f} >= {model_threshold:.2f}: relabel {rec.given_label} "
             f"-> {rec.suggested_label}{why}",
         )
     if exclude_threshold is not None and score < exclude_threshold:

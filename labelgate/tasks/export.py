@@ -201,6 +201,7 @@ def build_manifest(
         "gate": params.gate,
         "thresholds": {
             "relabel_threshold": params.relabel_threshold,
+            "relabel_model_threshold": params.relabel_model_threshold,
             "exclude_threshold": params.exclude_threshold,
         },
         "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},

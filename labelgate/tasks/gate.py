@@ -24,6 +24,7 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
     decisions = auto_decisions(
         issues,
         relabel_threshold=params.relabel_threshold,
+        model_threshold=params.relabel_model_threshold,
         exclude_threshold=params.exclude_threshold,
         exclude_below_chance=params.exclude_below_chance,
         n_classes=n_classes,

@@ -70,6 +70,7 @@ def close_review(
                 con,
                 run_id,
                 relabel_threshold=params.relabel_threshold,
+                model_threshold=params.relabel_model_threshold,
                 exclude_threshold=params.exclude_threshold,
                 exclude_below_chance=params.exclude_below_chance,
             )

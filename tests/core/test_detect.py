@@ -202,6 +202,7 @@ def test_detect_all_writes_one_shape_for_every_detector():
         "suggested_prob",
         "reason",
         "related_row_id",
+        "model_prob",
     ]
     assert not issues.duplicated(["row_id", "issue_type"]).any()
     assert issues["score"].dropna().between(0, 1).all()

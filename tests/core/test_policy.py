@@ -88,3 +88,19 @@ def test_below_chance_label_issues_are_excluded_when_asked():
     assert d.loc["a", "reason"].startswith("label score 0.20 < chance 0.33 and no confident suggestion (P(y)=0.45")
     explicit = auto_decisions(issues, exclude_threshold=0.5, exclude_below_chance=True, n_classes=3)
     assert list(explicit["action"]) == ["exclude", "exclude"]
+
+
+def test_a_confident_model_relabels_even_when_the_noise_corrected_probability_is_cautious():
+    rows = [
+        {**_label("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
+        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.6},
+        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.6},
+    ]
+    d = auto_decisions(issue_rows(rows)).set_index("row_id")
+    assert list(d["action"]) == ["relabel", "keep", "relabel"]
+    assert d.loc["a", "reason"].startswith("model P(y)=0.95 >= 0.80: relabel x -> y")
+    assert d.loc["c", "reason"].startswith("P(y)=0.70 >= 0.50: relabel x -> y")
+    off = auto_decisions(issue_rows(rows), model_threshold=None).set_index("row_id")
+    assert list(off["action"]) == ["keep", "keep", "relabel"]
+    with pytest.raises(ValueError, match="model_threshold must be in"):
+        auto_decisions(issue_rows(rows), model_threshold=2.0)

@@ -375,7 +375,8 @@ def test_property_valid_and_quarantine_partition_the_input(
         assert str(err) and "\n" not in str(err)
         return
     check_reconciles(df, out)
-    assert set(out.quarantine["row_id"]).isdisjoint(out.valid["row_id"])
+    if df["row_id"].is_unique:  # a repeated input id may be valid once and quarantined (e.g. blank) elsewhere
+        assert set(out.quarantine["row_id"]).isdisjoint(out.valid["row_id"])
     assert out.valid["row_id"].is_unique
     assert (out.quarantine["reason"].str.len() > 0).all()
     assert sum(out.class_counts.values()) == len(out.valid)

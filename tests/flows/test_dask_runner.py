@@ -112,7 +112,8 @@ def test_dask_shards_ran_on_the_workers(dask_run: dict) -> None:
     assert len(workers) == 2 and placed["threads"] == 2
     # every embed shard and out-of-fold job ran inside a Dask worker (None = not in a worker), on both workers
     assert set(placed["embed_shards"]) == set(workers) and sum(placed["embed_shards"].values()) == 2
-    assert set(placed["oof_jobs"]) == set(workers) and sum(placed["oof_jobs"].values()) == 3 * 5  # members x folds
+    jobs = len(CurateParams().detector_members) * CurateParams().n_folds  # one per (member, fold)
+    assert set(placed["oof_jobs"]) == set(workers) and sum(placed["oof_jobs"].values()) == jobs
     assert all(w.startswith("tcp://127.0.0.1:") for w in workers)
 
 
@@ -128,9 +129,13 @@ def test_plain_flow_with_runner_dask_opens_its_own_cluster(
 
     db = copy_db(dask_run, tmp_path)  # embeddings cached: this run scores only
     params = CurateParams(runner="dask", dask_workers=2)
+    threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")}
     metrics = curate(str(sample_csv), db_path=db, out_dir=str(tmp_path / "out"), params=params)
+    # dask's nannies write their workers' variables into this process's environment; the runner puts it back
+    assert {k: os.environ.get(k) for k in threads} == threads
     assert metrics["texts_embedded"] == 0 and metrics["dask"]["embed_shards"] == {}
-    assert sum(metrics["dask"]["oof_jobs"].values()) == 15 and None not in metrics["dask"]["oof_jobs"]
+    jobs = len(params.detector_members) * params.n_folds
+    assert sum(metrics["dask"]["oof_jobs"].values()) == jobs and None not in metrics["dask"]["oof_jobs"]
     a, b = _issues(dask_run["db_path"], dask_run["run_id"]), _issues(db, metrics["run_id"])
     pd.testing.assert_frame_equal(
         a.drop(columns=["score", "suggested_prob"]), b.drop(columns=["score", "suggested_prob"])
@@ -140,8 +145,8 @@ def test_plain_flow_with_runner_dask_opens_its_own_cluster(
         flow_run_id = store.run_record(con, metrics["run_id"])["prefect_flow_run_id"]
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    jobs = [r for r in runs if r.name.startswith("oof-job")]
-    assert len(jobs) == 15 and all(r.state.is_completed() for r in jobs)
+    job_runs = [r for r in runs if r.name.startswith("oof-job")]
+    assert len(job_runs) == jobs and all(r.state.is_completed() for r in job_runs)
 
 
 def test_bad_dask_address_is_one_clear_line(prefect_harness: None, sample_csv: Path, tmp_path: Path) -> None:
