@@ -243,6 +243,7 @@ def test_kill_during_embedding_and_export_then_resume(tmp_path: Path, sample_csv
     assert again["texts_cached"] == 394 and again["texts_embedded"] == 0
     assert _files(again) == expected
     assert _status(db)[killed_id][0] == "crashed"
+    assert not (out / staging).exists()  # the next export removed the killed run's staging folder
     runs = _status(db)
     assert sorted(s for s, _ in runs.values()) == ["completed", "completed", "crashed", "crashed"]
     with store.connect(db, read_only=True) as con:  # every run's rows reconcile, killed or not

@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -150,6 +151,7 @@ def export_run(
     )
     folder = Path(out_dir) / run_id
     manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
+    clean_stale_staging(db_path, Path(out_dir))
     write_export(folder, run_id, plan, manifest)
     paths = [str((folder / f.name).resolve()) for f in plan.files]
     result = {
@@ -238,6 +240,42 @@ def build_manifest(
             for f in plan.files
         ],
     }
+
+
+_STAGING_RE = re.compile(r"^\.(?P<run>[^/]+?)\.(?:staging|old)-[^/]+$")
+
+
+def clean_stale_staging(db_path: str, out_dir: Path) -> list[str]:
+    """Remove the staging (``.<run>.staging-*``) and swap (``.<run>.old-*``) folders a killed export left in
+    ``out_dir``; return their names.
+
+    Only folders of runs this database knows as no longer running (crashed, failed or completed) are removed:
+    a run still exporting into the same folder keeps its staging folder.
+    """
+    if not out_dir.is_dir():
+        return []
+    found: dict[str, list[Path]] = {}
+    for entry in out_dir.iterdir():
+        match = _STAGING_RE.match(entry.name)
+        if match and entry.is_dir():
+            found.setdefault(match["run"], []).append(entry)
+    if not found:
+        return []
+    with store.connect(db_path) as con:
+        store.mark_crashed_runs(con)
+        ended = {
+            str(r)
+            for (r,) in con.execute(
+                "SELECT run_id FROM runs WHERE status <> 'running' AND list_contains(?, run_id)", [list(found)]
+            ).fetchall()
+        }
+    removed = []
+    for run, paths in sorted(found.items()):
+        if run in ended:
+            for path in paths:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
 
 
 def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str, Any]) -> None:

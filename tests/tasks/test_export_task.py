@@ -13,7 +13,7 @@ from conftest import copy_db
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, ExportError
-from labelgate.tasks.export import MANIFEST, export_run, verify_manifest
+from labelgate.tasks.export import MANIFEST, clean_stale_staging, export_run, verify_manifest
 
 ALL = ["openai-chat", "openai-completion", "hf-messages", "alpaca", "vertex-gemini", "bedrock-claude", "csv", "parquet"]
 
@@ -155,3 +155,25 @@ def test_a_missing_test_file_is_an_error(warm_run: dict, tmp_path: Path) -> None
     db = copy_db(warm_run, tmp_path)
     with pytest.raises(ConfigError, match=r"test file .*nope\.csv' does not exist"):
         export_run(db, warm_run["run_id"], str(tmp_path / "out"), CurateParams(test_path=str(tmp_path / "nope.csv")))
+
+
+def test_staging_folders_of_ended_runs_are_removed_and_a_running_runs_are_kept(warm_run: dict, tmp_path: Path) -> None:
+    db = copy_db(warm_run, tmp_path)
+    out = tmp_path / "out"
+    with store.connect(db) as con:
+        done = store.resolve_run(con, "latest")
+        con.execute(
+            "INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at) "
+            "SELECT 'r-live', dataset, input_path, params_json, 'running', current_timestamp FROM runs WHERE run_id = ?",
+            [done],
+        )
+    stale = [out / f".{done}.staging-abc", out / f".{done}.old-xyz"]
+    live = out / ".r-live.staging-def"
+    other = out / ".not-a-run.staging-1"
+    for folder in [*stale, live, other]:
+        folder.mkdir(parents=True)
+        (folder / "train.jsonl").write_text("{}\n")
+    removed = clean_stale_staging(db, out)
+    assert sorted(removed) == sorted(p.name for p in stale)
+    assert live.exists() and other.exists()  # still running, or unknown to this database: left alone
+    assert clean_stale_staging(db, tmp_path / "missing") == []
