@@ -55,30 +55,28 @@ from labelgate.core.evaluate import proxy_score  # noqa: E402
 from labelgate.core.policy import auto_decisions  # noqa: E402
 
 
-def embed(texts: list[str], model: str, cache: Path) -> np.ndarray:
-    """Embeddings of ``texts``, cached in ``cache/<model>-<sha of texts>.npy``."""
+def _cached(texts: list[str], key: str, cache: Path, compute) -> np.ndarray:
+    """``compute(texts)``, cached in ``cache/<sha of key>-<sha of texts>.npy``."""
     digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:20]
-    key = hashlib.sha256(embedding.model_key(model).encode()).hexdigest()[:8]
-    path = cache / f"{key}-{digest}.npy"
+    path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:8]}-{digest}.npy"
     if path.exists():
         return np.load(path)
     cache.mkdir(parents=True, exist_ok=True)
-    vectors = embedding.encode(model, texts, batch_size=64)
+    vectors = compute(texts)
     np.save(path, vectors)
     return vectors
+
+
+def embed(texts: list[str], model: str, cache: Path) -> np.ndarray:
+    """Embeddings of ``texts`` (cached by model and texts)."""
+    return _cached(texts, embedding.model_key(model), cache, lambda t: embedding.encode(model, t, batch_size=64))
 
 
 def embed_layers(texts: list[str], model: str, cache: Path) -> np.ndarray:
     """Middle-layer features of ``texts`` (:func:`labelgate.embedding.encode_layers`), cached like :func:`embed`."""
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:20]
-    key = hashlib.sha256(embedding.layers_key(model).encode()).hexdigest()[:8]
-    path = cache / f"{key}-{digest}.npy"
-    if path.exists():
-        return np.load(path)
-    cache.mkdir(parents=True, exist_ok=True)
-    vectors = embedding.encode_layers(model, texts, batch_size=64)
-    np.save(path, vectors)
-    return vectors
+    return _cached(
+        texts, embedding.layers_key(model), cache, lambda t: embedding.encode_layers(model, t, batch_size=64)
+    )
 
 
 def read(path: Path) -> pd.DataFrame:
