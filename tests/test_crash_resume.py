@@ -252,4 +252,5 @@ def test_kill_during_embedding_and_export_then_resume(tmp_path: Path, sample_csv
             valid = store.scalar(con, "SELECT count(*) FROM valid_rows WHERE run_id = ?", [run_id])
             quarantined = store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
             assert n == valid + quarantined == 400
-        assert store.scalar(con, "SELECT count(*) FROM embeddings") == 394
+        by_kind = dict(con.execute("SELECT model LIKE '%#mid-layers', count(*) FROM embeddings GROUP BY 1").fetchall())
+        assert by_kind == {False: 394, True: 394}  # sentence vectors and the layers member's features, once each

@@ -79,7 +79,7 @@ def _latest(db: str) -> dict:
 
 
 def test_pressing_w_accepts_the_suggestion_and_the_decision_survives_a_reload(page: object, url: str, db: str) -> None:
-    page.goto(f"{url}/runs/latest")
+    page.goto(f"{url}/runs/latest?issue_type=label")  # label issues: every row has a suggestion to accept
     first = page.locator("tr.item").first
     row_id = first.get_attribute("data-id")
     suggested = first.get_attribute("data-suggested")
@@ -129,7 +129,7 @@ def test_keys_move_keep_exclude_relabel_and_undo(page: object, url: str, db: str
 
 
 def test_accept_top_k_shown_in_bulk(page: object, url: str, db: str) -> None:
-    page.goto(f"{url}/runs/latest?given=billing")
+    page.goto(f"{url}/runs/latest?given=billing&issue_type=label")
     rows = page.locator("tr.item")
     assert rows.count() >= 2
     page.fill("#topk", "2")
