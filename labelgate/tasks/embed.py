@@ -52,11 +52,40 @@ def cache_key(params: CurateParams) -> str:
     return embedding.model_key(params.model, params.embed_backend)
 
 
-def missing_hashes(db_path: str, params: CurateParams, hashes: list[str]) -> tuple[list[str], int]:
-    """The text hashes without a cached vector (in the given order), and how many are cached."""
+def uncached(db_path: str, key: str, hashes: list[str]) -> tuple[list[str], int]:
+    """The text hashes without a cached vector under ``key`` (in the given order), and how many are cached."""
     with store.connect(db_path) as con:
-        cached = store.cached_hashes(con, cache_key(params), hashes)
+        cached = store.cached_hashes(con, key, hashes)
     return [h for h in hashes if h not in cached], len(cached)
+
+
+def missing_hashes(db_path: str, params: CurateParams, hashes: list[str]) -> tuple[list[str], int]:
+    """The text hashes without a cached embedding of the run's model (in the given order), and how many are cached."""
+    return uncached(db_path, cache_key(params), hashes)
+
+
+def cache_vectors(
+    db_path: str,
+    key: str,
+    todo: list[str],
+    text_of: dict[str, str],
+    encode: Callable[[list[str]], np.ndarray],
+    *,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> None:
+    """``encode`` the texts of the hashes ``todo`` and cache the vectors under ``key``, one committed chunk
+    (:func:`chunk_size` texts) at a time, so a killed run keeps what it finished.
+
+    ``on_chunk(done, total)`` is called after each commit.
+    """
+    chunk = chunk_size()
+    for start in range(0, len(todo), chunk):
+        part = todo[start : start + chunk]
+        vectors = encode([text_of[h] for h in part])
+        with store.connect(db_path) as con, store.transaction(con):
+            store.put_embeddings(con, key, part, vectors)
+        if on_chunk is not None:
+            on_chunk(start + len(part), len(todo))
 
 
 def embed_texts(
@@ -67,25 +96,14 @@ def embed_texts(
     *,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Embed the texts of the hashes ``todo`` and cache them, one committed chunk at a time.
+    """Embed the texts of the hashes ``todo`` with the run's model and cache them (see :func:`cache_vectors`)."""
 
-    ``on_chunk(done, total)`` is called after each commit.
-    """
-    key = cache_key(params)
-    chunk = chunk_size()
-    for start in range(0, len(todo), chunk):
-        part = todo[start : start + chunk]
-        vectors = embedding.encode(
-            params.model,
-            [text_of[h] for h in part],
-            batch_size=params.batch_size,
-            progress=_show_progress(),
-            backend=params.embed_backend,
+    def encode(texts: list[str]) -> np.ndarray:
+        return embedding.encode(
+            params.model, texts, batch_size=params.batch_size, progress=_show_progress(), backend=params.embed_backend
         )
-        with store.connect(db_path) as con, store.transaction(con):
-            store.put_embeddings(con, key, part, vectors)
-        if on_chunk is not None:
-            on_chunk(start + len(part), len(todo))
+
+    cache_vectors(db_path, cache_key(params), todo, text_of, encode, on_chunk=on_chunk)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """Middle-layer features of the detector's ``layers`` member, cached in DuckDB like the embeddings.
 
 They are stored in the ``embeddings`` table under :func:`labelgate.embedding.layers_key` (one vector per
-model and text hash), computed in committed chunks for the texts not cached yet, so a rerun or a killed
-run resumes where it stopped. Called by the detect stage in the flow's process (it holds the DuckDB file).
+model and text hash), computed for the texts not cached yet in committed chunks
+(:func:`labelgate.tasks.embed.cache_vectors`), so a rerun or a killed run resumes where it stopped. Called
+by the detect stage in the flow's process (it holds the DuckDB file).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import numpy as np
 
 from labelgate import embedding, store
 from labelgate.config import CurateParams
-from labelgate.tasks.embed import chunk_size
+from labelgate.tasks.embed import cache_vectors, uncached
 
 
 def wants_layers(params: CurateParams) -> bool:
@@ -30,15 +31,13 @@ def layer_vectors(db_path: str, params: CurateParams, hashes: list[str], text_of
         text_of: text of every hash.
     """
     key = embedding.layers_key(params.model)
-    unique = list(dict.fromkeys(hashes))
-    with store.connect(db_path) as con:
-        cached = store.cached_hashes(con, key, unique)
-    todo = [h for h in unique if h not in cached]
-    chunk = chunk_size()
-    for start in range(0, len(todo), chunk):
-        part = todo[start : start + chunk]
-        vectors = embedding.encode_layers(params.model, [text_of[h] for h in part], batch_size=params.batch_size)
-        with store.connect(db_path) as con, store.transaction(con):
-            store.put_embeddings(con, key, part, vectors)
+    todo, _ = uncached(db_path, key, list(dict.fromkeys(hashes)))
+    cache_vectors(
+        db_path,
+        key,
+        todo,
+        text_of,
+        lambda texts: embedding.encode_layers(params.model, texts, batch_size=params.batch_size),
+    )
     with store.connect(db_path) as con:
         return store.get_embeddings(con, key, hashes)
