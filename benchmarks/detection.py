@@ -127,10 +127,7 @@ def gated(train: pd.DataFrame, issues: pd.DataFrame, params: CurateParams) -> tu
     """The rows the auto gate exports (decisions applied, leaks excluded) and the decision counts."""
     decisions = auto_decisions(
         issues,
-        relabel_threshold=params.relabel_threshold,
-        model_threshold=params.relabel_model_threshold,
-        exclude_threshold=params.exclude_threshold,
-        exclude_below_chance=params.exclude_below_chance,
+        **params.policy_settings(),
         n_classes=train["label"].nunique(),
     ).set_index("row_id")
     out = train.set_index("id")

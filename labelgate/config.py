@@ -8,7 +8,7 @@ the CLI options.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -262,6 +262,16 @@ class CurateParams(BaseModel):
                 f"min_text_chars ({self.min_text_chars}) is greater than max_text_chars ({self.max_text_chars})"
             )
         return self
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The auto policy's thresholds, as keyword arguments of :func:`labelgate.core.policy.auto_decisions`
+        (and :func:`labelgate.review.fill_with_policy`)."""
+        return {
+            "relabel_threshold": self.relabel_threshold,
+            "model_threshold": self.relabel_model_threshold,
+            "exclude_threshold": self.exclude_threshold,
+            "exclude_below_chance": self.exclude_below_chance,
+        }
 
     @model_validator(mode="after")
     def _runner_settings(self) -> CurateParams:

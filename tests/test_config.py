@@ -63,3 +63,21 @@ def test_runner_settings_survive_a_dump_and_reload() -> None:
     for p in (CurateParams(), *dask):
         assert CurateParams(**p.model_dump()) == p
         assert CurateParams.model_validate_json(p.model_dump_json()) == p
+
+
+def test_policy_settings_are_the_auto_policys_and_review_fills_thresholds() -> None:
+    import inspect
+
+    from labelgate.core.policy import auto_decisions
+    from labelgate.review import fill_with_policy
+
+    params = CurateParams(relabel_threshold=0.6, relabel_model_threshold=None, exclude_below_chance=True)
+    settings = params.policy_settings()
+    assert settings == {
+        "relabel_threshold": 0.6,
+        "model_threshold": None,
+        "exclude_threshold": None,
+        "exclude_below_chance": True,
+    }
+    for function in (auto_decisions, fill_with_policy):
+        assert set(settings) <= set(inspect.signature(function).parameters)

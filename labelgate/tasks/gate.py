@@ -23,10 +23,7 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
         issues, n_classes = store.flagged_issues(con, run_id)
     decisions = auto_decisions(
         issues,
-        relabel_threshold=params.relabel_threshold,
-        model_threshold=params.relabel_model_threshold,
-        exclude_threshold=params.exclude_threshold,
-        exclude_below_chance=params.exclude_below_chance,
+        **params.policy_settings(),
         n_classes=n_classes,
     ).assign(run_id=run_id, source="policy")
     with store.connect(db_path) as con, store.transaction(con):

@@ -65,18 +65,7 @@ def close_review(
     Returns ``{"decisions": keep/relabel/exclude counts of the latest decisions, "review": {...}}``.
     """
     with store.connect(db_path) as con:
-        policy = (
-            review.fill_with_policy(
-                con,
-                run_id,
-                relabel_threshold=params.relabel_threshold,
-                model_threshold=params.relabel_model_threshold,
-                exclude_threshold=params.exclude_threshold,
-                exclude_below_chance=params.exclude_below_chance,
-            )
-            if action == "auto"
-            else {}
-        )
+        policy = review.fill_with_policy(con, run_id, **params.policy_settings()) if action == "auto" else {}
         prog = review.progress(con, run_id)
         counts = review.decision_counts(con, run_id)
         summary = {
