@@ -24,6 +24,24 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "politeness-wikipedia"
 
+#: Debian's Chromium, driven by Playwright in the browser tests (tests/web)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_SKIP = f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)"
+_CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright):  # -> playwright Browser
+    """Headless Debian Chromium with the flags every browser test uses (no sandbox, no network chatter)."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=_CHROMIUM_ARGS)
+
 
 @pytest.fixture(scope="session")
 def sample_csv() -> Path:

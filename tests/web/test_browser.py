@@ -9,35 +9,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import copy_db
+from conftest import CHROMIUM, CHROMIUM_SKIP, copy_db, launch_chromium
 
 from labelgate import store
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
-    pytest.skip(
-        f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True
-    )
+    pytest.skip(CHROMIUM_SKIP, allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "browser-token-123"
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        b = launch_chromium(p)
         yield b
         b.close()
 

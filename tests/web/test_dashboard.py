@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, copy_db
+from conftest import CHROMIUM, CHROMIUM_SKIP, REPO, copy_db, launch_chromium
 from fastapi.testclient import TestClient
 
 from labelgate import notify, store
@@ -171,27 +171,16 @@ def test_svg_helpers_on_empty_data() -> None:
     assert "&lt;b&gt;" in dashboard.reason_chart({"<b>": 3})
 
 
-# --- headless Chromium (same launch as tests/web/test_browser.py) -----------------------------------
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# --- headless Chromium (conftest.launch_chromium, as in tests/web/test_browser.py) -------------------
 
 
 @pytest.fixture
 def browser_page() -> Iterator[Any]:
     if not CHROMIUM.exists():
-        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
+        pytest.skip(CHROMIUM_SKIP)
     sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch_chromium(p)
         context = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
         page = context.new_page()
         page.problems = []
