@@ -51,6 +51,7 @@ __all__ = [
     "DetectorSettings",
     "Probabilities",
     "adjusted_probs",
+    "confident_joint",
     "confident_thresholds",
     "detect_all",
     "encode_labels",
@@ -96,10 +97,9 @@ def adjusted_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return q / q.sum(axis=1, keepdims=True)
 
 
-def noise_rates(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Confident learning's estimate of ``P(given = j | true = i)``, shape ``(n_classes, n_classes)`` indexed
-    ``[j, i]`` (columns sum to 1), from cleanlab's calibrated confident joint. A class no row confidently
-    belongs to keeps an identity column (no evidence of noise)."""
+def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """cleanlab's calibrated confident joint, shape ``(n_classes, n_classes)`` indexed ``[given, true]``: how many
+    rows are estimated to carry each given label while belonging to each class."""
     from cleanlab.count import calibrate_confident_joint, compute_confident_joint
 
     with warnings.catch_warnings():
@@ -111,6 +111,15 @@ def noise_rates(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         m = min(k, joint.shape[0])
         full[:m, :m] = joint[:m, :m]
         joint = full
+    return joint
+
+
+def noise_rates(probs: np.ndarray, labels: np.ndarray, joint: np.ndarray | None = None) -> np.ndarray:
+    """Confident learning's estimate of ``P(given = j | true = i)``, shape ``(n_classes, n_classes)`` indexed
+    ``[j, i]`` (columns sum to 1), from the calibrated :func:`confident_joint` (computed when not given). A
+    class no row confidently belongs to keeps an identity column (no evidence of noise)."""
+    joint = confident_joint(probs, labels) if joint is None else joint
+    k = joint.shape[0]
     totals = joint.sum(axis=0, keepdims=True)
     rates = np.where(totals > 0, joint / np.where(totals > 0, totals, 1.0), np.eye(k))
     return rates
@@ -184,24 +193,24 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
     suggested = q.argmax(axis=1)
     scores = q[np.arange(len(p.labels)), p.labels]
     flags = suggested != p.labels
-    budget = estimated_error_count(p.probs, p.labels)
+    joint = confident_joint(p.probs, p.labels)
+    budget = _off_diagonal(joint)
     if flags.sum() > budget:
         order = np.argsort(scores, kind="stable")
         within = np.zeros(len(scores), dtype=bool)
         within[order[:budget]] = True
         flags &= within
-    posterior = true_label_posterior(p.probs, p.labels)
+    posterior = true_label_posterior(p.probs, p.labels, noise_rates(p.probs, p.labels, joint))
     return _frame(row_ids, p, suggested=suggested, scores=scores, flags=flags, adjusted=q, posterior=posterior)
 
 
 def estimated_error_count(probs: np.ndarray, labels: np.ndarray) -> int:
     """Confident learning's estimate of the number of label errors: the off-diagonal mass of cleanlab's
     calibrated confident joint (rows counted as confidently belonging to a class other than their label)."""
-    from cleanlab.count import calibrate_confident_joint, compute_confident_joint
+    return _off_diagonal(confident_joint(probs, labels))
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        joint = calibrate_confident_joint(compute_confident_joint(labels, probs), labels)
+
+def _off_diagonal(joint: np.ndarray) -> int:
     return round(float(joint.sum() - np.trace(joint)))
 
 
