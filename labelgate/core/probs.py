@@ -446,7 +446,6 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
     from scipy.optimize import minimize_scalar
 
     logp = np.log(np.clip(probs, 1e-12, 1.0))
-    idx = np.arange(len(labels))
 
     def scaled(T: float) -> np.ndarray:
         z = logp / T
@@ -454,10 +453,7 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 
-    def nll(T: float) -> float:
-        return float(-np.log(np.clip(scaled(T)[idx, labels], 1e-12, 1.0)).mean())
-
-    T = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+    T = float(minimize_scalar(lambda T: _log_loss(scaled(T), labels), bounds=(0.05, 20.0), method="bounded").x)
     return _normalise(scaled(T)), T
 
 
