@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--recipe-folds", type=int, default=10)
+    ap.add_argument("--folds", type=int, help="labelgate's folds (default: CurateParams', i.e. automatic)")
     ap.add_argument("--members", help="labelgate detector members, comma-separated (default: CurateParams')")
     ap.add_argument("--model", default=CurateParams().model)
     ap.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "labelgate-bench-cache")
@@ -185,9 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     X = embed(list(train["text"]), args.model, args.cache)
     X_test = embed(list(test["text"]), args.model, args.cache)
     embed_s = time.perf_counter() - started
-    params = CurateParams(seed=args.seed)
+    params = CurateParams(seed=args.seed, n_folds=args.folds)
     if args.members:
-        params = CurateParams(seed=args.seed, detector_members=args.members.split(","))
+        params = params.model_copy(update={"detector_members": args.members.split(",")})
     layer_vectors = None
     if "layers" in params.detector_members:
         started = time.perf_counter()
@@ -243,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
             "seconds": round(labelgate_s, 2),
             "seconds_by_stage": {k: round(v, 2) for k, v in found.seconds.items()},
             "fitted": found.probs.chosen,
+            "folds": found.probs.n_folds,
             "flagged_by_type": flagged_types,
         },
         "proxy_accuracy": {

@@ -87,7 +87,12 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Embedding backend; auto: bf16 where the CPU has it, else ONNX, else torch.  [default: auto]",
         ),
         click.option("--batch-size", type=int, help="Embedding batch size.  [default: 64]"),
-        click.option("--folds", "n_folds", type=int, help="Cross-validation folds.  [default: 5]"),
+        click.option(
+            "--folds",
+            "n_folds",
+            type=int,
+            help="Cross-validation folds.  [default: auto: 20 up to 5,000 rows, 5 from 20,000]",
+        ),
         click.option("--seed", type=int, help="Seed of folds and split.  [default: 0]"),
         click.option("--val-fraction", type=float, help="Validation share per class.  [default: 0.1]"),
         click.option(

@@ -60,7 +60,13 @@ class CurateParams(BaseModel):
     )
 
     # --- detect -------------------------------------------------------------
-    n_folds: int = Field(5, ge=2, le=50, description="Folds for out-of-sample predicted probabilities.")
+    n_folds: int | None = Field(
+        None,
+        ge=2,
+        le=50,
+        description="Folds for out-of-sample predicted probabilities. None (auto): 20 up to 5,000 rows, "
+        "100,000 / rows between, 5 from 20,000 rows, at most the smallest class's rows.",
+    )
     seed: int = Field(0, description="Seed for folds, models and the train/validation split.")
     detector_members: list[Literal["embedding", "words", "chars", "layers"]] = Field(
         default_factory=lambda: ["embedding", "words", "chars", "layers"],

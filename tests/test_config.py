@@ -10,7 +10,7 @@ from labelgate.config import CurateParams
 
 def test_defaults_are_usable() -> None:
     p = CurateParams()
-    assert (p.gate, p.n_folds, p.export_formats) == ("auto", 5, ["openai-chat"])
+    assert (p.gate, p.n_folds, p.export_formats) == ("auto", None, ["openai-chat"])  # folds: automatic
 
 
 @pytest.mark.parametrize(

@@ -241,7 +241,8 @@ class DetectorSettings:
 
     #: ``None``: the default members whose inputs :func:`detect_all` is given
     members: tuple[str, ...] | None = None
-    n_folds: int = 5
+    #: ``None``: :func:`labelgate.core.probs.auto_folds`
+    n_folds: int | None = None
     seed: int = 0
     near_duplicate_threshold: float = 0.95
     leakage_threshold: float = 0.95

@@ -19,9 +19,16 @@ Members (all linear, so fitting is linear in the number of rows and features):
   from :data:`LAYERS_C_GRID` by out-of-fold log-loss on the given labels (no truth is read).
 
 The ensemble's probabilities are the mean of the members', calibrated by one temperature fitted to the
-given labels (:func:`temperature_scale`). Nothing else is fitted to a dataset: the regularisation
-strengths are fixed defaults for L2-normalised / binary features, except the ``layers`` member's, chosen
-by cross-validation on the given labels.
+given labels (:func:`temperature_scale`).
+
+The number of folds is chosen from the data's size when none is given (:func:`auto_folds`): every model
+trains on ``(K-1)/K`` of the rows, and on small data that share matters. On politeness-wikipedia (3038 rows)
+the precision of the 100 worst-scored rows was 0.78 on average over 10 fold seeds with 5 folds (0.75-0.83),
+0.81 with 10 (0.77-0.83) and 0.81 with 20 (0.79-0.83); F1 did not change (0.560 both). The cost grows with
+folds x rows while large data needs no larger share, so the total work is capped.
+
+Nothing else is fitted to a dataset: the regularisation strengths are fixed defaults for L2-normalised /
+binary features, except the ``layers`` member's, chosen by cross-validation on the given labels.
 """
 
 from __future__ import annotations
@@ -45,6 +52,13 @@ LAYERS_C_GRID = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
 #: above this many training rows the ``layers`` member uses the grid's middle value without a search
 LAYERS_GRID_MAX_ROWS = 100_000
 
+#: automatic folds: as many as fit this many training-row fits in total, between the two bounds below
+AUTO_FOLDS_ROW_BUDGET = 100_000
+#: fewest folds :func:`auto_folds` picks (from ``AUTO_FOLDS_ROW_BUDGET / AUTO_MIN_FOLDS`` = 20,000 rows up)
+AUTO_MIN_FOLDS = 5
+#: most folds :func:`auto_folds` picks (up to ``AUTO_FOLDS_ROW_BUDGET / AUTO_MAX_FOLDS`` = 5,000 rows)
+AUTO_MAX_FOLDS = 20
+
 #: words and punctuation marks are both tokens (``?`` and ``!`` carry tone)
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
 
@@ -66,6 +80,7 @@ class Probabilities:
         members: each member's own out-of-sample probabilities (same shape as ``probs``), by member name.
         chosen: what was fitted to the run's given labels: the calibration ``temperature`` and any member's
             cross-validated ``<member>_C``.
+        n_folds: the number of cross-validation folds the probabilities came from.
     """
 
     probs: np.ndarray
@@ -74,6 +89,7 @@ class Probabilities:
     method: str
     members: dict[str, np.ndarray] = field(default_factory=dict)
     chosen: dict[str, float] = field(default_factory=dict)
+    n_folds: int | None = None
 
 
 def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -82,6 +98,27 @@ def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[s
     classes = sorted({str(v) for v in values})
     index = {c: i for i, c in enumerate(classes)}
     return np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values)), classes
+
+
+def auto_folds(n_rows: int, smallest_class: int) -> int:
+    """The number of folds used when none is given: ``AUTO_FOLDS_ROW_BUDGET // n_rows``, kept within
+    [:data:`AUTO_MIN_FOLDS`, :data:`AUTO_MAX_FOLDS`] and at most ``smallest_class`` (at least 2).
+
+    20 folds up to 5,000 rows, 10 at 10,000, 5 from 20,000: on small data each model then trains on 95% of
+    the rows instead of 80%, at a cost (folds x rows) that stays within the budget as data grows.
+
+    >>> auto_folds(3038, 900), auto_folds(10_000, 900), auto_folds(1_000_000, 900), auto_folds(88, 7)
+    (20, 10, 5, 7)
+    """
+    k = min(AUTO_MAX_FOLDS, max(AUTO_MIN_FOLDS, AUTO_FOLDS_ROW_BUDGET // max(int(n_rows), 1)))
+    return max(2, min(k, int(smallest_class)))
+
+
+def _resolve_folds(y: np.ndarray, classes: list[str], n_folds: int | None) -> int:
+    if n_folds is not None:
+        return int(n_folds)
+    counts = np.bincount(y, minlength=len(classes)) if len(classes) else np.zeros(1, dtype=np.int64)
+    return auto_folds(len(y), int(counts.min()))
 
 
 def _check_folds(y: np.ndarray, classes: list[str], n_folds: int) -> None:
@@ -267,7 +304,7 @@ def plan_oof(
     texts: Sequence[str] | None = None,
     layer_features: np.ndarray | None = None,
     members: Sequence[str] | None = None,
-    n_folds: int = 5,
+    n_folds: int | None = None,
     seed: int = 0,
 ) -> OofPlan:
     """Check the inputs of :func:`ensemble_oof_probs` and split the work into jobs (no model is fitted here).
@@ -282,6 +319,7 @@ def plan_oof(
     if unknown or not members:
         raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
     y, classes = encode_labels(labels)
+    n_folds = _resolve_folds(y, classes, n_folds)
     _check_folds(y, classes, n_folds)
     n = len(y)
     X = None
@@ -386,6 +424,7 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
         method=f"{name}-{len(plan.folds)}fold",
         members=out,
         chosen=chosen,
+        n_folds=len(plan.folds),
     )
 
 
@@ -404,7 +443,7 @@ def ensemble_oof_probs(
     texts: Sequence[str] | None = None,
     layer_features: np.ndarray | None = None,
     members: Sequence[str] | None = None,
-    n_folds: int = 5,
+    n_folds: int | None = None,
     seed: int = 0,
     map_jobs: JobMapper | None = None,
 ) -> Probabilities:
@@ -418,7 +457,8 @@ def ensemble_oof_probs(
         layer_features: float array ``(n_rows, hidden)`` of :func:`labelgate.embedding.encode_layers` (needed
             by ``layers``).
         members: names from :data:`MEMBERS`; ``None``: the :data:`DEFAULT_MEMBERS` whose inputs are given.
-        n_folds: stratified folds, at least 2 and at most the size of the smallest class.
+        n_folds: stratified folds, at least 2 and at most the size of the smallest class; ``None``:
+            :func:`auto_folds` of the rows and the smallest class.
         seed: seed of the fold shuffle.
         map_jobs: how to run the (member, fold) jobs (e.g. on a Dask cluster); results must not depend on it.
 
@@ -478,4 +518,6 @@ def out_of_fold_probs(
     probs = np.zeros((len(y), len(classes)), dtype=np.float64)
     for train, test in _folds(y, n_folds, seed):
         probs[test] = _fit_predict(_logreg(C), X[train], y[train], X[test], len(classes))
-    return Probabilities(probs=_normalise(probs), classes=classes, labels=y, method=f"logreg-{n_folds}fold")
+    return Probabilities(
+        probs=_normalise(probs), classes=classes, labels=y, method=f"logreg-{n_folds}fold", n_folds=n_folds
+    )

@@ -152,6 +152,7 @@ def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs
             m: round(float((p.argmax(axis=1) == probs.labels).mean()), 4) for m, p in probs.members.items()
         },
         "classes": probs.classes,
+        "n_folds": probs.n_folds,
         "detector_fitted": probs.chosen,
         "detect_seconds": {k: round(v, 3) for k, v in found.seconds.items()},
     }
@@ -160,7 +161,7 @@ def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         con.execute(
             "INSERT INTO detections VALUES (?, ?, ?, ?, ?)",
-            [run_id, probs.method, probs.classes, params.n_folds, json.dumps(metrics)],
+            [run_id, probs.method, probs.classes, probs.n_folds, json.dumps(metrics)],
         )
         store.insert_frame(con, "predictions", predictions)
         store.insert_frame(con, "issues", issues)

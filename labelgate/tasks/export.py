@@ -215,7 +215,7 @@ def build_manifest(
         "model": {
             "embedding": metrics.get("embedding_model", params.model),
             "detector": metrics.get("detector"),
-            "n_folds": params.n_folds,
+            "n_folds": metrics.get("n_folds", params.n_folds),
         },
         "templates": {
             "system_prompt": tpl.system,

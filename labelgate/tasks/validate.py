@@ -10,6 +10,7 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.probs import AUTO_MIN_FOLDS
 from labelgate.core.validate import validate_rows
 from labelgate.errors import ValidationError
 from labelgate.tasks._common import TASK_OPTIONS
@@ -27,7 +28,7 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             rows,
             min_text_chars=params.min_text_chars,
             max_text_chars=params.max_text_chars,
-            min_rows_per_class=params.n_folds,
+            min_rows_per_class=params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS,
         )
     except ValidationError as err:
         with store.connect(db_path) as con, store.transaction(con):

@@ -18,7 +18,14 @@ from labelgate.core.detect import (
     noise_rates,
     true_label_posterior,
 )
-from labelgate.core.probs import LAYERS_C_GRID, layers_grid, plan_oof, run_oof_job, temperature_scale
+from labelgate.core.probs import (
+    LAYERS_C_GRID,
+    auto_folds,
+    layers_grid,
+    plan_oof,
+    run_oof_job,
+    temperature_scale,
+)
 from labelgate.errors import ValidationError
 
 WORDS = {
@@ -108,6 +115,25 @@ def test_ensemble_finds_flipped_labels_out_of_fold():
     assert len(flagged) <= len(flipped) + 3
     fixed = found.set_index("row_id").loc[sorted(flipped), "suggested_label"]
     assert list(fixed) == [truth[ids.index(i)] for i in sorted(flipped)]
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "smallest", "folds"),
+    [(88, 7, 7), (397, 100, 20), (3038, 900, 20), (5000, 900, 20), (10_000, 900, 10), (20_000, 900, 5),
+     (1_000_000, 900, 5), (60, 1, 2)],
+)
+def test_auto_folds_spends_a_fixed_budget_between_5_and_20_folds(n_rows, smallest, folds):
+    assert auto_folds(n_rows, smallest) == folds
+
+
+def test_folds_default_to_auto_and_are_recorded():
+    ids, texts, given, _, vectors, _ = _dataset()
+    smallest = int(pd.Series(given).value_counts().min())
+    p = ensemble_oof_probs(vectors, given, texts=texts)  # n_folds=None
+    k = auto_folds(len(ids), smallest)
+    assert k > 5 and p.n_folds == k and p.method.endswith(f"-{k}fold")
+    assert ensemble_oof_probs(vectors, given, n_folds=3).n_folds == 3
+    assert len(plan_oof(vectors, given, n_folds=None).folds) == k
 
 
 def test_ensemble_rejects_unusable_input():
