@@ -17,7 +17,10 @@ Both methods get the same all-MiniLM-L6-v2 embeddings (cached under ``--cache`` 
 - ``recipe``: 10-fold logistic regression on the embeddings -> cleanlab ``find_label_issues`` (defaults,
   ``prune_by_noise_rate``), ranked by self-confidence (the published recipe).
 - ``labelgate``: :func:`labelgate.core.detect.detect_all` with default :class:`CurateParams` (ensemble
-  probabilities, class-adjusted confident learning, plus duplicates/outliers/lengths/leakage).
+  probabilities over automatic folds (``--folds K`` to fix them), class-adjusted confident learning, plus
+  duplicates/outliers/lengths/leakage).
+
+One run is one fold split; ``benchmarks/detection_seeds.py`` repeats it over seeds and summarises.
 
 Figures per method: flagged rows, precision, recall, F1, precision@100 (the 100 lowest label scores),
 suggestion accuracy on true errors (all of them; and those flagged), seconds. ``proxy_accuracy``: test

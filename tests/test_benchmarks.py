@@ -1,0 +1,49 @@
+"""benchmarks/detection_seeds.py: runs the detection benchmark per seed and summarises it in one JSON line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_detection_seeds_summarises_one_run_per_seed(tmp_path: Path) -> None:
+    data = REPO / "data"
+    args = ["--train", data / "sample.csv", "--truth", data / "sample_truth.csv", "--test", data / "sample_test.csv"]
+    script = REPO / "benchmarks" / "detection_seeds.py"
+    done = subprocess.run(
+        [sys.executable, script, "--seeds", "2", *args, "--folds", "4", "--cache", tmp_path / "cache"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1  # the per-seed runs' own lines are not printed
+    out = json.loads(lines[0])
+    assert out["seeds"] == 2 and [r["seed"] for r in out["runs"]] == [0, 1]
+    assert {r["folds"] for r in out["runs"]} == {4}  # other arguments reach every run
+    for key in ("labelgate_f1", "labelgate_p100", "f1_gain", "proxy_auto_gate"):
+        values = [r[key] for r in out["runs"]]
+        assert out[key] == {
+            "mean": round(sum(values) / 2, 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+    held = out["targets_held"]
+    assert held["of"] == 2
+    assert held["f1_gain_at_least_0.05"] == sum(r["f1_gain"] >= 0.05 for r in out["runs"])
+    # the bundled sample has 40 injected errors: precision@100 cannot reach 0.80 there
+    assert held["precision_at_100_at_least_0.80"] == 0
+    bad = subprocess.run(
+        [sys.executable, REPO / "benchmarks" / "detection_seeds.py", "--seed", "3", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert bad.returncode == 2 and "pass --seeds N, not --seed" in bad.stderr
