@@ -37,6 +37,7 @@ import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,10 @@ AUTO_MAX_FOLDS = 20
 
 #: words and punctuation marks are both tokens (``?`` and ``!`` carry tone)
 TOKEN_PATTERN = r"(?u)\b\w+\b|[^\w\s]"
+#: the ``words`` member's n-grams (``CountVectorizer`` options): binary word uni- and bigrams
+WORD_NGRAMS = {"ngram_range": (1, 2), "binary": True, "token_pattern": TOKEN_PATTERN}
+#: the ``chars`` member's n-grams: character 2-5-grams inside word boundaries
+CHAR_NGRAMS = {"analyzer": "char_wb", "ngram_range": (2, 5)}
 
 #: cap of the character n-gram vocabulary (memory and time stay bounded on large inputs)
 MAX_CHAR_FEATURES = 100_000
@@ -212,19 +217,53 @@ def layers_grid(n_rows: int) -> tuple[float, ...]:
     return LAYERS_C_GRID
 
 
-def _words_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    """NB-LR on binary word uni+bigrams: one-vs-rest, features scaled by log-count ratios."""
-    import scipy.sparse as sp
+def _ngram_counts(texts: np.ndarray, **options: Any) -> Any:
+    """Sparse n-gram counts ``(n_rows, vocabulary)`` of every text (a ``CountVectorizer`` fitted on all of
+    them, vocabulary in its sorted order), or ``None`` when no text has any n-gram.
+
+    Extracted once per plan; every fold then keeps the columns a vectoriser fitted on its training rows alone
+    would keep (:func:`_fold_columns`), which gives the same matrices as refitting per fold without redoing
+    the text analysis (most of a lexical member's time).
+    """
     from sklearn.feature_extraction.text import CountVectorizer
 
-    vec = CountVectorizer(
-        ngram_range=(1, 2), min_df=2, binary=True, token_pattern=TOKEN_PATTERN, max_features=MAX_WORD_FEATURES
-    )
     try:
-        X_train = vec.fit_transform(texts[train]).astype(np.float64)
-    except ValueError:  # no token occurs twice: nothing to learn from words
-        return np.tile(np.bincount(y[train], minlength=k) / len(train), (len(test), 1))
-    X_test = vec.transform(texts[test]).astype(np.float64)
+        return CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
+    except ValueError:  # empty vocabulary
+        return None
+
+
+def _fold_columns(counts: Any, train: np.ndarray, *, min_df: int, max_features: int) -> tuple[np.ndarray, Any]:
+    """The columns of ``counts`` that ``CountVectorizer(min_df=, max_features=)`` fitted on the ``train``
+    rows would keep, in its order (scikit-learn's ``_limit_features``), and the document frequencies."""
+    X = counts[train]
+    dfs = np.bincount(X.indices, minlength=X.shape[1])
+    mask = dfs >= min_df
+    if mask.sum() > max_features:
+        tfs = np.asarray(X.sum(axis=0)).ravel()
+        keep = (-tfs[mask]).argsort()[:max_features]
+        limited = np.zeros(len(dfs), dtype=bool)
+        limited[np.where(mask)[0][keep]] = True
+        mask = limited
+    return np.flatnonzero(mask), dfs
+
+
+def _prior(y: np.ndarray, train: np.ndarray, n_test: int, k: int) -> np.ndarray:
+    return np.tile(np.bincount(y[train], minlength=k) / len(train), (n_test, 1))
+
+
+def _words_member(counts: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """NB-LR on binary word uni+bigrams (``counts``: :data:`WORD_NGRAMS` of every text): one-vs-rest,
+    features scaled by log-count ratios."""
+    import scipy.sparse as sp
+
+    if counts is None:
+        return _prior(y, train, len(test), k)
+    cols, _ = _fold_columns(counts, train, min_df=2, max_features=MAX_WORD_FEATURES)
+    if len(cols) == 0:  # no token occurs twice: nothing to learn from words
+        return _prior(y, train, len(test), k)
+    X_train = counts[train][:, cols]
+    X_test = counts[test][:, cols]
     y_train = y[train]
     out = np.zeros((len(test), k))
     for c in range(k):
@@ -240,17 +279,29 @@ def _words_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.
     return out
 
 
-def _chars_member(texts: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+def _chars_member(counts: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """Logistic regression on sublinear TF-IDF of character 2-5-grams (``counts``: :data:`CHAR_NGRAMS` of
+    every text), vocabulary and IDF from the training rows (what ``TfidfVectorizer(min_df=3)`` fitted on
+    them gives)."""
+    from sklearn.preprocessing import normalize
 
-    vec = TfidfVectorizer(
-        analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=MAX_CHAR_FEATURES
-    )
-    try:
-        X_train = vec.fit_transform(texts[train])
-    except ValueError:
-        return np.tile(np.bincount(y[train], minlength=k) / len(train), (len(test), 1))
-    return _fit_predict(_logreg(1.0), X_train, y[train], vec.transform(texts[test]), k)
+    if counts is None:
+        return _prior(y, train, len(test), k)
+    cols, dfs = _fold_columns(counts, train, min_df=3, max_features=MAX_CHAR_FEATURES)
+    if len(cols) == 0:
+        return _prior(y, train, len(test), k)
+    idf = np.full(len(cols), float(len(train) + 1), dtype=np.float64)
+    idf /= dfs[cols].astype(np.float64) + 1.0
+    np.log(idf, out=idf)
+    idf += 1.0
+    X = []
+    for rows in (train, test):
+        part = counts[rows][:, cols].tocsr()
+        np.log(part.data, out=part.data)
+        part.data += 1.0
+        part.data *= idf[part.indices]
+        X.append(normalize(part, norm="l2", copy=False))
+    return _fit_predict(_logreg(1.0), X[0], y[train], X[1], k)
 
 
 @dataclass(frozen=True)
@@ -275,6 +326,9 @@ class OofPlan:
         jobs: one :class:`OofJob` per (member, fold).
         layer_features: float32 array ``(n_rows, hidden)`` or ``None`` (no ``layers`` member).
         layers_grid: the C values the ``layers`` member tries (see :func:`layers_grid`).
+        word_counts: sparse :data:`WORD_NGRAMS` counts of every text, or ``None`` (no ``words`` member, or no
+            word in any text); each fold keeps its training rows' vocabulary.
+        char_counts: sparse :data:`CHAR_NGRAMS` counts of every text, or ``None``.
     """
 
     features: np.ndarray | None
@@ -286,6 +340,8 @@ class OofPlan:
     jobs: tuple[OofJob, ...]
     layer_features: np.ndarray | None = None
     layers_grid: tuple[float, ...] = LAYERS_C_GRID
+    word_counts: Any = None
+    char_counts: Any = None
 
 
 def available_members(
@@ -353,6 +409,8 @@ def plan_oof(
         jobs=jobs,
         layer_features=F,
         layers_grid=layers_grid(n - n // n_folds),
+        word_counts=_ngram_counts(T, **WORD_NGRAMS) if "words" in members else None,
+        char_counts=_ngram_counts(T, **CHAR_NGRAMS) if "chars" in members else None,
     )
 
 
@@ -376,9 +434,9 @@ def _run_member(plan: OofPlan, job: OofJob) -> np.ndarray:
     if job.member == "embedding":
         return _embedding_member(plan.features, plan.y, train, test, k)
     if job.member == "words":
-        return _words_member(plan.texts, plan.y, train, test, k)
+        return _words_member(plan.word_counts, plan.y, train, test, k)
     if job.member == "chars":
-        return _chars_member(plan.texts, plan.y, train, test, k)
+        return _chars_member(plan.char_counts, plan.y, train, test, k)
     if job.member == "layers":
         return _layers_member(plan.layer_features, plan.y, train, test, k, plan.layers_grid)
     raise ValidationError(f"unknown detector member {job.member!r}; choose from {list(MEMBERS)}")

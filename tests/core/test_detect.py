@@ -119,8 +119,16 @@ def test_ensemble_finds_flipped_labels_out_of_fold():
 
 @pytest.mark.parametrize(
     ("n_rows", "smallest", "folds"),
-    [(88, 7, 7), (397, 100, 20), (3038, 900, 20), (5000, 900, 20), (10_000, 900, 10), (20_000, 900, 5),
-     (1_000_000, 900, 5), (60, 1, 2)],
+    [
+        (88, 7, 7),
+        (397, 100, 20),
+        (3038, 900, 20),
+        (5000, 900, 20),
+        (10_000, 900, 10),
+        (20_000, 900, 5),
+        (1_000_000, 900, 5),
+        (60, 1, 2),
+    ],
 )
 def test_auto_folds_spends_a_fixed_budget_between_5_and_20_folds(n_rows, smallest, folds):
     assert auto_folds(n_rows, smallest) == folds
@@ -251,3 +259,62 @@ def test_label_issue_rows_match_find_label_issues():
     pd.testing.assert_series_equal(
         label["is_issue"].rename("is_label_issue"), wide["is_label_issue"], check_names=False
     )
+
+
+@pytest.mark.parametrize("cap", [None, 40])
+def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, cap):
+    """The n-grams are extracted once per plan; each fold must still see only its training rows' vocabulary
+    and IDF (what a vectoriser fitted on them gives), with and without the vocabulary cap."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    from labelgate.core import probs
+
+    if cap is not None:
+        monkeypatch.setattr(probs, "MAX_WORD_FEATURES", cap)
+        monkeypatch.setattr(probs, "MAX_CHAR_FEATURES", cap)
+    _, texts, given, _, _, _ = _dataset()
+    texts = [*texts[:-3], "", "zzqx only-here", "!!"]  # an empty text and n-grams seen in one fold only
+    plan = plan_oof(None, given, texts=texts, members=["words", "chars"], n_folds=4)
+    T, y, k = np.asarray(texts, dtype=object), plan.y, len(plan.classes)
+
+    def chars_reference(train, test):
+        vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=cap)
+        return probs._fit_predict(probs._logreg(1.0), vec.fit_transform(T[train]), y[train], vec.transform(T[test]), k)
+
+    def words_reference(train, test):
+        vec = CountVectorizer(
+            ngram_range=(1, 2), min_df=2, binary=True, token_pattern=probs.TOKEN_PATTERN, max_features=cap
+        )
+        X_train, X_test = vec.fit_transform(T[train]).astype(float), vec.transform(T[test]).astype(float)
+        out = np.zeros((len(test), k))
+        for c in range(k):
+            pos = y[train] == c
+            p = 1.0 + np.asarray(X_train[pos].sum(axis=0)).ravel()
+            q = 1.0 + np.asarray(X_train[~pos].sum(axis=0)).ravel()
+            r = sp.diags(np.log((p / p.sum()) / (q / q.sum())))
+            out[:, c] = probs._fit_predict(probs._logreg(0.1), X_train @ r, pos.astype(int), X_test @ r, 2)[:, 1]
+        return out
+
+    for fold, (train, test) in enumerate(plan.folds):
+        chars = run_oof_job(plan, probs.OofJob("chars", fold))
+        words = run_oof_job(plan, probs.OofJob("words", fold))
+        np.testing.assert_allclose(chars, chars_reference(train, test), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(words, words_reference(train, test), rtol=0, atol=1e-9)
+    if cap is not None:
+        train = plan.folds[0][0]  # the cap did bite
+        assert len(probs._fold_columns(plan.char_counts, train, min_df=3, max_features=cap)[0]) == cap
+        assert len(probs._fold_columns(plan.word_counts, train, min_df=2, max_features=cap)[0]) == cap
+
+
+def test_lexical_members_fall_back_to_the_class_prior_without_ngrams():
+    from labelgate.core import probs
+
+    labels = ["a", "b"] * 6
+    plan = plan_oof(None, labels, texts=[""] * 12, members=["words", "chars"], n_folds=3)
+    assert plan.word_counts is None and plan.char_counts is None
+    for job in plan.jobs:
+        np.testing.assert_allclose(run_oof_job(plan, job), 0.5)
+    # n-grams exist, but none is frequent enough in any training fold
+    plan = plan_oof(None, labels, texts=[f"w{i}" for i in range(12)], members=["words", "chars"], n_folds=3)
+    assert run_oof_job(plan, probs.OofJob("words", 0)).tolist() == [[0.5, 0.5]] * 4
