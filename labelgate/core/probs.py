@@ -119,23 +119,20 @@ def auto_folds(n_rows: int, smallest_class: int) -> int:
     return max(2, min(k, int(smallest_class)))
 
 
-def _resolve_folds(y: np.ndarray, classes: list[str], n_folds: int | None) -> int:
-    if n_folds is not None:
-        return int(n_folds)
-    counts = np.bincount(y, minlength=len(classes)) if len(classes) else np.zeros(1, dtype=np.int64)
-    return auto_folds(len(y), int(counts.min()))
-
-
-def _check_folds(y: np.ndarray, classes: list[str], n_folds: int) -> None:
+def _check_folds(y: np.ndarray, classes: list[str], n_folds: int | None) -> int:
+    """The number of folds to use (``None``: :func:`auto_folds`), after checking every class has that many rows."""
     if len(classes) < 2:
         raise ValidationError(f"label-issue detection needs at least 2 classes, got {classes}")
     counts = np.bincount(y, minlength=len(classes))
+    if n_folds is None:
+        n_folds = auto_folds(len(y), int(counts.min()))
     if counts.min() < n_folds:
         small = classes[int(counts.argmin())]
         raise ValidationError(
             f"class {small!r} has {int(counts.min())} rows; {n_folds}-fold detection needs at least {n_folds} "
             "rows per class (merge or drop the class, or lower --folds)"
         )
+    return int(n_folds)
 
 
 def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -233,10 +230,10 @@ def _ngram_counts(texts: np.ndarray, **options: Any) -> Any:
         return None
 
 
-def _fold_columns(counts: Any, train: np.ndarray, *, min_df: int, max_features: int) -> tuple[np.ndarray, Any]:
-    """The columns of ``counts`` that ``CountVectorizer(min_df=, max_features=)`` fitted on the ``train``
-    rows would keep, in its order (scikit-learn's ``_limit_features``), and the document frequencies."""
-    X = counts[train]
+def _fold_columns(X: Any, *, min_df: int, max_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The columns of ``X`` (a fold's training rows of :func:`_ngram_counts`) that
+    ``CountVectorizer(min_df=, max_features=)`` fitted on those rows alone would keep, in its order
+    (scikit-learn's ``_limit_features``), and every column's document frequency in them."""
     dfs = np.bincount(X.indices, minlength=X.shape[1])
     mask = dfs >= min_df
     if mask.sum() > max_features:
@@ -254,18 +251,22 @@ def _prior(y: np.ndarray, train: np.ndarray, n_test: int, k: int) -> np.ndarray:
 
 def _words_member(counts: Any, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
     """NB-LR on binary word uni+bigrams (``counts``: :data:`WORD_NGRAMS` of every text): one-vs-rest,
-    features scaled by log-count ratios."""
-    import scipy.sparse as sp
-
+    features scaled by log-count ratios (:func:`_nblr`)."""
     if counts is None:
         return _prior(y, train, len(test), k)
-    cols, _ = _fold_columns(counts, train, min_df=2, max_features=MAX_WORD_FEATURES)
+    X_train = counts[train]
+    cols, _ = _fold_columns(X_train, min_df=2, max_features=MAX_WORD_FEATURES)
     if len(cols) == 0:  # no token occurs twice: nothing to learn from words
         return _prior(y, train, len(test), k)
-    X_train = counts[train][:, cols]
-    X_test = counts[test][:, cols]
-    y_train = y[train]
-    out = np.zeros((len(test), k))
+    return _nblr(X_train[:, cols], y[train], counts[test][:, cols], k)
+
+
+def _nblr(X_train: Any, y_train: np.ndarray, X_test: Any, k: int) -> np.ndarray:
+    """NB-LR (Wang & Manning 2012): per class, a logistic regression of class-vs-rest on the features scaled
+    by their naive-Bayes log-count ratios; probabilities ``(n_test, k)`` (not normalised)."""
+    import scipy.sparse as sp
+
+    out = np.zeros((X_test.shape[0], k))
     for c in range(k):
         pos = y_train == c
         if not pos.any() or pos.all():
@@ -287,7 +288,8 @@ def _chars_member(counts: Any, y: np.ndarray, train: np.ndarray, test: np.ndarra
 
     if counts is None:
         return _prior(y, train, len(test), k)
-    cols, dfs = _fold_columns(counts, train, min_df=3, max_features=MAX_CHAR_FEATURES)
+    X_train = counts[train]
+    cols, dfs = _fold_columns(X_train, min_df=3, max_features=MAX_CHAR_FEATURES)
     if len(cols) == 0:
         return _prior(y, train, len(test), k)
     idf = np.full(len(cols), float(len(train) + 1), dtype=np.float64)
@@ -295,8 +297,8 @@ def _chars_member(counts: Any, y: np.ndarray, train: np.ndarray, test: np.ndarra
     np.log(idf, out=idf)
     idf += 1.0
     X = []
-    for rows in (train, test):
-        part = counts[rows][:, cols].tocsr()
+    for part in (X_train[:, cols], counts[test][:, cols]):
+        part = part.tocsr()
         np.log(part.data, out=part.data)
         part.data += 1.0
         part.data *= idf[part.indices]
@@ -318,7 +320,6 @@ class OofPlan:
 
     Attributes:
         features: float32 array ``(n_rows, dim)`` or ``None`` (no ``embedding`` member).
-        texts: object array ``(n_rows,)`` of str or ``None`` (no lexical member).
         y: int array ``(n_rows,)``: the given labels as column indices of ``classes``.
         classes: the class names, sorted.
         folds: ``(train_index, test_index)`` per fold.
@@ -332,7 +333,6 @@ class OofPlan:
     """
 
     features: np.ndarray | None
-    texts: np.ndarray | None
     y: np.ndarray
     classes: list[str]
     folds: list[tuple[np.ndarray, np.ndarray]]
@@ -375,8 +375,7 @@ def plan_oof(
     if unknown or not members:
         raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
     y, classes = encode_labels(labels)
-    n_folds = _resolve_folds(y, classes, n_folds)
-    _check_folds(y, classes, n_folds)
+    n_folds = _check_folds(y, classes, n_folds)
     n = len(y)
     X = None
     if "embedding" in members:
@@ -401,7 +400,6 @@ def plan_oof(
     jobs = tuple(OofJob(m, f) for f in range(len(folds)) for m in members)
     return OofPlan(
         features=X,
-        texts=T,
         y=y,
         classes=classes,
         folds=folds,

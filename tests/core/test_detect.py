@@ -265,7 +265,6 @@ def test_label_issue_rows_match_find_label_issues():
 def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, cap):
     """The n-grams are extracted once per plan; each fold must still see only its training rows' vocabulary
     and IDF (what a vectoriser fitted on them gives), with and without the vocabulary cap."""
-    import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
     from labelgate.core import probs
@@ -282,19 +281,12 @@ def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, ca
         vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=cap)
         return probs._fit_predict(probs._logreg(1.0), vec.fit_transform(T[train]), y[train], vec.transform(T[test]), k)
 
-    def words_reference(train, test):
+    def words_reference(train, test):  # NB-LR itself is shared; the features come from a refitted vectoriser
         vec = CountVectorizer(
             ngram_range=(1, 2), min_df=2, binary=True, token_pattern=probs.TOKEN_PATTERN, max_features=cap
         )
         X_train, X_test = vec.fit_transform(T[train]).astype(float), vec.transform(T[test]).astype(float)
-        out = np.zeros((len(test), k))
-        for c in range(k):
-            pos = y[train] == c
-            p = 1.0 + np.asarray(X_train[pos].sum(axis=0)).ravel()
-            q = 1.0 + np.asarray(X_train[~pos].sum(axis=0)).ravel()
-            r = sp.diags(np.log((p / p.sum()) / (q / q.sum())))
-            out[:, c] = probs._fit_predict(probs._logreg(0.1), X_train @ r, pos.astype(int), X_test @ r, 2)[:, 1]
-        return out
+        return probs._nblr(X_train, y[train], X_test, k)
 
     for fold, (train, test) in enumerate(plan.folds):
         chars = run_oof_job(plan, probs.OofJob("chars", fold))
@@ -303,8 +295,8 @@ def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, ca
         np.testing.assert_allclose(words, words_reference(train, test), rtol=0, atol=1e-9)
     if cap is not None:
         train = plan.folds[0][0]  # the cap did bite
-        assert len(probs._fold_columns(plan.char_counts, train, min_df=3, max_features=cap)[0]) == cap
-        assert len(probs._fold_columns(plan.word_counts, train, min_df=2, max_features=cap)[0]) == cap
+        assert len(probs._fold_columns(plan.char_counts[train], min_df=3, max_features=cap)[0]) == cap
+        assert len(probs._fold_columns(plan.word_counts[train], min_df=2, max_features=cap)[0]) == cap
 
 
 def test_lexical_members_fall_back_to_the_class_prior_without_ngrams():
