@@ -120,7 +120,11 @@ def _prob(value) -> float | None:
 
 
 def _label_decision(
-    rec, relabel_threshold: float, exclude_threshold: float | None, chance: bool = False, model_threshold=None
+    rec,
+    relabel_threshold: float,
+    exclude_threshold: float | None,
+    chance: bool = False,
+    model_threshold: float | None = None,
 ) -> tuple:
     prob = _prob(rec.suggested_prob) or 0.0
     model = _prob(getattr(rec, "model_prob", None))
