@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -187,6 +187,31 @@ _MIGRATIONS: dict[int, list[str]] = {
     # 5: the label detector's plain model probability of its suggestion (suggested_prob became the noise-corrected
     # probability that the suggestion is the true label; the auto gate reads both)
     5: ["ALTER TABLE issues ADD COLUMN model_prob DOUBLE"],
+    # 6: evaluations keyed by trainer too (the TF-IDF proxy at several strengths, a fine-tuned encoder, ...)
+    6: [
+        """CREATE TABLE evaluations_v6 (
+            run_id VARCHAR NOT NULL,
+            test_sha256 VARCHAR NOT NULL,
+            trainer VARCHAR NOT NULL DEFAULT 'proxy',
+            variant VARCHAR NOT NULL CHECK (variant IN ('raw', 'cleaned')),
+            test_path VARCHAR,
+            model VARCHAR NOT NULL,
+            n_train INTEGER NOT NULL,
+            n_test INTEGER NOT NULL,
+            accuracy DOUBLE NOT NULL,
+            macro_f1 DOUBLE NOT NULL,
+            per_class_f1 JSON NOT NULL,
+            seconds DOUBLE,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+            PRIMARY KEY (run_id, test_sha256, trainer, variant)
+        )""",
+        """INSERT INTO evaluations_v6 (run_id, test_sha256, trainer, variant, test_path, model, n_train, n_test,
+                                      accuracy, macro_f1, per_class_f1, created_at)
+           SELECT run_id, test_sha256, 'proxy', variant, test_path, model, n_train, n_test, accuracy, macro_f1,
+                  per_class_f1, created_at FROM evaluations""",
+        "DROP TABLE evaluations",
+        "ALTER TABLE evaluations_v6 RENAME TO evaluations",
+    ],
 }
 
 

@@ -55,7 +55,10 @@ def evaluate_run(
         **comparison.as_dict(),
     }
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM evaluations WHERE run_id = ? AND test_sha256 = ?", [run_id, curated.test.sha256])
+        con.execute(
+            "DELETE FROM evaluations WHERE run_id = ? AND test_sha256 = ? AND trainer = 'proxy'",
+            [run_id, curated.test.sha256],
+        )
         for score in (comparison.raw, comparison.cleaned):
             con.execute(
                 """INSERT INTO evaluations (run_id, test_sha256, variant, test_path, model, n_train, n_test,

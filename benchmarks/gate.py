@@ -1,0 +1,227 @@
+"""Gate benchmark: what each export is worth, measured by classifiers trained on it. Prints ONE JSON line per dataset.
+
+The question is not "how many errors did detection find" but "does a model trained on the exported file beat one
+trained on the raw labels". For each dataset the same detection (labelgate defaults,
+:func:`labelgate.core.detect.detect_all`) feeds several gates, and each gate's export is scored by proxies of
+different noise sensitivity on the dataset's clean test file:
+
+- ``raw``: every row with its given label (rows that leak the test set left out, as the export does);
+- ``auto``: labelgate's default auto gate (:func:`labelgate.core.policy.auto_decisions`, ``CurateParams``
+  defaults) applied with :func:`labelgate.core.export.apply_decisions`;
+- ``relabel_all``: every flagged label issue relabelled to its suggestion, nothing else excluded;
+- ``drop_all``: every flagged label issue dropped;
+- ``oracle``: every row with its true label (read from the truth file: scoring only).
+
+Proxies: TF-IDF (word 1-2 + char_wb 2-5) + logistic regression at ``C=1`` (labelgate's evaluate proxy, strongly
+regularised) and ``C=4`` (less regularised: closer to how a fine-tuned model absorbs label noise). Per proxy,
+``gap_recovered`` = (gate - raw) / (oracle - raw): the share of what the true labels would add that the export adds.
+
+Datasets (each optional, repeatable)::
+
+    python benchmarks/gate.py --data ../shared/data/banking77-noisy --data ../shared/data/politeness-wikipedia \
+        --sample
+
+``--sample``: the bundled sample's true labels (``data/sample_truth.csv``) with ``--noise`` of them flipped,
+scored on ``data/sample_test.csv``. ``--data DIR`` needs ``train.csv``, ``train_truth.csv`` (id, true_label) and ``test.csv``. ``--synthetic
+CLEAN:TEST`` flips ``--noise`` of CLEAN's labels (seeded) and scores on TEST (``CLEAN`` alone: 30% held out).
+Detection results are cached under ``--cache`` (keyed by the data, the settings and the detection code), so
+policies can be compared quickly; ``--no-detection-cache`` recomputes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from detection import embed, embed_layers, flip_labels, read  # noqa: E402
+
+from labelgate.config import CurateParams  # noqa: E402
+from labelgate.core.detect import DetectorSettings, detect_all  # noqa: E402
+from labelgate.core.evaluate import proxy_pipeline  # noqa: E402
+from labelgate.core.export import apply_decisions  # noqa: E402
+from labelgate.core.policy import auto_decisions  # noqa: E402
+
+#: proxies: name -> logistic regression C
+PROXIES = {"C1": 1.0, "C4": 4.0}
+#: files whose code changes what detection returns (part of the detection cache key)
+DETECTION_CODE = ["core/detect.py", "core/probs.py", "core/duplicates.py", "core/outliers.py", "core/issues.py"]
+
+
+def proxy_accuracy(train_texts, train_labels, test: pd.DataFrame, *, C: float, seed: int = 0) -> float:
+    """Test accuracy of the proxy with ``C`` trained on the given rows."""
+    pipe = proxy_pipeline(seed).set_params(model__C=C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(list(train_texts), list(train_labels))
+    return float((pipe.predict(list(test["text"])) == test["label"].to_numpy(object)).mean())
+
+
+def _detection_key(train: pd.DataFrame, test: pd.DataFrame, params: CurateParams) -> str:
+    h = hashlib.sha256()
+    for frame in (train, test):
+        h.update("\x00".join(frame["text"]).encode())
+        h.update("\x00".join(frame["label"]).encode())
+    h.update(params.model_dump_json().encode())
+    for name in DETECTION_CODE:
+        h.update((REPO / "labelgate" / name).read_bytes())
+    return h.hexdigest()[:20]
+
+
+def detect(train: pd.DataFrame, test: pd.DataFrame, params: CurateParams, cache: Path, use_cache: bool):
+    """``(issues, label_issues, seconds)`` of labelgate's detection on ``train`` (leakage against ``test``)."""
+    key = _detection_key(train, test, params)
+    paths = cache / f"gate-issues-{key}.parquet", cache / f"gate-labels-{key}.parquet"
+    if use_cache and all(p.exists() for p in paths):
+        return pd.read_parquet(paths[0]), pd.read_parquet(paths[1]), None
+    X = embed(list(train["text"]), params.model, cache)
+    X_test = embed(list(test["text"]), params.model, cache)
+    layers = embed_layers(list(train["text"]), params.model, cache) if "layers" in params.detector_members else None
+    from labelgate.core.tokens import CachedCounter, get_counter
+
+    counter = CachedCounter(get_counter(params.token_counter))
+    started = time.perf_counter()
+    found = detect_all(
+        list(train["id"]),
+        list(train["text"]),
+        list(train["label"]),
+        X,
+        settings=DetectorSettings.from_params(params),
+        token_counts=counter.count_many(list(train["text"])),
+        token_counter_name=counter.name,
+        test_ids=[f"test{i}" for i in range(len(test))],
+        test_texts=list(test["text"]),
+        test_vectors=X_test,
+        layer_vectors=layers,
+    )
+    seconds = time.perf_counter() - started
+    cache.mkdir(parents=True, exist_ok=True)
+    found.issues.to_parquet(paths[0])
+    found.label_issues.to_parquet(paths[1])
+    return found.issues, found.label_issues, seconds
+
+
+def exported(train: pd.DataFrame, decisions: pd.DataFrame | None, leaks: set[str]) -> pd.DataFrame:
+    """The rows a gate exports: decisions applied with the export's own function, test leaks left out."""
+    rows = train.rename(columns={"id": "row_id"})[["row_id", "text", "label"]]
+    cleaned = apply_decisions(rows, decisions)
+    cleaned = cleaned[~cleaned["row_id"].isin(leaks)]
+    return cleaned[cleaned["action"] != "exclude"]
+
+
+def label_only_decisions(label_issues: pd.DataFrame, action: str) -> pd.DataFrame:
+    """``relabel`` (to the suggestion) or ``exclude`` every flagged label issue."""
+    flagged = label_issues[label_issues["is_label_issue"].astype(bool)]
+    label = flagged["suggested_label"] if action == "relabel" else None
+    return pd.DataFrame({"row_id": flagged["row_id"], "action": action, "label": label, "source": "benchmark"})
+
+
+def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: pd.DataFrame, args) -> dict:
+    params = CurateParams(seed=args.seed)
+    issues, label_issues, detect_s = detect(train, test, params, args.cache, not args.no_detection_cache)
+    leaks = set(issues.loc[(issues["issue_type"] == "leakage") & issues["is_issue"].astype(bool), "row_id"])
+    n_classes = train["label"].nunique()
+    started = time.perf_counter()
+    auto = auto_decisions(issues, **params.policy_settings(), n_classes=n_classes)
+    policy_s = time.perf_counter() - started
+    truth = pd.DataFrame({"row_id": train["id"], "action": "relabel", "label": true_labels, "source": "truth"})
+    gates = {
+        "raw": exported(train, None, leaks),
+        "auto": exported(train, auto, leaks),
+        "relabel_all": exported(train, label_only_decisions(label_issues, "relabel"), leaks),
+        "drop_all": exported(train, label_only_decisions(label_issues, "exclude"), leaks),
+        "oracle": exported(train, truth, leaks),
+    }
+    truth_of = dict(zip(train["id"], true_labels))
+    result: dict = {
+        "benchmark": "gate",
+        "dataset": name,
+        "rows": len(train),
+        "classes": n_classes,
+        "noise_rate": round(float((train["label"].to_numpy(object) != true_labels).mean()), 4),
+        "test_rows": len(test),
+        "label_issues_flagged": int(label_issues["is_label_issue"].sum()),
+        "auto_decisions": {a: int((auto["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
+        "auto_excluded_by_reason": auto.loc[auto["action"] == "exclude", "reason"]
+        .str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
+        .fillna("other")
+        .value_counts()
+        .to_dict(),
+        "rows_exported": {g: len(df) for g, df in gates.items()},
+        "label_accuracy": {
+            g: round(float((df["label"].to_numpy(object) == df["row_id"].map(truth_of).to_numpy(object)).mean()), 4)
+            for g, df in gates.items()
+        },
+        "proxies": {},
+    }
+    started = time.perf_counter()
+    for proxy, C in PROXIES.items():
+        acc = {g: round(proxy_accuracy(df["text"], df["label"], test, C=C, seed=args.seed), 4) for g, df in gates.items()}
+        gap = acc["oracle"] - acc["raw"]
+        recovered = {
+            g: (round((acc[g] - acc["raw"]) / gap, 3) if gap > 1e-9 else None)
+            for g in ("auto", "relabel_all", "drop_all")
+        }
+        result["proxies"][proxy] = {"C": C, "accuracy": acc, "gap_recovered": recovered}
+    result["seconds"] = {
+        "detect": None if detect_s is None else round(detect_s, 1),
+        "policy": round(policy_s, 2),
+        "proxies": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, action="append", default=[], help="folder with train/train_truth/test.csv")
+    ap.add_argument("--synthetic", action="append", default=[], help="CLEAN[:TEST] labelled files (id,text,label)")
+    ap.add_argument("--sample", action="store_true", help="the bundled sample, true labels with --noise flipped")
+    ap.add_argument("--noise", type=float, default=0.2, help="synthetic: fraction of labels flipped")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/labelgate-bench-cache"))
+    ap.add_argument("--no-detection-cache", action="store_true")
+    args = ap.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    if not args.data and not args.synthetic and not args.sample:
+        ap.error("pass --data DIR, --sample and/or --synthetic CLEAN[:TEST]")
+    out = []
+    for folder in args.data:
+        train = read(folder / "train.csv")
+        truth = read(folder / "train_truth.csv").set_index("id").loc[train["id"]]
+        test = read(folder / "test.csv")
+        out.append(run_dataset(folder.name, train, truth["true_label"].to_numpy(object), test, args))
+    for spec in args.synthetic:
+        clean_path, _, test_path = spec.partition(":")
+        clean = read(Path(clean_path))
+        if test_path:
+            train, test = clean, read(Path(test_path))
+        else:
+            held = np.random.default_rng(args.seed).random(len(clean)) < 0.3
+            train, test = clean[~held].reset_index(drop=True), clean[held].reset_index(drop=True)
+        true_labels = train["label"].to_numpy(object)
+        train = train.assign(label=flip_labels(train["label"], args.noise, args.seed).to_numpy())
+        out.append(run_dataset(f"synthetic:{Path(clean_path).name}@{args.noise}", train, true_labels, test, args))
+    if args.sample:
+        sample = read(REPO / "data" / "sample.csv")
+        truth = read(REPO / "data" / "sample_truth.csv").set_index("id")["true_label"]
+        true_labels = sample["id"].map(truth).to_numpy(object)
+        train = sample.assign(label=flip_labels(pd.Series(true_labels), args.noise, args.seed).to_numpy())
+        test = read(REPO / "data" / "sample_test.csv")
+        out.append(run_dataset(f"sample@{args.noise}", train, true_labels, test, args))
+    return out
+
+
+if __name__ == "__main__":
+    main()
