@@ -5,7 +5,8 @@ trained on the raw labels". For each dataset the same detection (labelgate defau
 :func:`labelgate.core.detect.detect_all`) feeds several gates, and each gate's export is scored by proxies of
 different noise sensitivity on the dataset's clean test file:
 
-- ``raw``: every row with its given label (rows that leak the test set left out, as the export does);
+- ``raw``: every row with its given label (rows whose text is a test row's are left out of every gate, as
+  ``labelgate evaluate`` does; detection runs as ``labelgate run train.csv`` does, without ``--test``);
 - ``auto``: labelgate's default auto gate (:func:`labelgate.core.policy.auto_decisions`, ``CurateParams``
   defaults) applied with :func:`labelgate.core.export.apply_decisions`;
 - ``relabel_all``: every flagged label issue relabelled to its suggestion, nothing else excluded;
@@ -22,8 +23,9 @@ Datasets (each optional, repeatable)::
         --sample
 
 ``--sample``: the bundled sample's true labels (``data/sample_truth.csv``) with ``--noise`` of them flipped,
-scored on ``data/sample_test.csv``. ``--data DIR`` needs ``train.csv``, ``train_truth.csv`` (id, true_label) and ``test.csv``. ``--synthetic
-CLEAN:TEST`` flips ``--noise`` of CLEAN's labels (seeded) and scores on TEST (``CLEAN`` alone: 30% held out).
+scored on ``data/sample_test.csv``. ``--data DIR`` needs ``train.csv``, ``train_truth.csv`` (id, true_label)
+and ``test.csv``. ``--synthetic CLEAN:TEST`` flips ``--noise`` of CLEAN's labels (seeded) and scores on TEST
+(``CLEAN`` alone: 30% held out).
 Detection results are cached under ``--cache`` (keyed by the data, the settings and the detection code), so
 policies can be compared quickly; ``--no-detection-cache`` recomputes.
 """
@@ -50,7 +52,7 @@ from detection import embed, embed_layers, flip_labels, read  # noqa: E402
 from labelgate.config import CurateParams  # noqa: E402
 from labelgate.core.detect import DetectorSettings, detect_all  # noqa: E402
 from labelgate.core.evaluate import proxy_pipeline  # noqa: E402
-from labelgate.core.export import apply_decisions  # noqa: E402
+from labelgate.core.export import apply_decisions, text_fingerprints  # noqa: E402
 from labelgate.core.policy import auto_decisions  # noqa: E402
 
 #: proxies: name -> logistic regression C
@@ -68,25 +70,24 @@ def proxy_accuracy(train_texts, train_labels, test: pd.DataFrame, *, C: float, s
     return float((pipe.predict(list(test["text"])) == test["label"].to_numpy(object)).mean())
 
 
-def _detection_key(train: pd.DataFrame, test: pd.DataFrame, params: CurateParams) -> str:
+def _detection_key(train: pd.DataFrame, params: CurateParams) -> str:
     h = hashlib.sha256()
-    for frame in (train, test):
-        h.update("\x00".join(frame["text"]).encode())
-        h.update("\x00".join(frame["label"]).encode())
+    h.update("\x00".join(train["text"]).encode())
+    h.update("\x00".join(train["label"]).encode())
     h.update(params.model_dump_json().encode())
     for name in DETECTION_CODE:
         h.update((REPO / "labelgate" / name).read_bytes())
     return h.hexdigest()[:20]
 
 
-def detect(train: pd.DataFrame, test: pd.DataFrame, params: CurateParams, cache: Path, use_cache: bool):
-    """``(issues, label_issues, seconds)`` of labelgate's detection on ``train`` (leakage against ``test``)."""
-    key = _detection_key(train, test, params)
+def detect(train: pd.DataFrame, params: CurateParams, cache: Path, use_cache: bool):
+    """``(issues, label_issues, seconds)`` of labelgate's detection on ``train``, as ``labelgate run train.csv``
+    without ``--test`` detects (no near-twin leakage check: the gates are compared on the same rows)."""
+    key = _detection_key(train, params)
     paths = cache / f"gate-issues-{key}.parquet", cache / f"gate-labels-{key}.parquet"
     if use_cache and all(p.exists() for p in paths):
         return pd.read_parquet(paths[0]), pd.read_parquet(paths[1]), None
     X = embed(list(train["text"]), params.model, cache)
-    X_test = embed(list(test["text"]), params.model, cache)
     layers = embed_layers(list(train["text"]), params.model, cache) if "layers" in params.detector_members else None
     from labelgate.core.tokens import CachedCounter, get_counter
 
@@ -100,15 +101,19 @@ def detect(train: pd.DataFrame, test: pd.DataFrame, params: CurateParams, cache:
         settings=DetectorSettings.from_params(params),
         token_counts=counter.count_many(list(train["text"])),
         token_counter_name=counter.name,
-        test_ids=[f"test{i}" for i in range(len(test))],
-        test_texts=list(test["text"]),
-        test_vectors=X_test,
         layer_vectors=layers,
     )
     seconds = time.perf_counter() - started
     cache.mkdir(parents=True, exist_ok=True)
     found.issues.to_parquet(paths[0])
     found.label_issues.to_parquet(paths[1])
+    np.savez_compressed(  # the probabilities, for exploring rules offline
+        cache / f"gate-probs-{key}.npz",
+        probs=found.probs.probs,
+        labels=found.probs.labels,
+        classes=np.array(found.probs.classes, dtype=object),
+        **{f"member_{k}": v for k, v in found.probs.members.items()},
+    )
     return found.issues, found.label_issues, seconds
 
 
@@ -129,8 +134,10 @@ def label_only_decisions(label_issues: pd.DataFrame, action: str) -> pd.DataFram
 
 def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: pd.DataFrame, args) -> dict:
     params = CurateParams(seed=args.seed)
-    issues, label_issues, detect_s = detect(train, test, params, args.cache, not args.no_detection_cache)
-    leaks = set(issues.loc[(issues["issue_type"] == "leakage") & issues["is_issue"].astype(bool), "row_id"])
+    issues, label_issues, detect_s = detect(train, params, args.cache, not args.no_detection_cache)
+    # rows whose text is a test row's (normalised) are left out of every gate's export, as `evaluate` does
+    test_keys = text_fingerprints(test["text"])
+    leaks = {r for r, t in zip(train["id"], train["text"]) if text_fingerprints([t]) & test_keys}
     n_classes = train["label"].nunique()
     started = time.perf_counter()
     auto = auto_decisions(issues, **params.policy_settings(), n_classes=n_classes)
@@ -167,7 +174,9 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
     }
     started = time.perf_counter()
     for proxy, C in PROXIES.items():
-        acc = {g: round(proxy_accuracy(df["text"], df["label"], test, C=C, seed=args.seed), 4) for g, df in gates.items()}
+        acc = {
+            g: round(proxy_accuracy(df["text"], df["label"], test, C=C, seed=args.seed), 4) for g, df in gates.items()
+        }
         gap = acc["oracle"] - acc["raw"]
         recovered = {
             g: (round((acc[g] - acc["raw"]) / gap, 3) if gap > 1e-9 else None)

@@ -66,7 +66,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--relabel-model-threshold",
             type=float,
             help="Auto gate: also relabel when the model's own probability of the suggestion is >= this.  "
-            "[default: 0.8]",
+            "[default: 0.6]",
         ),
         click.option(
             "--exclude-threshold",
@@ -79,6 +79,18 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Auto gate: exclude flagged label issues it does not relabel when their given label scores "
             "below chance.  [default: keep them]",
+        ),
+        click.option(
+            "--near-duplicates",
+            type=click.Choice(["keep", "exclude"]),
+            help="Auto gate: keep near duplicates whose labels agree (paraphrases) or exclude the later copies.  "
+            "[default: keep]",
+        ),
+        click.option(
+            "--conflicts",
+            type=click.Choice(["resolve", "keep", "exclude"]),
+            help="Auto gate: duplicates whose labels still differ: resolve (keep the better-supported copy, relabel "
+            "or exclude the other), keep both, or exclude both.  [default: resolve]",
         ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
         click.option(

@@ -119,12 +119,12 @@ class CurateParams(BaseModel):
         "than not.",
     )
     relabel_model_threshold: float | None = Field(
-        0.8,
+        0.6,
         ge=0.0,
         le=1.0,
         description="Auto gate also relabels a flagged label issue when the model's own probability of the "
-        "suggestion is at least this (catches confident errors in nearly clean data, where the noise-corrected "
-        "probability is cautious); null turns the rule off.",
+        "suggestion is at least this (catches errors the model is sure of where the noise-corrected probability "
+        "is cautious: nearly clean data, many classes); null turns the rule off.",
     )
     exclude_threshold: float | None = Field(
         None,
@@ -138,6 +138,18 @@ class CurateParams(BaseModel):
         description="Auto gate excludes a flagged label issue it does not relabel when the class-adjusted "
         "probability of its given label is below chance (1 / number of classes); exclude_threshold, when set, "
         "takes precedence. False keeps those rows as given.",
+    )
+    near_duplicates: Literal["keep", "exclude"] = Field(
+        "keep",
+        description="Auto gate: what to do with near duplicates (cosine >= near_duplicate_threshold) whose labels "
+        "agree. keep: they are paraphrases, often the most useful rows of intent and support data; exclude: drop "
+        "the later copies. Exact duplicates always collapse to one row.",
+    )
+    conflicts: Literal["resolve", "keep", "exclude"] = Field(
+        "resolve",
+        description="Auto gate: duplicates whose labels still differ after relabelling. resolve: the copy whose "
+        "label the model supports more stays; the other is relabelled to that label when the model suggests it, "
+        "else excluded. keep: both stay as decided. exclude: both are excluded.",
     )
     review_timeout_s: int = Field(
         86_400, ge=1, description="Human gate: seconds to wait for the reviewer before the timeout action."
@@ -277,6 +289,8 @@ class CurateParams(BaseModel):
             "model_threshold": self.relabel_model_threshold,
             "exclude_threshold": self.exclude_threshold,
             "exclude_below_chance": self.exclude_below_chance,
+            "near_duplicates": self.near_duplicates,
+            "conflicts": self.conflicts,
         }
 
     @model_validator(mode="after")

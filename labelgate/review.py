@@ -491,16 +491,10 @@ def undo_last(con: duckdb.DuckDBPyConnection, run_id: str, *, reviewer: str) -> 
     return restored
 
 
-def fill_with_policy(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    *,
-    relabel_threshold: float,
-    exclude_threshold: float | None,
-    exclude_below_chance: bool = False,
-    model_threshold: float | None = 0.8,
-) -> dict[str, int]:
+def fill_with_policy(con: duckdb.DuckDBPyConnection, run_id: str, **policy: Any) -> dict[str, int]:
     """Let the auto policy decide the flagged rows (any issue type) nobody decided; human decisions stay.
+
+    ``policy``: keyword arguments of :func:`labelgate.core.policy.auto_decisions` (``CurateParams.policy_settings()``).
 
     Returns keep/relabel/exclude counts of the policy decisions appended.
     """
@@ -510,14 +504,7 @@ def fill_with_policy(
     latest = store.latest_decisions(con, run_id)
     decided = set(latest.loc[~latest["reason"].fillna("").astype(str).str.match(_NO_DECISION_RE), "row_id"])
     todo = issues[~issues["row_id"].isin(decided)]
-    decisions = auto_decisions(
-        todo,
-        relabel_threshold=relabel_threshold,
-        model_threshold=model_threshold,
-        exclude_threshold=exclude_threshold,
-        exclude_below_chance=exclude_below_chance,
-        n_classes=n_classes,
-    )
+    decisions = auto_decisions(todo, **policy, n_classes=n_classes)
     if not decisions.empty:
         frame = decisions.assign(run_id=run_id, source="policy")[
             ["run_id", "row_id", "action", "label", "source", "reason"]

@@ -694,13 +694,18 @@ def replace_run_rows(
 def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, int | None]:
     """Every flagged issue of ``run_id`` (all types, the long ``issues`` shape) and the run's class count.
 
-    What the auto policy decides over, both in the auto gate and when a review is finished with ``auto``.
+    What the auto policy decides over, both in the auto gate and when a review is finished with ``auto``. The
+    unflagged ``label`` rows of flagged rows come too (``is_issue`` false): conflict resolution reads how strongly
+    the model supports each copy's label.
     """
     issues = query_df(
         con,
         """SELECT row_id, issue_type, score, is_issue, given_label, suggested_label, suggested_prob,
                   reason, related_row_id, model_prob
-           FROM issues WHERE run_id = ? AND is_issue ORDER BY row_id, issue_type""",
+           FROM issues i
+           WHERE run_id = ? AND (is_issue OR (issue_type = 'label' AND row_id IN
+                 (SELECT row_id FROM issues WHERE run_id = i.run_id AND is_issue)))
+           ORDER BY row_id, issue_type""",
         [run_id],
     )
     found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()

@@ -65,19 +65,25 @@ def test_runner_settings_survive_a_dump_and_reload() -> None:
         assert CurateParams.model_validate_json(p.model_dump_json()) == p
 
 
-def test_policy_settings_are_the_auto_policys_and_review_fills_thresholds() -> None:
+def test_policy_settings_are_the_auto_policys_keyword_arguments() -> None:
     import inspect
 
     from labelgate.core.policy import auto_decisions
-    from labelgate.review import fill_with_policy
 
-    params = CurateParams(relabel_threshold=0.6, relabel_model_threshold=None, exclude_below_chance=True)
+    params = CurateParams(
+        relabel_threshold=0.6, relabel_model_threshold=None, exclude_below_chance=True, conflicts="keep"
+    )
     settings = params.policy_settings()
     assert settings == {
         "relabel_threshold": 0.6,
         "model_threshold": None,
         "exclude_threshold": None,
         "exclude_below_chance": True,
+        "near_duplicates": "keep",
+        "conflicts": "keep",
     }
-    for function in (auto_decisions, fill_with_policy):
-        assert set(settings) <= set(inspect.signature(function).parameters)
+    signature = inspect.signature(auto_decisions).parameters
+    assert set(settings) <= set(signature)
+    # the flow parameters' defaults are the policy's own
+    defaults = CurateParams().policy_settings()
+    assert {k: signature[k].default for k in defaults} == defaults

@@ -3,22 +3,31 @@
 Decisions have one shape whoever makes them (this policy or a person):
 ``row_id, action (keep|relabel|exclude), label (the label to export; None for exclude), reason``.
 
-The policy, per row, first matching rule wins (every decision quotes the detector's reason):
+The policy was chosen by measuring exports, not detections (``benchmarks/gate.py``: a classifier trained on
+each gate's export, scored on clean test data, on several kinds of data): relabelling what the evidence
+supports pays, dropping rows costs, and near-duplicates in intent and support data are paraphrases worth
+keeping. Per row, first matching rule wins (every decision quotes the detector's reason):
 
 1. ``leakage`` -> exclude (a twin of a test row must not be trained on).
-2. ``exact_duplicate`` / ``near_duplicate`` (later copies only; the first occurrence stays) -> exclude.
+2. ``exact_duplicate`` (later copies; the first occurrence stays) -> exclude: the copies collapse to one row.
 3. ``empty`` with no word at all (score 0) -> exclude.
-4. ``outlier`` -> exclude (out of scope: no class fits it, so relabelling would guess).
-5. ``label`` issue whose suggestion's ``suggested_prob`` >= ``relabel_threshold`` (for the label detector,
-   the probability that the suggestion is the true label: the model's probabilities corrected by the
-   estimated noise rates, :func:`labelgate.core.detect.true_label_posterior`), or whose ``model_prob`` (the
-   model's own probability of the suggestion) >= ``model_threshold`` -> relabel. The first rule is the one
-   that pays on noisy data; on nearly clean data the estimated noise rates are so low that it keeps errors
-   the model is sure of, which the second catches.
+4. ``outlier`` -> exclude (out of scope: no class fits it, so relabelling would guess), unless it is also a
+   label issue the evidence relabels (then it is a mislabelled row, not an out-of-scope one).
+5. ``label`` issue whose suggestion the evidence supports -> relabel (:func:`relabel_evidence`): the
+   noise-corrected probability that the suggestion is the true label (``suggested_prob``,
+   :func:`labelgate.core.detect.true_label_posterior`) is at least ``relabel_threshold``, or the model's own
+   probability of it (``model_prob``) is at least ``model_threshold``.
 6. ``label`` issue otherwise -> exclude when its label score is below ``exclude_threshold`` (or, when that
    is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given label
    less likely than a guess, and there is no confident replacement), else keep.
-7. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
+7. ``near_duplicate`` -> keep (a paraphrase; ``near_duplicates="exclude"`` drops later copies instead).
+8. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
+
+Then conflicts are resolved on the *final* labels (``conflicts="resolve"``, the default): a pair of
+duplicates whose labels still differ after rules 1-8 (neither copy excluded) keeps the copy whose label the
+model supports more; the other copy is relabelled to that label when the detector suggests it, else excluded
+(two near-identical texts with different labels teach the model nothing it can trust). ``conflicts="keep"``
+leaves both; ``"exclude"`` excludes both.
 
 Rows no detector flagged get no decision: they are kept as given.
 """
@@ -30,8 +39,13 @@ import pandas as pd
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
 ACTIONS = ("keep", "relabel", "exclude")
 
-#: issue types whose flagged rows the policy excludes, in order of precedence
+#: issue types whose flagged rows the policy excludes, in order of precedence (``near_duplicate`` only with
+#: ``near_duplicates="exclude"``; ``outlier`` unless the row is relabelled)
 EXCLUDED_TYPES = ("leakage", "exact_duplicate", "near_duplicate", "empty", "outlier")
+#: allowed values of ``near_duplicates``
+NEAR_DUPLICATE_ACTIONS = ("keep", "exclude")
+#: allowed values of ``conflicts``
+CONFLICT_ACTIONS = ("resolve", "keep", "exclude")
 
 
 def _long(issues: pd.DataFrame) -> pd.DataFrame:
@@ -51,22 +65,33 @@ def _long(issues: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _check(name: str, value: float | None, *, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if value is None or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1]{' or None' if optional else ''}, got {value!r}")
+
+
 def auto_decisions(
     issues: pd.DataFrame,
     *,
     relabel_threshold: float = 0.5,
-    model_threshold: float | None = 0.8,
+    model_threshold: float | None = 0.6,
     exclude_threshold: float | None = None,
     exclude_below_chance: bool = False,
+    near_duplicates: str = "keep",
+    conflicts: str = "resolve",
     n_classes: int | None = None,
 ) -> pd.DataFrame:
     """Decide every flagged row of ``issues`` (see the module docstring for the rules).
 
     Args:
         issues: the long issues table (columns ``row_id, issue_type, score, is_issue, given_label,
-            suggested_label, suggested_prob, reason``; see :mod:`labelgate.core.issues`), or a wide
-            label-issue frame (``row_id, given_label, suggested_label, suggested_prob, label_score,
-            is_label_issue``) as :func:`labelgate.core.detect.find_label_issues` returns.
+            suggested_label, suggested_prob, reason`` and optionally ``model_prob, related_row_id``; see
+            :mod:`labelgate.core.issues`), or a wide label-issue frame (``row_id, given_label, suggested_label,
+            suggested_prob, label_score, is_label_issue``) as :func:`labelgate.core.detect.find_label_issues`
+            returns. Unflagged ``label`` rows of conflicting rows, when present, tell conflict resolution how
+            strongly the model supports each copy's label.
         relabel_threshold: a label issue is relabelled to its suggestion when ``suggested_prob`` (the
             probability that the suggestion is the true label) is at least this; 0.5 = more likely than not.
         model_threshold: a label issue is also relabelled when ``model_prob`` (the model's plain probability of
@@ -75,44 +100,124 @@ def auto_decisions(
             below this; ``None`` defers to ``exclude_below_chance``.
         exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not
             relabelled when its label score is below ``1 / n_classes``.
+        near_duplicates: ``keep`` (paraphrases stay) or ``exclude`` (later copies are dropped).
+        conflicts: ``resolve``, ``keep`` or ``exclude`` duplicates whose final labels differ.
         n_classes: the number of classes (needed by ``exclude_below_chance``).
 
     Returns:
         One decision per flagged row (columns :data:`DECISION_COLUMNS`), ordered by row id.
+
+    Raises:
+        ValueError: a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an allowed value
+            (the message quotes the value).
     """
-    if not 0.0 <= relabel_threshold <= 1.0:
-        raise ValueError(f"relabel_threshold must be in [0, 1], got {relabel_threshold!r}")
-    if model_threshold is not None and not 0.0 <= model_threshold <= 1.0:
-        raise ValueError(f"model_threshold must be in [0, 1] or None, got {model_threshold!r}")
-    if exclude_threshold is not None and not 0.0 <= exclude_threshold <= 1.0:
-        raise ValueError(f"exclude_threshold must be in [0, 1] or None, got {exclude_threshold!r}")
+    _check("relabel_threshold", relabel_threshold)
+    _check("model_threshold", model_threshold, optional=True)
+    _check("exclude_threshold", exclude_threshold, optional=True)
+    if near_duplicates not in NEAR_DUPLICATE_ACTIONS:
+        raise ValueError(f"near_duplicates must be one of {', '.join(NEAR_DUPLICATE_ACTIONS)}, got {near_duplicates!r}")
+    if conflicts not in CONFLICT_ACTIONS:
+        raise ValueError(f"conflicts must be one of {', '.join(CONFLICT_ACTIONS)}, got {conflicts!r}")
     chance = False
     if exclude_threshold is None and exclude_below_chance and n_classes and n_classes >= 2:
         exclude_threshold, chance = 1.0 / n_classes, True
     long = _long(issues)
-    flagged = long[long["is_issue"].fillna(False).astype(bool)]
+    is_issue = long["is_issue"].fillna(False).astype(bool)
+    flagged = long[is_issue]
     if flagged.empty:
         return pd.DataFrame(columns=DECISION_COLUMNS)
-    out = []
+    excluded_types = [t for t in EXCLUDED_TYPES if t != "near_duplicate" or near_duplicates == "exclude"]
+    decided: dict[str, tuple] = {}
     for row_id, group in flagged.groupby("row_id", sort=True):
         by_type = {rec.issue_type: rec for rec in group.itertuples(index=False)}
         others = [str(by_type[t].reason) for t in by_type if t != "label" and by_type[t].reason]
+        label = None
+        if "label" in by_type:
+            label = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance, model_threshold)
         decision = None
-        for t in EXCLUDED_TYPES:
+        for t in excluded_types:
             rec = by_type.get(t)
             if rec is None or (t == "empty" and float(rec.score or 0.0) > 0.0):
                 continue
+            if t == "outlier" and label is not None and label[1] == "relabel":
+                continue  # a mislabelled row, not an out-of-scope one
             decision = (row_id, "exclude", None, f"{t}: {rec.reason}" if rec.reason else t)
             break
-        if decision is None and "label" in by_type:
-            decision = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance, model_threshold)
+        if decision is None and label is not None:
+            decision = label
         if decision is None:
             given = next((r.given_label for r in by_type.values() if r.given_label is not None), None)
-            decision = (row_id, "keep", given, "kept for review: " + "; ".join(others))
+            kept = [o for o in others if not o.startswith("near-duplicate")]
+            why = "kept for review: " + "; ".join(kept) if kept else "kept: " + "; ".join(others)
+            if "near_duplicate" in by_type and not kept:
+                why = f"kept: a paraphrase ({by_type['near_duplicate'].reason})"
+            decision = (row_id, "keep", given, why)
         elif others and decision[1] != "exclude":
             decision = (*decision[:3], decision[3] + "; also " + "; ".join(others))
-        out.append(decision)
-    return pd.DataFrame(out, columns=DECISION_COLUMNS)
+        decided[row_id] = decision
+    if conflicts != "keep":
+        _resolve_conflicts(long, flagged, decided, conflicts)
+    return pd.DataFrame([decided[r] for r in sorted(decided)], columns=DECISION_COLUMNS)
+
+
+def _support(row_id: str, label_rows: pd.DataFrame, decided: dict[str, tuple]) -> float:
+    """How strongly the model supports a row's final label: the posterior of a relabel, else the label score."""
+    decision = decided.get(row_id)
+    if row_id not in label_rows.index:
+        return 0.5
+    rec = label_rows.loc[row_id]
+    if decision is not None and decision[1] == "relabel":
+        return _prob(rec["suggested_prob"]) or 0.0
+    score = _prob(rec["score"])
+    return 0.5 if score is None else score
+
+
+def _resolve_conflicts(long: pd.DataFrame, flagged: pd.DataFrame, decided: dict[str, tuple], conflicts: str) -> None:
+    """Second pass: duplicates whose final labels still differ (see the module docstring); edits ``decided``."""
+    pairs = flagged[(flagged["issue_type"] == "conflicting_label") & flagged["related_row_id"].notna()]
+    if pairs.empty:
+        return
+    label_rows = long[long["issue_type"] == "label"].drop_duplicates("row_id").set_index("row_id")
+    given = dict(zip(long["row_id"], long["given_label"]))
+    given.update(zip(label_rows.index, label_rows["given_label"]))
+
+    def final(row_id: str) -> object:
+        d = decided.get(row_id)
+        if d is None:
+            return given.get(row_id)
+        return None if d[1] == "exclude" else d[2]
+
+    unresolved = []  # judged on the labels of rules 1-8, before any change made here
+    for rec in pairs.itertuples(index=False):
+        a, b = str(rec.row_id), str(rec.related_row_id)
+        la, lb = final(a), final(b)
+        if la is not None and lb is not None and la != lb:
+            unresolved.append((a, b, la, lb, str(rec.reason)))
+    before = dict(decided)
+    for a, b, la, lb, reason in unresolved:
+        if conflicts == "exclude":
+            decided[a] = (a, "exclude", None, f"conflicting label, not resolved: {reason}")
+            continue
+        sa, sb = _support(a, label_rows, before), _support(b, label_rows, before)
+        if sa > sb or (sa == sb and a < b):
+            continue  # a is the stronger copy: b is resolved when its own conflict row comes
+        suggestion = label_rows["suggested_label"].get(a) if a in label_rows.index else None
+        if suggestion is not None and suggestion == lb:
+            decided[a] = (
+                a,
+                "relabel",
+                lb,
+                f"conflict resolved: relabel {la} -> {lb}, the label of its duplicate {b} (model support "
+                f"{sb:.2f} vs {sa:.2f}) and the model's suggestion ({reason})",
+            )
+        else:
+            decided[a] = (
+                a,
+                "exclude",
+                None,
+                f"conflict resolved: exclude; its duplicate {b} keeps {lb} (model support {sb:.2f} vs {sa:.2f}) "
+                f"and the model suggests neither ({reason})",
+            )
 
 
 def _prob(value) -> float | None:

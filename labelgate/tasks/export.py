@@ -205,6 +205,9 @@ def build_manifest(
             "relabel_threshold": params.relabel_threshold,
             "relabel_model_threshold": params.relabel_model_threshold,
             "exclude_threshold": params.exclude_threshold,
+            "exclude_below_chance": params.exclude_below_chance,
+            "near_duplicates": params.near_duplicates,
+            "conflicts": params.conflicts,
         },
         "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},
         "test": (

@@ -47,9 +47,12 @@ def test_every_rule_in_order():
     assert d.loc["a", "reason"].startswith("P(y)=0.95 >= 0.80: relabel x -> y (model disagrees")
     assert d.loc["b", "action"] == "keep" and d.loc["b", "label"] == "x"
     assert d.loc["d", "action"] == "exclude" and d.loc["d", "reason"].startswith("leakage: leaks the test set")
-    for row, kind in (("e", "exact_duplicate"), ("f", "near_duplicate"), ("g", "outlier"), ("h", "empty")):
+    for row, kind in (("e", "exact_duplicate"), ("g", "outlier"), ("h", "empty")):
         assert d.loc[row, "action"] == "exclude" and pd.isna(d.loc[row, "label"])
         assert d.loc[row, "reason"].startswith(kind)
+    assert d.loc["f", "action"] == "keep" and d.loc["f", "reason"].startswith("kept: a paraphrase (near-duplicate")
+    old = auto_decisions(issues, relabel_threshold=0.8, near_duplicates="exclude").set_index("row_id")
+    assert old.loc["f", "action"] == "exclude" and old.loc["f", "reason"].startswith("near_duplicate")
     assert d.loc["i", "action"] == "keep" and d.loc["i", "reason"] == "kept for review: too short: 1 word"
     assert d.loc["j", "action"] == "keep" and d.loc["j", "label"] == "x"
     assert d.loc["k", "action"] == "relabel" and "also conflicting labels" in d.loc["k", "reason"]
@@ -93,14 +96,107 @@ def test_below_chance_label_issues_are_excluded_when_asked():
 def test_a_confident_model_relabels_even_when_the_noise_corrected_probability_is_cautious():
     rows = [
         {**_label("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
-        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.6},
-        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.6},
+        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
+        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert list(d["action"]) == ["relabel", "keep", "relabel"]
-    assert d.loc["a", "reason"].startswith("model P(y)=0.95 >= 0.80: relabel x -> y")
+    assert d.loc["a", "reason"].startswith("model P(y)=0.95 >= 0.60: relabel x -> y")
     assert d.loc["c", "reason"].startswith("P(y)=0.70 >= 0.50: relabel x -> y")
     off = auto_decisions(issue_rows(rows), model_threshold=None).set_index("row_id")
     assert list(off["action"]) == ["keep", "keep", "relabel"]
     with pytest.raises(ValueError, match="model_threshold must be in"):
         auto_decisions(issue_rows(rows), model_threshold=2.0)
+
+
+def _dup(row_id, kind, other, given, reason=None):
+    return {
+        "row_id": row_id,
+        "issue_type": kind,
+        "score": 0.02,
+        "given_label": given,
+        "reason": reason or f"{kind} of row {other}",
+        "related_row_id": other,
+    }
+
+
+def _conflict(row_id, other, given, other_label):
+    return {
+        "row_id": row_id,
+        "issue_type": "conflicting_label",
+        "score": 0.0,
+        "given_label": given,
+        "suggested_label": other_label,
+        "reason": f"conflicting labels: {given} here, {other_label} on row {other} (cosine 0.97)",
+        "related_row_id": other,
+    }
+
+
+def test_paraphrases_with_the_same_label_stay():
+    issues = issue_rows([_dup("b", "near_duplicate", "a", "x"), _label("b", "x", "x", 0.9, 0.9, flagged=False)])
+    d = auto_decisions(issues).set_index("row_id")
+    assert list(d.index) == ["b"] and d.loc["b", "action"] == "keep" and d.loc["b", "label"] == "x"
+
+
+def test_exact_duplicates_collapse_to_one_row():
+    issues = issue_rows(
+        [
+            _dup("b", "exact_duplicate", "a", "x", "exact duplicate of row a (labelled x)"),
+            _dup("c", "exact_duplicate", "a", "x", "exact duplicate of row a (labelled x)"),
+        ]
+    )
+    d = auto_decisions(issues).set_index("row_id")
+    assert sorted(d.index) == ["b", "c"] and set(d["action"]) == {"exclude"}  # a, the first copy, stays
+
+
+def test_a_conflicting_copy_is_relabelled_to_the_stronger_copys_label_when_the_model_suggests_it():
+    rows = [
+        _dup("b", "near_duplicate", "a", "y"),
+        _conflict("a", "b", "x", "y"),
+        _conflict("b", "a", "y", "x"),
+        _label("a", "x", "x", 0.9, 0.8, flagged=False),
+        _label("b", "y", "x", 0.4, 0.3, flagged=False),  # b's label is the weaker one; the model suggests x
+    ]
+    d = auto_decisions(issue_rows(rows)).set_index("row_id")
+    assert d.loc["a", "action"] == "keep" and d.loc["a", "label"] == "x"
+    assert d.loc["b", "action"] == "relabel" and d.loc["b", "label"] == "x"
+    assert d.loc["b", "reason"].startswith("conflict resolved: relabel y -> x, the label of its duplicate a")
+    # the model suggests neither label for the weaker copy: it is excluded, the stronger one stays
+    rows[-1] = _label("b", "y", "z", 0.4, 0.3, flagged=False)
+    d = auto_decisions(issue_rows(rows)).set_index("row_id")
+    assert d.loc["a", "action"] == "keep" and d.loc["b", "action"] == "exclude"
+    assert d.loc["b", "reason"].startswith("conflict resolved: exclude; its duplicate a keeps x")
+    # resolving is a setting: keep both, or exclude both
+    keep = auto_decisions(issue_rows(rows), conflicts="keep").set_index("row_id")
+    assert list(keep["action"]) == ["keep", "keep"]
+    both = auto_decisions(issue_rows(rows), conflicts="exclude").set_index("row_id")
+    assert list(both["action"]) == ["exclude", "exclude"]
+    with pytest.raises(ValueError, match="conflicts must be one of resolve, keep, exclude, got 'drop'"):
+        auto_decisions(issue_rows(rows), conflicts="drop")
+    with pytest.raises(ValueError, match="near_duplicates must be one of keep, exclude, got 'x'"):
+        auto_decisions(issue_rows(rows), near_duplicates="x")
+
+
+def test_a_conflict_that_relabelling_already_resolved_is_left_alone():
+    rows = [
+        _conflict("a", "b", "x", "y"),
+        _conflict("b", "a", "y", "x"),
+        _label("a", "x", "x", 0.9, 0.8, flagged=False),
+        _label("b", "y", "x", 0.9, 0.05),  # b is a label issue relabelled to x: the pair agrees now
+    ]
+    d = auto_decisions(issue_rows(rows)).set_index("row_id")
+    assert d.loc["a", "action"] == "keep"
+    assert d.loc["b", "action"] == "relabel" and d.loc["b", "label"] == "x"
+    assert d.loc["b", "reason"].startswith("P(x)=0.90 >= 0.50: relabel y -> x")
+
+
+def test_an_outlier_that_is_a_confident_label_issue_is_relabelled_not_dropped():
+    rows = [
+        {"row_id": "a", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far from its class"},
+        _label("a", "x", "y", 0.9, 0.05),
+        {"row_id": "b", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far from its class"},
+        _label("b", "x", "y", 0.2, 0.05),
+    ]
+    d = auto_decisions(issue_rows(rows)).set_index("row_id")
+    assert d.loc["a", "action"] == "relabel" and "also outlier" in d.loc["a", "reason"]
+    assert d.loc["b", "action"] == "exclude" and d.loc["b", "reason"].startswith("outlier")
