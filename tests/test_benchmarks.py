@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -47,3 +49,29 @@ def test_detection_seeds_summarises_one_run_per_seed(tmp_path: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "pass --seeds N, not --seed" in bad.stderr
+
+
+@pytest.mark.slow
+def test_gate_benchmark_export_beats_raw_on_seeded_synthetic_noise(tmp_path: Path) -> None:
+    """The seeded end-to-end check of issue 12: on the bundled sample with 20% of its true labels flipped, the
+    default auto gate's export has more right labels than raw, and both proxies trained on it beat raw."""
+    script = REPO / "benchmarks" / "gate.py"
+    done = subprocess.run(
+        [sys.executable, script, "--sample", "--noise", "0.2", "--cache", tmp_path / "cache"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert out["dataset"] == "sample@0.2" and out["noise_rate"] > 0.15
+    assert out["label_accuracy"]["auto"] > out["label_accuracy"]["raw"] + 0.1
+    assert out["rows_exported"]["auto"] >= out["rows"] - 10  # it fixes rows, it does not drop them
+    for proxy in ("C1", "C4"):
+        acc = out["proxies"][proxy]["accuracy"]
+        assert acc["auto"] > acc["raw"], (proxy, acc)
+        assert out["proxies"][proxy]["gap_recovered"]["auto"] > 0.5, (proxy, out["proxies"][proxy])
+    assert sum(out["auto_decisions"].values()) >= out["label_issues_flagged"]
