@@ -239,6 +239,10 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     d = m.get("decisions") or {}
     reasons = m.get("quarantine_reasons") or {}
     reason_text = ", ".join(f"{k}: {v}" for k, v in list(reasons.items())[:4])
+    if len(reasons) > 4:
+        reason_text += f", {len(reasons) - 4} more kinds"
+    if sum(reasons.values()) > (m.get("rows_quarantined") or 0):
+        reason_text += " (a row can fail several checks)"
     lines = [
         f"labelgate run {m['run_id']}  (dataset version {m.get('dataset_version')}, {m.get('seconds', 0):.1f} s)",
         f"  rows in          {m.get('rows_in'):>6}   ({m.get('input_format')}, ids from {m.get('id_source')})",

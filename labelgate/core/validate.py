@@ -28,7 +28,7 @@ repeated ``row_id``        ``duplicate id 'X' (first at line N)`` (first occurre
 
 then, counted on the rows still valid after those checks (second pass):
 
-* class too small: ``class 'X' has only M valid rows; at least N are needed for N-fold detection``
+* class too small: ``class 'X' has only M valid rows; at least N are needed (one per cross-validation fold)``
 
 Table-level checks (raise :class:`~labelgate.errors.ValidationError`):
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.core.expectation_suite import ExpectationSuite
 
-__all__ = ["REQUIRED_COLUMNS", "ValidationOutcome", "validate_rows"]
+__all__ = ["REQUIRED_COLUMNS", "ValidationOutcome", "merge_reason_counts", "validate_rows"]
 
 #: columns ``validate_rows`` needs in its input; any other column is carried through to ``valid``
 REQUIRED_COLUMNS: tuple[str, ...] = ("row_id", "text", "label", "source_line")
@@ -230,7 +230,7 @@ def validate_rows(
             + small_labels.map(repr).to_numpy(dtype=object)
             + " has only "
             + counts_txt.to_numpy(dtype=object)
-            + f" valid rows; at least {min_rows_per_class} are needed for {min_rows_per_class}-fold detection",
+            + f" valid rows; at least {min_rows_per_class} are needed (one per cross-validation fold)",
         )
     ok = ~reasons.any_mask
 
@@ -301,6 +301,15 @@ def validate_rows(
         )
 
     return ValidationOutcome(valid=valid, quarantine=quarantine, result_json=result_json, class_counts=class_counts)
+
+
+def merge_reason_counts(*counts: dict[str, int]) -> dict[str, int]:
+    """Sum reason-kind counts (ingest's and validation's, each counted from structured data), most frequent first."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for kind, n in c.items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
 from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.probs import AUTO_MIN_FOLDS
-from labelgate.core.validate import validate_rows
+from labelgate.core.validate import merge_reason_counts, validate_rows
 from labelgate.errors import ValidationError
 from labelgate.tasks._common import TASK_OPTIONS
 
@@ -31,12 +30,17 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             min_rows_per_class=params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS,
         )
     except ValidationError as err:
+        record = getattr(err, "result_json", None)
         with store.connect(db_path) as con, store.transaction(con):
             con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
             con.execute(
                 "INSERT INTO validations VALUES (?, false, ?)",
                 [run_id, json.dumps({"error": str(err)})],
             )
+            if record is not None:
+                ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
+                counts = merge_reason_counts(ingest_counts, record["labelgate"]["reason_counts"])
+                store.merge_metrics(con, run_id, {"quarantine_reasons": counts})
         raise
     # (row_id, source_line) identifies a record even when ids repeat
     quarantine = outcome.quarantine.merge(rows[["row_id", "source_line", "seq"]], on=["row_id", "source_line"])
@@ -51,7 +55,8 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             [run_id, quarantine.empty, json.dumps(outcome.result_json, default=str)],
         )
         total_q = store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
-        reasons = _reason_counts(store.query_df(con, "SELECT reason FROM quarantine WHERE run_id = ?", [run_id]))
+        ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
+        reasons = merge_reason_counts(ingest_counts, outcome.result_json["labelgate"]["reason_counts"])
         metrics = {
             "rows_valid": int(rows_in - total_q),
             "rows_quarantined": int(total_q),
@@ -60,14 +65,3 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         }
         store.merge_metrics(con, run_id, metrics)
     return metrics
-
-
-def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
-    """Count quarantine reasons by their kind (the text before any quoted value or number)."""
-    counts: dict[str, int] = {}
-    for reason in frame["reason"]:
-        for part in str(reason).split("; "):
-            kind = part.split("'")[0].split("(")[0].strip().rstrip(":")
-            kind = " ".join(w for w in kind.split() if not w.isdigit())
-            counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
