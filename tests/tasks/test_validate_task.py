@@ -1,4 +1,4 @@
-"""The ingest and validate tasks' quarantine figures: reasons counted by kind from structured data (issue 15, item 2)."""
+"""Ingest and validate tasks: quarantine reasons counted by kind from structured data (issue 15, item 2)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _csv_rows(n: int, label: str, prefix: str) -> list[str]:
 def test_reasons_are_counted_by_kind_one_per_failed_check(tmp_path: Path) -> None:
     """A 2-row class and a blank text: 3 rows, 3 reasons, named by kind (was 4 'reasons' cut from messages)."""
     lines = ["text,label", *_csv_rows(25, "billing", "bill"), *_csv_rows(25, "technical", "tech")]
-    lines += _csv_rows(2, "account", "acct") + [" ,billing"]
+    lines += [*_csv_rows(2, "account", "acct"), " ,billing"]
     path = tmp_path / "small_class.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     metrics = _stages(path, tmp_path / "db.duckdb")
