@@ -98,6 +98,12 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--system-prompt", help="System message of each example ('' omits it).  [default: names task and labels]"
         ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            default=None,
+            help="Stop instead of warning when a whole class would be left out (too few rows).  [default: warn]",
+        ),
         click.option("--min-text-chars", type=int, help="Quarantine shorter texts.  [default: 1]"),
         click.option("--max-text-chars", type=int, help="Quarantine longer texts.  [default: 20000]"),
         click.option(
@@ -225,6 +231,8 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "export_warnings",
         "evaluation",
         "quality",
+        "warnings",
+        "dropped_classes",
     ):
         if key in metrics:
             out[key] = metrics[key]
@@ -285,6 +293,7 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     files = [*m.get("export_files", []), m.get("manifest")]
     lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
     lines += [f"  note: {n}" for n in m.get("notes") or []]
+    lines += [f"  WARNING: {w}" for w in m.get("warnings") or []]
     if m.get("leakage_excluded"):
         lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
     lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]

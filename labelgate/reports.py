@@ -260,6 +260,7 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
                 "texts_cached": m.get("texts_cached"),
                 "quality": quality,
                 "message": message,
+                "warnings": list(m.get("warnings") or []),
                 "prefect_flow_run_id": flow_run_id,
                 "metrics": m,
             }

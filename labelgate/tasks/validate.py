@@ -10,7 +10,7 @@ from prefect import task
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.probs import AUTO_MIN_FOLDS
-from labelgate.core.validate import merge_reason_counts, validate_rows
+from labelgate.core.validate import dropped_classes_message, merge_reason_counts, validate_rows
 from labelgate.errors import ValidationError
 from labelgate.tasks._common import TASK_OPTIONS
 
@@ -42,6 +42,11 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
                 counts = merge_reason_counts(ingest_counts, record["labelgate"]["reason_counts"])
                 store.merge_metrics(con, run_id, {"quarantine_reasons": counts})
         raise
+    dropped = outcome.result_json["labelgate"]["dropped_classes"]
+    min_rows = params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS
+    warnings = [dropped_classes_message(dropped, min_rows_per_class=min_rows)] if dropped else []
+    if warnings and params.strict:
+        raise ValidationError(f"{warnings[0]} (stopped: --strict)")
     # (row_id, source_line) identifies a record even when ids repeat
     quarantine = outcome.quarantine.merge(rows[["row_id", "source_line", "seq"]], on=["row_id", "source_line"])
     quarantine = quarantine.assign(run_id=run_id, stage="validate", raw_json=None)
@@ -62,6 +67,8 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             "rows_quarantined": int(total_q),
             "class_counts_in": outcome.class_counts,
             "quarantine_reasons": reasons,
+            "dropped_classes": dropped,
+            "warnings": warnings,
         }
         store.merge_metrics(con, run_id, metrics)
     return metrics

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.errors import ValidationError
 from labelgate.tasks.ingest import ingest
 from labelgate.tasks.run import start_run
 from labelgate.tasks.validate import validate
@@ -52,3 +55,32 @@ def test_ingest_reasons_keep_their_kind_not_a_fragment_of_the_message(tmp_path: 
     metrics = _stages(path, tmp_path / "db.duckdb")
     assert metrics["quarantine_reasons"] == {"invalid JSON": 1, "line is not a JSON object": 1}
     assert sum(metrics["quarantine_reasons"].values()) == metrics["rows_quarantined"]
+
+
+def _small_class_csv(tmp_path: Path) -> Path:
+    lines = ["text,label", *_csv_rows(25, "billing", "bill"), *_csv_rows(25, "technical", "tech")]
+    lines += _csv_rows(3, "account", "acct")
+    path = tmp_path / "small_class.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_a_class_dropped_whole_is_a_warning_naming_the_fix(tmp_path: Path) -> None:
+    """Item 1: a class quarantined whole is recorded as a warning with the fix (fewer folds, merge the class)."""
+    metrics = _stages(_small_class_csv(tmp_path), tmp_path / "db.duckdb")
+    assert metrics["dropped_classes"] == {"account": 3}
+    (warning,) = metrics["warnings"]
+    assert "'account' (3 rows)" in warning and "--folds 3" in warning and "merge" in warning
+    with store.connect(tmp_path / "db.duckdb", read_only=True) as con:
+        stored = store.run_record(con, metrics["run_id"])["metrics_json"]
+    assert stored["warnings"] == [warning]
+
+
+def test_strict_stops_the_run_instead(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"'account' \(3 rows\).*--strict"):
+        _stages(_small_class_csv(tmp_path), tmp_path / "db.duckdb", strict=True)
+
+
+def test_no_warning_when_every_class_is_kept(tmp_path: Path) -> None:
+    metrics = _stages(_small_class_csv(tmp_path), tmp_path / "db.duckdb", n_folds=3)
+    assert metrics["dropped_classes"] == {} and metrics["warnings"] == []
