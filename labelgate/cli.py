@@ -154,12 +154,43 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
     for name in ("dask_address", "dask_workers"):
         if chosen[name] is not None and chosen["runner"] != "dask":
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
-    params = make_params(**chosen)
+    params = _checked_params(input_path, chosen)
     prepare_environment(verbose)
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
     if as_json:
         click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
+
+
+#: the run options the pre-flight check of the input file reads
+_INPUT_FIELDS = ("input_format", "text_col", "label_col", "id_col", "encoding", "delimiter", "label_case", "test_path")
+
+
+def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
+    """The run's CurateParams, after the pre-flight check of the input (no Prefect, no model: well under a second).
+
+    Raises:
+        ConfigError / PreflightError: every problem found in the options and the input file, in one error.
+    """
+    from labelgate.preflight import PreflightError, check_run_input
+
+    problems: list[str] = []
+    params = None
+    try:
+        params = make_params(**chosen)
+    except ConfigError as err:
+        problems.append(str(err))
+    try:
+        check_run_input(input_path, params or make_params(**{k: chosen[k] for k in _INPUT_FIELDS}))
+    except PreflightError as err:
+        if params is not None:
+            raise
+        problems += err.problems
+    except ConfigError:
+        pass  # an input option itself is invalid: already in problems
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + " | ".join(problems))
+    return params
 
 
 @main.command()

@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from labelgate.core.sniff import delimiter_hint, detect_format
 from labelgate.errors import InputError, MissingColumnError
 
 #: largest CSV field read (characters); Python's csv default of 131072 would reject a long text outright
@@ -59,16 +60,6 @@ KIND_NUL = "NUL byte in the record"
 
 #: a record that cannot be used: (line, reason kind, reason, raw text of the record)
 Broken = tuple[int, str, str, str]
-
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
 
 
 @dataclass(frozen=True)
@@ -112,26 +103,6 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def detect_format(path: Path, head: bytes) -> str:
-    """Return the format of ``path`` from its extension, peeking at ``head`` for chat JSONL."""
-    suffix = path.suffix.lower()
-    fmt = _EXTENSIONS.get(suffix)
-    if fmt is None:
-        raise InputError(
-            f"cannot tell the format of {str(path)!r} from its extension {suffix!r}; "
-            "pass --input-format csv|tsv|jsonl|chat-jsonl|parquet"
-        )
-    if fmt == "jsonl":
-        first = head.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
-        try:
-            obj = json.loads(first)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and "messages" in obj:
-            return "chat-jsonl"
-    return fmt
 
 
 def read_dataset(
@@ -181,7 +152,7 @@ def read_dataset(
         try:
             rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
         except MissingColumnError as err:
-            hint = _delimiter_hint(columns, delimiter)
+            hint = delimiter_hint(columns, delimiter)
             if hint:
                 err.args = (f"{err.args[0]} {hint}",)
             raise
@@ -240,18 +211,6 @@ def _check_unique_columns(columns: list[str], path: Path, used: tuple[str, ...])
                 f"column {name!r} appears {n} times in the header of {str(path)!r}; "
                 "rename the copies so that every column name is unique"
             )
-
-
-def _delimiter_hint(columns: list[str], delimiter: str) -> str:
-    """A hint when a one-column header looks separated by another delimiter ('' when it does not)."""
-    if len(columns) != 1:
-        return ""
-    for candidate, option in ((";", "--delimiter ';'"), ("\t", "--input-format tsv"), ("|", "--delimiter '|'")):
-        if candidate != delimiter and candidate in columns[0]:
-            return f"The header looks {candidate!r}-separated: pass {option}."
-    if delimiter != "," and "," in columns[0]:
-        return "The header looks comma-separated: leave out --delimiter."
-    return ""
 
 
 def _nothing_readable(path: Path, data: bytes, bad: pd.DataFrame, fmt: str) -> str:
