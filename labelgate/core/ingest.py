@@ -257,13 +257,7 @@ def _decode(data: bytes, path: Path, encoding: str) -> str:
 def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tuple[list[tuple[int, dict]], list[str]]:
     text = _decode(data, path, encoding)
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        hint = (
-            "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)"
-            if text.count("\x00") > len(text) // 10
-            else "is it a binary file? remove the NUL bytes or re-export the file as UTF-8 text"
-        )
-        raise InputError(f"{str(path)!r} contains a NUL byte at line {line}; {hint}")
+        _check_nul_bytes(text, path)  # a binary or UTF-16 file stops here; a few corrupt records are quarantined
     # one multi-megabyte text must not stop the whole file: the row is quarantined by length in validation
     if csv.field_size_limit() < _MAX_FIELD:
         csv.field_size_limit(_MAX_FIELD)
@@ -290,6 +284,10 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
             elif [f.strip().removeprefix("\ufeff") for f in fields] == header:
                 rec["__error__"] = "repeats the header line (were two files concatenated?)"
                 rec["__kind__"] = KIND_REPEATED_HEADER
+            elif any("\x00" in f for f in fields):
+                rec = {k: v.replace("\x00", "\ufffd") for k, v in rec.items()}
+                rec["__error__"] = "contains a NUL byte (a corrupt record?): remove it or re-export the file"
+                rec["__kind__"] = KIND_NUL
             records.append((start, rec))
             start = reader.line_num + 1
     except csv.Error as err:
@@ -303,6 +301,26 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
             'or quotes, and write a quote inside a quoted field as two quotes ("")'
         ) from err
     return records, header
+
+
+#: a CSV whose lines hold a NUL byte more often than this is not text (binary, or UTF-16 read as UTF-8): an error
+NUL_LINE_SHARE = 0.5
+
+
+def _check_nul_bytes(text: str, path: Path) -> None:
+    """Raise when the NUL bytes of ``text`` say the file is binary or UTF-16 without a BOM (most lines hold one,
+    or the header does); a few NULs inside records are left to quarantine those records."""
+    lines = text.split("\n")
+    with_nul = sum("\x00" in line for line in lines)
+    first = next(i for i, line in enumerate(lines) if "\x00" in line) + 1
+    head = text[:4096]
+    if any(half and half.count("\x00") > 0.8 * len(half) for half in (head[0::2], head[1::2])):  # X\0X\0 or \0X\0X
+        hint = "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)"
+    elif with_nul > NUL_LINE_SHARE * len(lines) or first == 1:
+        hint = "is it a binary file? remove the NUL bytes or re-export the file as UTF-8 text"
+    else:
+        return
+    raise InputError(f"{str(path)!r} contains a NUL byte at line {first} ({with_nul} of {len(lines)} lines); {hint}")
 
 
 def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:

@@ -84,3 +84,19 @@ def test_strict_stops_the_run_instead(tmp_path: Path) -> None:
 def test_no_warning_when_every_class_is_kept(tmp_path: Path) -> None:
     metrics = _stages(_small_class_csv(tmp_path), tmp_path / "db.duckdb", n_folds=3)
     assert metrics["dropped_classes"] == {} and metrics["warnings"] == []
+
+
+def test_one_nul_byte_quarantines_its_row_not_the_file(tmp_path: Path) -> None:
+    """Item 3: a NUL byte inside one text quarantines that row (was: the whole file rejected)."""
+    lines = ["text,label", *_csv_rows(10, "billing", "bill"), *_csv_rows(10, "technical", "tech")]
+    lines.insert(7, "a corrupt\x00 text,billing")
+    path = tmp_path / "nul.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    metrics = _stages(path, tmp_path / "db.duckdb")
+    assert (metrics["rows_in"], metrics["rows_valid"]) == (21, 20)
+    assert metrics["quarantine_reasons"] == {"NUL byte in the record": 1}
+    with store.connect(tmp_path / "db.duckdb", read_only=True) as con:
+        ((line, reason),) = con.execute(
+            "SELECT source_line, reason FROM quarantine WHERE run_id = ?", [metrics["run_id"]]
+        ).fetchall()
+    assert line == 8 and "NUL byte" in reason
