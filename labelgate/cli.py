@@ -110,6 +110,12 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--system-prompt", help="System message of each example ('' omits it).  [default: names task and labels]"
         ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            default=None,
+            help="Stop instead of warning when a whole class would be left out (too few rows).  [default: warn]",
+        ),
         click.option("--min-text-chars", type=int, help="Quarantine shorter texts.  [default: 1]"),
         click.option("--max-text-chars", type=int, help="Quarantine longer texts.  [default: 20000]"),
         click.option(
@@ -160,12 +166,43 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
     for name in ("dask_address", "dask_workers"):
         if chosen[name] is not None and chosen["runner"] != "dask":
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
-    params = make_params(**chosen)
+    params = _checked_params(input_path, chosen)
     prepare_environment(verbose)
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
     if as_json:
         click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
+
+
+#: the run options the pre-flight check of the input file reads
+_INPUT_FIELDS = ("input_format", "text_col", "label_col", "id_col", "encoding", "delimiter", "label_case", "test_path")
+
+
+def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
+    """The run's CurateParams, after the pre-flight check of the input (no Prefect, no model: well under a second).
+
+    Raises:
+        ConfigError / PreflightError: every problem found in the options and the input file, in one error.
+    """
+    from labelgate.preflight import PreflightError, check_run_input
+
+    problems: list[str] = []
+    params = None
+    try:
+        params = make_params(**chosen)
+    except ConfigError as err:
+        problems.append(str(err))
+    try:
+        check_run_input(input_path, params or make_params(**{k: chosen[k] for k in _INPUT_FIELDS}))
+    except PreflightError as err:
+        if params is not None:
+            raise
+        problems += err.problems
+    except ConfigError:
+        pass  # an input option itself is invalid: already in problems
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + " | ".join(problems))
+    return params
 
 
 @main.command()
@@ -237,6 +274,8 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "export_warnings",
         "evaluation",
         "quality",
+        "warnings",
+        "dropped_classes",
     ):
         if key in metrics:
             out[key] = metrics[key]
@@ -251,6 +290,10 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     d = m.get("decisions") or {}
     reasons = m.get("quarantine_reasons") or {}
     reason_text = ", ".join(f"{k}: {v}" for k, v in list(reasons.items())[:4])
+    if len(reasons) > 4:
+        reason_text += f", {len(reasons) - 4} more kinds"
+    if sum(reasons.values()) > (m.get("rows_quarantined") or 0):
+        reason_text += " (a row can fail several checks)"
     lines = [
         f"labelgate run {m['run_id']}  (dataset version {m.get('dataset_version')}, {m.get('seconds', 0):.1f} s)",
         f"  rows in          {m.get('rows_in'):>6}   ({m.get('input_format')}, ids from {m.get('id_source')})",
@@ -293,6 +336,7 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     files = [*m.get("export_files", []), m.get("manifest")]
     lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
     lines += [f"  note: {n}" for n in m.get("notes") or []]
+    lines += [f"  WARNING: {w}" for w in m.get("warnings") or []]
     if m.get("leakage_excluded"):
         lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
     lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]
@@ -310,16 +354,24 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
 @click.option("--run", "run", default="latest", show_default=True, help="Run id, unique prefix, or 'latest'.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--all", "all_rows", is_flag=True, help="Every valid row, not only the flagged ones.")
-@click.option("--limit", type=int, default=None, help="At most this many rows (worst first).")
+@click.option("--limit", type=int, default=None, help="At most this many rows (most severe first).")
+@click.option("--width", type=int, default=None, help="Table width in characters.  [default: the terminal's]")
 @verbose_option
 @handle_errors
-def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | None, verbose: bool) -> None:
-    """Print a run's flagged rows (every issue type, with reasons), most severe first."""
+def issues_cmd(
+    db_path: str, run: str, fmt: str, all_rows: bool, limit: int | None, width: int | None, verbose: bool
+) -> None:
+    """Print a run's flagged rows (every issue type, with reasons and the latest decision), most severe first.
+
+    Severity is the largest (1 - score) over a row's flagged issue types. Decision columns: decision
+    (keep/relabel/exclude), decision_label, decided_by (policy, human:REVIEWER, ...), decided_at.
+    """
     from labelgate import reports, store
 
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
         df = reports.issues_frame(con, run_id, flagged_only=not all_rows)
+        df = reports.with_decisions(df, store.latest_decisions(con, run_id))
     if limit is not None:
         df = df.head(limit)
     if fmt == "json":
@@ -330,18 +382,69 @@ def issues_cmd(db_path: str, run: str, fmt: str, all_rows: bool, limit: int | No
     )  # list cells -> one string each
     if fmt == "csv":
         click.echo(joined.to_csv(index=False, float_format="%.4f"), nl=False)
-    else:
-        click.echo(f"run {run_id}: {len(df)} {'rows' if all_rows else 'flagged rows'}")
-        if not df.empty:
-            show = joined.assign(
-                text=df["text"].str.replace(r"\s+", " ", regex=True).str.slice(0, 50),
-                label_score=df["label_score"].map("{:.3f}".format),
-                suggested_prob=df["suggested_prob"].map("{:.2f}".format),
-                reasons=joined["reasons"].str.slice(0, 90),
-            )
-            cols = ["id", "issue_types", "given_label", "suggested_label", "suggested_prob", "label_score", "text"]
-            show = show[[*cols, "reasons"]]
-            click.echo(show.to_string(index=False))
+        return
+    click.echo(f"run {run_id}: {len(df)} {'rows' if all_rows else 'flagged rows'}, most severe first")
+    if not df.empty:
+        import shutil
+
+        click.echo(_issues_table(joined, width or shutil.get_terminal_size((120, 24)).columns))
+
+
+def _clip(value: object, width: int) -> str:
+    text = " ".join(str(value if value is not None and value == value else "").split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def _issues_table(df: Any, width: int) -> str:
+    """The issues as a left-aligned table that fits in ``width`` characters (text and reasons share what is left)."""
+    width = max(width, 60)
+
+    def decision(row: Any) -> str:
+        if not row["decision"]:
+            return ""
+        what = f"{row['decision']} {row['decision_label']}" if row["decision"] == "relabel" else row["decision"]
+        return f"{what} ({row['decided_by']})"
+
+    def suggestion(row: Any) -> str:
+        if not isinstance(row["suggested_label"], str):
+            return ""
+        return f"{row['suggested_label']} {row['suggested_prob']:.2f}"
+
+    fixed = {
+        "id": [str(v) for v in df["id"]],
+        "issues": [_first_and_count(v) for v in df["issue_types"]],
+        "given": [str(v) for v in df["given_label"]],
+        "suggested": [suggestion(r) for _, r in df.iterrows()],
+        "decision": [decision(r) for _, r in df.iterrows()],
+    }
+    caps = {"id": 18, "issues": 20, "given": 16, "suggested": 20, "decision": 28}
+    widths = {k: min(caps[k], max(len(k), *(len(v) for v in vals))) for k, vals in fixed.items()}
+    seps = 2 * (len(widths) + 1)
+    floors = {"id": 6, "issues": 8, "given": 8, "suggested": 10, "decision": 16}  # the decision stays readable
+    while sum(widths.values()) + seps + 20 > width:  # narrow terminal: shrink the widest column above its floor
+        above = [k for k in widths if widths[k] > floors[k]]
+        if not above:
+            break
+        widths[max(above, key=lambda k: widths[k] - floors[k])] -= 1
+    rest = width - sum(widths.values()) - seps
+    show_reasons = rest >= 60  # else the text gets the room (reasons: a wider --width, or --format csv)
+    text_w = max(12, rest * 3 // 5 if show_reasons else rest + 2)
+    reason_w = max(10, rest - text_w)
+    header = [*(k.ljust(w) for k, w in widths.items()), "text".ljust(text_w), *(["reasons"] if show_reasons else [])]
+    lines = ["  ".join(header).rstrip()]
+    for i in range(len(df)):
+        cells = [_clip(fixed[k][i], w).ljust(w) for k, w in widths.items()]
+        cells.append(_clip(df["text"].iloc[i], text_w).ljust(text_w))
+        if show_reasons:
+            cells.append(_clip(df["reasons"].iloc[i], reason_w))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def _first_and_count(types: str) -> str:
+    """``"label,near_duplicate,conflicting_label"`` -> ``"label +2"`` (the most severe type, then how many more)."""
+    parts = [t for t in types.split(",") if t]
+    return "" if not parts else parts[0] + (f" +{len(parts) - 1}" if len(parts) > 1 else "")
 
 
 @main.command("runs")

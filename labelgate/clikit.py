@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -69,8 +70,42 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def option_names(ctx: click.Context | None = None) -> dict[str, str]:
+    """Parameter name -> the option a user types (``n_folds`` -> ``--folds``) for the current click command."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    names: dict[str, str] = {}
+    for param in ctx.command.params:
+        if isinstance(param, click.Option) and param.name:
+            long = [o for o in param.opts if o.startswith("--")]
+            names[param.name] = (long or param.opts)[0]
+    return names
+
+
+def describe_field(field: str, names: dict[str, str]) -> str:
+    """How to name a CurateParams field in an error: the option typed for it, else ``parameter FIELD``."""
+    return names.get(field) or f"parameter {field}"
+
+
+def _name_fields(message: str, names: dict[str, str]) -> str:
+    """Replace the CurateParams field names that ``message`` mentions with the options a user types."""
+    from labelgate.config import CurateParams
+
+    fields = sorted((f for f in CurateParams.model_fields if f in names), key=len, reverse=True)
+    if not fields:
+        return message
+    pattern = re.compile(r"\b(" + "|".join(re.escape(f) for f in fields) + r")\b")
+    return pattern.sub(lambda m: names[m.group(1)], message)
+
+
 def make_params(**options: Any) -> Any:
-    """Build CurateParams from the options the user set (None = keep the default)."""
+    """Build CurateParams from the options the user set (None = keep the default).
+
+    Raises:
+        ConfigError: every invalid value at once, each named by the option the user typed (``--folds``, not
+            the field ``n_folds``) when the current click command has one for it.
+    """
     from pydantic import ValidationError as PydanticValidationError
 
     from labelgate.config import CurateParams
@@ -79,9 +114,16 @@ def make_params(**options: Any) -> Any:
     try:
         return CurateParams(**given)
     except PydanticValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise ConfigError(f"--{field.replace('_', '-')}: {first['msg']} (got {first.get('input')!r})") from None
+        names = option_names()
+        problems = []
+        for e in err.errors():
+            msg = _name_fields(str(e["msg"]).removeprefix("Value error, "), names)
+            if e["loc"]:
+                field = str(e["loc"][0])
+                problems.append(f"{describe_field(field, names)}: {msg} (got {e.get('input')!r})")
+            else:
+                problems.append(msg)
+        raise ConfigError("; ".join(problems)) from None
 
 
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs and tracebacks.")

@@ -49,6 +49,12 @@ class CurateParams(BaseModel):
     min_text_chars: int = Field(1, ge=1, description="Texts shorter than this (after trimming) are quarantined.")
     max_text_chars: int = Field(20_000, ge=1, description="Texts longer than this are quarantined.")
 
+    strict: bool = Field(
+        False,
+        description="Stop the run (instead of a warning) when a whole class would be left out of the export "
+        "because it has fewer valid rows than detection needs.",
+    )
+
     # --- embed --------------------------------------------------------------
     model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or path.")
     batch_size: int = Field(64, ge=1, le=4096)

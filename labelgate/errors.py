@@ -30,8 +30,7 @@ class MissingColumnError(InputError):
         if len(found) > 20:
             shown += f", … ({len(found)} columns)"
         super().__init__(
-            f"{role} column {column!r} not found; columns found: {shown}. "
-            f"Pass {option} NAME to choose another column."
+            f"{role} column {column!r} not found; columns found: {shown}. Pass {option} NAME to choose another column."
         )
 
 

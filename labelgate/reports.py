@@ -107,6 +107,33 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     return out[columns].reset_index(drop=True)
 
 
+#: columns :func:`with_decisions` adds: the latest decision of each row (empty where nobody decided yet)
+DECISION_COLUMNS = ["decision", "decision_label", "decided_by", "decided_at"]
+
+
+def with_decisions(frame: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (from :func:`issues_frame`) with :data:`DECISION_COLUMNS` from ``decisions``
+    (:func:`labelgate.store.latest_decisions`): ``decision`` keep/relabel/exclude, ``decision_label`` the label a
+    relabel sets, ``decided_by`` the source (``policy``/``human``/…) and the reviewer as ``human:alice``,
+    ``decided_at`` ISO time. Rows without a decision get None."""
+    d = decisions.set_index("row_id") if not decisions.empty else pd.DataFrame(columns=decisions.columns)
+    out = frame.copy()
+    ids = out["id"]
+    out["decision"] = ids.map(d["action"]) if not d.empty else None
+    out["decision_label"] = ids.map(d["label"]) if not d.empty else None
+    if not d.empty:
+        who = d["source"].astype(str) + d["reviewer"].map(lambda r: f":{r}" if isinstance(r, str) and r else "")
+        when = d["decided_at"].map(lambda t: t.isoformat(timespec="seconds") if hasattr(t, "isoformat") else None)
+        out["decided_by"] = ids.map(who)
+        out["decided_at"] = ids.map(when)
+    else:
+        out["decided_by"] = None
+        out["decided_at"] = None
+    for col in DECISION_COLUMNS:
+        out[col] = out[col].astype(object).where(out[col].notna(), None)
+    return out
+
+
 RUN_COLUMNS = [
     "run_id",
     "dataset",
@@ -260,6 +287,7 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
                 "texts_cached": m.get("texts_cached"),
                 "quality": quality,
                 "message": message,
+                "warnings": list(m.get("warnings") or []),
                 "prefect_flow_run_id": flow_run_id,
                 "metrics": m,
             }

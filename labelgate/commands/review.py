@@ -18,6 +18,18 @@ import click
 
 from labelgate.clikit import db_option, handle_errors, verbose_option
 
+#: the ``?`` help screen: every key, one per line
+HELP = """keys
+  W      accept the suggestion
+  Q      keep the given label
+  E      exclude the row from the export
+  1-9    relabel to class n (listed at the bottom)
+  J / K  next / previous row (arrow keys too)
+  U      undo your last decision
+  F      finish the review (resumes a paused run, which then exports)
+  X      quit: every decision is already saved
+  ?      this help"""
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
 
 
@@ -40,9 +52,13 @@ class TerminalReview:
         write: Callable[[str], None],
         clear: Callable[[], None] | None = None,
         status: str = "all",
+        width: int | None = None,
     ) -> None:
+        import shutil
+
         from labelgate import review, store
 
+        self.width = max(40, width or shutil.get_terminal_size((100, 24)).columns)
         self.db_path = db_path
         self.reviewer = review.clean_reviewer(reviewer)
         self.read_key = read_key
@@ -50,6 +66,7 @@ class TerminalReview:
         self.clear = clear
         with store.connect(db_path) as con:
             self.run_id = store.resolve_run(con, run)
+            self.run_status = str(store.run_record(con, self.run_id)["status"])
             self.classes = review.run_classes(con, self.run_id)
             items = review.review_items(con, self.run_id, scope="flagged", status=status)
         self.order = list(items["id"])
@@ -118,7 +135,7 @@ class TerminalReview:
             kinds = ", ".join(safe_text(t) for t in it["issue_types"]) or "-"
             lines.append(f"{safe_text(it['id'])}{where} · severity {it['severity']:.2f} · issues: {kinds}")
             lines.append("")
-            lines.append(safe_text(it["text"]))
+            lines += self._wrap(safe_text(it["text"]), "")
             lines.append("")
             lines.append(f"  given      {safe_text(it['given_label'])}")
             if it.get("suggested_label") is not None:
@@ -126,7 +143,7 @@ class TerminalReview:
                 conf = f" ({100 * prob:.0f}%)" if prob is not None else ""
                 lines.append(f"  suggested  {safe_text(it['suggested_label'])}{conf}")
             for i, reason in enumerate(it["reasons"]):
-                lines.append(f"  {'reasons' if i == 0 else '':<10} {safe_text(reason)}")
+                lines += self._wrap(safe_text(reason), f"  {'reasons' if i == 0 else '':<10} ")
             if it["decided"]:
                 who = it["decision_reviewer"] if it["decision_source"] == "human" else "policy"
                 decision = f"{_describe(it['decision_action'], it['decision_label'])} ({safe_text(who)})"
@@ -141,6 +158,27 @@ class TerminalReview:
             lines.append(f"> {safe_text(self.message)}")
         self.write("\n".join(lines) + "\n")
 
+    def _wrap(self, text: str, first: str) -> list[str]:
+        """``text`` wrapped at word boundaries to the terminal width, continuation lines indented under it."""
+        import textwrap
+
+        indent = " " * len(first)
+        return textwrap.wrap(
+            text, self.width - 1, initial_indent=first, subsequent_indent=indent, break_on_hyphens=False
+        ) or [first.rstrip()]
+
+    def _quit_message(self) -> str:
+        reviewed = self.progress.get("reviewed", 0)
+        text = f"quit: {reviewed} decisions saved for run {self.run_id}"
+        if self.run_status == "completed":
+            text += (
+                f"\nthe run is completed and its files were written before these decisions: write them again with"
+                f"\n  labelgate export --db {self.db_path} --run {self.run_id}"
+            )
+        elif self.run_status == "running":
+            text += "; the run waits for the review: come back, or press F to finish it"
+        return text + "\n"
+
     # --- loop -------------------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any] | None:
@@ -152,7 +190,7 @@ class TerminalReview:
             self.render()
             key = self.read_key()
             if key is None or key in ("x", "\x03", "\x04", "\x1b"):
-                self.write(f"quit: {self.progress.get('reviewed', 0)} decisions saved for run {self.run_id}\n")
+                self.write(self._quit_message())
                 return None
             self.message = ""
             try:
@@ -185,7 +223,7 @@ class TerminalReview:
                 elif key == "u":
                     self._undo()
                 elif key == "?":
-                    self.message = (__doc__ or "").split("\n\n")[1].replace("\n", " ")
+                    self.message = HELP
                 else:
                     self.message = f"unknown key {key!r} (? for help)"
             except ReviewError as err:

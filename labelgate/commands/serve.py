@@ -39,7 +39,10 @@ def serve_cmd(db_path: str, host: str, port: int, token: str | None, reviewer: s
     app = create_app(db_path, token=token, reviewer=reviewer)
 
     def announce(url: str) -> None:
-        click.echo(f"labelgate review for {db_path}: {url}/runs/latest  (Ctrl-C stops)")
+        click.echo(f"labelgate serve for {db_path}  (Ctrl-C stops)")
+        click.echo(f"  review     {url}/runs/latest")
+        click.echo(f"  dashboard  {url}/dashboard")
+        click.echo(f"  runs       {url}/")
         if token:
             click.echo("  access needs the token: sign in on the page, or send 'Authorization: Bearer TOKEN'")
 

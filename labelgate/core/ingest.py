@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from labelgate.core.sniff import delimiter_hint, detect_format
 from labelgate.errors import InputError, MissingColumnError
 
 #: largest CSV field read (characters); Python's csv default of 131072 would reject a long text outright
@@ -43,15 +44,22 @@ _MAX_FIELD = 1 << 30
 ROW_COLUMNS = ["seq", "row_id", "text", "label", "label_raw", "text_sha256", "source_line"]
 QUARANTINE_COLUMNS = ["seq", "row_id", "source_line", "reason", "raw_json"]
 
-_EXTENSIONS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "jsonl",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
+# Quarantine reason kinds of ingest: the reason of a record without its details (line, column, values), the key of
+# ``IngestResult.reason_counts``.
+KIND_INVALID_JSON = "invalid JSON"
+KIND_NOT_OBJECT = "line is not a JSON object"
+KIND_NO_MESSAGES = "chat line without messages"
+KIND_NO_ASSISTANT = "chat example without an assistant message"
+KIND_NO_USER = "chat example without a user message"
+KIND_MISSING_KEY = "missing key"
+KIND_NESTED = "text or label is a JSON object or list"
+KIND_SURROGATE = "unpaired surrogate escape"
+KIND_FIELD_COUNT = "wrong number of fields"
+KIND_REPEATED_HEADER = "repeated header line"
+KIND_NUL = "NUL byte in the record"
+
+#: a record that cannot be used: (line, reason kind, reason, raw text of the record)
+Broken = tuple[int, str, str, str]
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,8 @@ class IngestResult:
         id_source: the id column used, or ``"content-hash"``.
         labels_normalised: number of labels changed by trimming (or case folding).
         notes: human-readable remarks for the run summary.
+        reason_counts: quarantine reason kind (the reason without its per-record details, e.g.
+            ``"invalid JSON"``) -> number of quarantined records; sums to ``len(quarantine)``.
     """
 
     rows: pd.DataFrame
@@ -78,6 +88,7 @@ class IngestResult:
     id_source: str
     labels_normalised: int = 0
     notes: list[str] = field(default_factory=list)
+    reason_counts: dict[str, int] = field(default_factory=dict)
 
 
 def sha256_text(text: str) -> str:
@@ -92,26 +103,6 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def detect_format(path: Path, head: bytes) -> str:
-    """Return the format of ``path`` from its extension, peeking at ``head`` for chat JSONL."""
-    suffix = path.suffix.lower()
-    fmt = _EXTENSIONS.get(suffix)
-    if fmt is None:
-        raise InputError(
-            f"cannot tell the format of {str(path)!r} from its extension {suffix!r}; "
-            "pass --input-format csv|tsv|jsonl|chat-jsonl|parquet"
-        )
-    if fmt == "jsonl":
-        first = head.lstrip(b"\xef\xbb\xbf").lstrip().split(b"\n", 1)[0]
-        try:
-            obj = json.loads(first)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict) and "messages" in obj:
-            return "chat-jsonl"
-    return fmt
 
 
 def read_dataset(
@@ -161,7 +152,7 @@ def read_dataset(
         try:
             rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
         except MissingColumnError as err:
-            hint = _delimiter_hint(columns, delimiter)
+            hint = delimiter_hint(columns, delimiter)
             if hint:
                 err.args = (f"{err.args[0]} {hint}",)
             raise
@@ -197,6 +188,7 @@ def read_dataset(
         shown = "; ".join(" / ".join(repr(v) for v in group) for group in variants[:3])
         notes.append(f"labels differing only by case are kept apart: {shown} (pass --label-case lower to merge)")
     id_source = str(rows.attrs.pop("id_source"))
+    reason_counts = dict(rows.attrs.pop("reason_counts"))
     return IngestResult(
         rows=rows[ROW_COLUMNS],
         quarantine=bad,
@@ -206,6 +198,7 @@ def read_dataset(
         id_source=id_source,
         labels_normalised=normalised,
         notes=notes,
+        reason_counts=reason_counts,
     )
 
 
@@ -218,18 +211,6 @@ def _check_unique_columns(columns: list[str], path: Path, used: tuple[str, ...])
                 f"column {name!r} appears {n} times in the header of {str(path)!r}; "
                 "rename the copies so that every column name is unique"
             )
-
-
-def _delimiter_hint(columns: list[str], delimiter: str) -> str:
-    """A hint when a one-column header looks separated by another delimiter ('' when it does not)."""
-    if len(columns) != 1:
-        return ""
-    for candidate, option in ((";", "--delimiter ';'"), ("\t", "--input-format tsv"), ("|", "--delimiter '|'")):
-        if candidate != delimiter and candidate in columns[0]:
-            return f"The header looks {candidate!r}-separated: pass {option}."
-    if delimiter != "," and "," in columns[0]:
-        return "The header looks comma-separated: leave out --delimiter."
-    return ""
 
 
 def _nothing_readable(path: Path, data: bytes, bad: pd.DataFrame, fmt: str) -> str:
@@ -276,13 +257,7 @@ def _decode(data: bytes, path: Path, encoding: str) -> str:
 def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tuple[list[tuple[int, dict]], list[str]]:
     text = _decode(data, path, encoding)
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        hint = (
-            "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)"
-            if text.count("\x00") > len(text) // 10
-            else "is it a binary file? remove the NUL bytes or re-export the file as UTF-8 text"
-        )
-        raise InputError(f"{str(path)!r} contains a NUL byte at line {line}; {hint}")
+        _check_nul_bytes(text, path)  # a binary or UTF-16 file stops here; a few corrupt records are quarantined
     # one multi-megabyte text must not stop the whole file: the row is quarantined by length in validation
     if csv.field_size_limit() < _MAX_FIELD:
         csv.field_size_limit(_MAX_FIELD)
@@ -305,8 +280,14 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
             rec: dict[str, Any] = dict(zip(header, fields))
             if len(fields) != width:
                 rec["__error__"] = f"has {len(fields)} field{'s' * (len(fields) != 1)}, the header has {width}"
+                rec["__kind__"] = KIND_FIELD_COUNT
             elif [f.strip().removeprefix("\ufeff") for f in fields] == header:
                 rec["__error__"] = "repeats the header line (were two files concatenated?)"
+                rec["__kind__"] = KIND_REPEATED_HEADER
+            elif any("\x00" in f for f in fields):
+                rec = {k: v.replace("\x00", "\ufffd") for k, v in rec.items()}
+                rec["__error__"] = "contains a NUL byte (a corrupt record?): remove it or re-export the file"
+                rec["__kind__"] = KIND_NUL
             records.append((start, rec))
             start = reader.line_num + 1
     except csv.Error as err:
@@ -320,6 +301,26 @@ def _read_csv(data: bytes, path: Path, *, encoding: str, delimiter: str) -> tupl
             'or quotes, and write a quote inside a quoted field as two quotes ("")'
         ) from err
     return records, header
+
+
+#: a CSV whose lines hold a NUL byte more often than this is not text (binary, or UTF-16 read as UTF-8): an error
+NUL_LINE_SHARE = 0.5
+
+
+def _check_nul_bytes(text: str, path: Path) -> None:
+    """Raise when the NUL bytes of ``text`` say the file is binary or UTF-16 without a BOM (most lines hold one,
+    or the header does); a few NULs inside records are left to quarantine those records."""
+    lines = text.split("\n")
+    with_nul = sum("\x00" in line for line in lines)
+    first = next(i for i, line in enumerate(lines) if "\x00" in line) + 1
+    head = text[:4096]
+    if any(half and half.count("\x00") > 0.8 * len(half) for half in (head[0::2], head[1::2])):  # X\0X\0 or \0X\0X
+        hint = "it looks like UTF-16 without a byte-order mark: pass --encoding utf-16-le (or utf-16-be)"
+    elif with_nul > NUL_LINE_SHARE * len(lines) or first == 1:
+        hint = "is it a binary file? remove the NUL bytes or re-export the file as UTF-8 text"
+    else:
+        return
+    raise InputError(f"{str(path)!r} contains a NUL byte at line {first} ({with_nul} of {len(lines)} lines); {hint}")
 
 
 def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
@@ -338,10 +339,10 @@ def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     return records, columns
 
 
-def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[int, dict]], list[tuple[int, str, str]]]:
+def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[int, dict]], list[Broken]]:
     text = _decode(data, path, encoding)
     records: list[tuple[int, dict]] = []
-    broken: list[tuple[int, str, str]] = []
+    broken: list[Broken] = []
     # JSON Lines are separated by \n only: str.splitlines() would also split at U+2028 inside a string
     for lineno, line in enumerate(text.split("\n"), start=1):
         line = line.removesuffix("\r")
@@ -350,10 +351,10 @@ def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[i
         try:
             obj = json.loads(line)
         except ValueError as err:
-            broken.append((lineno, f"invalid JSON: {err.msg} at column {err.colno}", line[:2000]))
+            broken.append((lineno, KIND_INVALID_JSON, f"invalid JSON: {err.msg} at column {err.colno}", line[:2000]))
             continue
         if not isinstance(obj, dict):
-            broken.append((lineno, f"expected a JSON object, got {type(obj).__name__}", line[:2000]))
+            broken.append((lineno, KIND_NOT_OBJECT, f"expected a JSON object, got {type(obj).__name__}", line[:2000]))
             continue
         records.append((lineno, obj))
     if not records and not broken:
@@ -361,22 +362,22 @@ def _read_jsonl(data: bytes, path: Path, *, encoding: str) -> tuple[list[tuple[i
     return records, broken
 
 
-def _chat_to_records(records: list[tuple[int, dict]]) -> tuple[list[tuple[int, dict]], list[tuple[int, str, str]]]:
+def _chat_to_records(records: list[tuple[int, dict]]) -> tuple[list[tuple[int, dict]], list[Broken]]:
     out: list[tuple[int, dict]] = []
-    broken: list[tuple[int, str, str]] = []
+    broken: list[Broken] = []
     for lineno, obj in records:
         messages = obj.get("messages")
         raw = json.dumps(obj, ensure_ascii=False)[:2000]
         if not isinstance(messages, list):
-            broken.append((lineno, "chat line has no 'messages' list", raw))
+            broken.append((lineno, KIND_NO_MESSAGES, "chat line has no 'messages' list", raw))
             continue
         user = _last_content(messages, "user")
         assistant = _last_content(messages, "assistant")
         if assistant is None:
-            broken.append((lineno, "chat example has no assistant message (the label)", raw))
+            broken.append((lineno, KIND_NO_ASSISTANT, "chat example has no assistant message (the label)", raw))
             continue
         if user is None:
-            broken.append((lineno, "chat example has no user message (the text)", raw))
+            broken.append((lineno, KIND_NO_USER, "chat example has no user message (the text)", raw))
             continue
         rec = {"text": user, "label": assistant}
         if "id" in obj:
@@ -421,7 +422,7 @@ def _from_records(
     id_col: str | None,
     *,
     table: bool,
-    broken: list[tuple[int, str, str]] | None = None,
+    broken: list[Broken] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     broken = broken or []
     if records or table:
@@ -435,13 +436,17 @@ def _from_records(
         id_col = "id"
     # merge parsed records and broken lines back into input order
     entries: list[tuple[int, dict | None, str | None, str | None]] = [(ln, rec, None, None) for ln, rec in records]
-    entries += [(ln, None, reason, raw) for ln, reason, raw in broken]
+    entries += [(ln, None, reason, raw) for ln, _, reason, raw in broken]
     entries.sort(key=lambda e: e[0])
+    kinds: dict[str, int] = {}
+    for _, kind, _, _ in broken:
+        kinds[kind] = kinds.get(kind, 0) + 1
 
     seqs, ids, texts, labels, lines = [], [], [], [], []
     q_rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for seq, (line, rec, reason, raw) in enumerate(entries):
+        kind = ""
         if rec is None:
             text = label = None
             raw = _scrub(raw)
@@ -453,29 +458,32 @@ def _from_records(
             if not table:
                 missing = [k for k in (text_col, label_col) if k not in rec]
                 if missing:
-                    reason = f"missing key {missing[0]!r}"
+                    reason, kind = f"missing key {missing[0]!r}", KIND_MISSING_KEY
             nested = [
                 (role, type(rec[col]).__name__)
                 for role, col in (("text", text_col), ("label", label_col))
                 if isinstance(rec.get(col), (dict, list))
             ]
             if nested and reason is None:
-                role, kind = nested[0]
+                role, type_name = nested[0]
                 what = "a single string" if role == "text" else "one label per row"
-                reason = f"{role} is a {'JSON object' if kind == 'dict' else 'list'}, expected {what}"
+                reason = f"{role} is a {'JSON object' if type_name == 'dict' else 'list'}, expected {what}"
+                kind = KIND_NESTED
             # a JSON escape such as "\ud800" decodes to a lone surrogate, which no UTF-8 store can hold
             unpaired = [role for role, v in (("text", text), ("label", label)) if v and _SURROGATE.search(v)]
             if unpaired and reason is None:
                 reason = f"{unpaired[0]} holds an unpaired UTF-16 surrogate escape (such as \\ud800); fix the escape"
+                kind = KIND_SURROGATE
             text, label = _scrub(text), _scrub(label)
             if "__error__" in rec:
-                reason = str(rec["__error__"])
+                reason, kind = str(rec["__error__"]), str(rec["__kind__"])
             if id_col is not None and _as_text(rec.get(id_col)) not in (None, ""):
                 rid = _scrub(str(_as_text(rec.get(id_col))).strip())
             else:
                 rid = _hash_id(f"{text}\x1f{label}", seen)
             if reason is not None:
-                raw_rec = {k: v for k, v in rec.items() if k != "__error__"}
+                kinds[kind] = kinds.get(kind, 0) + 1
+                raw_rec = {k: v for k, v in rec.items() if k not in ("__error__", "__kind__")}
                 q_rows.append(
                     {
                         "seq": seq,
@@ -502,6 +510,7 @@ def _from_records(
         }
     )
     rows.attrs["id_source"] = id_col if id_col is not None else "content-hash"
+    rows.attrs["reason_counts"] = dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
     quarantine = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
     return rows, quarantine
 

@@ -28,7 +28,7 @@ repeated ``row_id``        ``duplicate id 'X' (first at line N)`` (first occurre
 
 then, counted on the rows still valid after those checks (second pass):
 
-* class too small: ``class 'X' has only M valid rows; at least N are needed for N-fold detection``
+* class too small: ``class 'X' has only M valid rows; at least N are needed (one per cross-validation fold)``
 
 Table-level checks (raise :class:`~labelgate.errors.ValidationError`):
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.core.expectation_suite import ExpectationSuite
 
-__all__ = ["REQUIRED_COLUMNS", "ValidationOutcome", "validate_rows"]
+__all__ = ["REQUIRED_COLUMNS", "ValidationOutcome", "dropped_classes_message", "merge_reason_counts", "validate_rows"]
 
 #: columns ``validate_rows`` needs in its input; any other column is carried through to ``valid``
 REQUIRED_COLUMNS: tuple[str, ...] = ("row_id", "text", "label", "source_line")
@@ -230,7 +230,7 @@ def validate_rows(
             + small_labels.map(repr).to_numpy(dtype=object)
             + " has only "
             + counts_txt.to_numpy(dtype=object)
-            + f" valid rows; at least {min_rows_per_class} are needed for {min_rows_per_class}-fold detection",
+            + f" valid rows; at least {min_rows_per_class} are needed (one per cross-validation fold)",
         )
     ok = ~reasons.any_mask
 
@@ -301,6 +301,39 @@ def validate_rows(
         )
 
     return ValidationOutcome(valid=valid, quarantine=quarantine, result_json=result_json, class_counts=class_counts)
+
+
+def dropped_classes_message(dropped: dict[str, int], *, min_rows_per_class: int) -> str:
+    """The warning (or, with ``--strict``, the error) for classes quarantined whole because they are too small.
+
+    Args:
+        dropped: label -> valid rows of each class that had fewer than ``min_rows_per_class`` (non-empty).
+        min_rows_per_class: the rows per class detection needs (the fold count, or the fewest automatic folds).
+
+    Returns:
+        one line naming every dropped class with its rows, what it means (missing from the export and the
+        system prompt) and the fixes: merge the class, add examples, or fewer folds where that would keep it.
+    """
+    shown = ", ".join(f"{label!r} ({n} row{'s' * (n != 1)})" for label, n in dropped.items())
+    what = "class" if len(dropped) == 1 else f"{len(dropped)} classes"
+    fixes = ["merge it into another class", f"add examples (at least {min_rows_per_class} per class)"]
+    fewest = min(dropped.values())
+    if fewest >= 2:
+        fixes.append(f"pass --folds {fewest} (detection with fewer folds)")
+    return (
+        f"{what} {shown} dropped: fewer than {min_rows_per_class} valid rows, the least cross-validated detection "
+        f"needs; the export and its system prompt lack {'it' if len(dropped) == 1 else 'them'}. Fix: "
+        + ", or ".join(fixes)
+    )
+
+
+def merge_reason_counts(*counts: dict[str, int]) -> dict[str, int]:
+    """Sum reason-kind counts (ingest's and validation's, each counted from structured data), most frequent first."""
+    total: dict[str, int] = {}
+    for c in counts:
+        for kind, n in c.items():
+            total[kind] = total.get(kind, 0) + int(n)
+    return dict(sorted(total.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # --------------------------------------------------------------------------------------------------------------------

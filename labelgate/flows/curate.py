@@ -102,8 +102,9 @@ def curate(
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
         finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})
         raise
+    warned = "; ".join(f"warning: {w}" for w in metrics.get("warnings") or []) or None
     metrics = finish_run(
-        db_path, run_id, "completed", None, {**metrics, "seconds": round(time.perf_counter() - started, 3)}
+        db_path, run_id, "completed", warned, {**metrics, "seconds": round(time.perf_counter() - started, 3)}
     )
     metrics["run_id"] = run_id
     publish_artifacts(db_path, run_id, metrics)

@@ -51,6 +51,8 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
             + (f" — {'; '.join(quality.get('reasons') or [])}" if quality.get("reasons") else ""),
             "",
         ]
+    for warning in metrics.get("warnings") or []:
+        lines.append(f"> **Warning:** {warning}")
     for note in metrics.get("notes") or []:
         lines.append(f"> {note}")
     if metrics.get("export_dir"):

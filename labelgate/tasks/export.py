@@ -200,6 +200,8 @@ def build_manifest(
             **curated.leakage,
         },
         "decisions": {"applied": applied, **decision_summary(curated.cleaned)},
+        "warnings": list(metrics.get("warnings") or []),
+        "dropped_classes": dict(metrics.get("dropped_classes") or {}),
         "gate": params.gate,
         "thresholds": {
             "relabel_threshold": params.relabel_threshold,

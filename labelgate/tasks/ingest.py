@@ -38,6 +38,8 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
                 "id_source": result.id_source,
                 "labels_normalised": result.labels_normalised,
                 "notes": result.notes,
+                "quarantine_reasons_ingest": result.reason_counts,
+                "quarantine_reasons": result.reason_counts,
             },
         )
     return {

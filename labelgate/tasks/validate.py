@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pandas as pd
 from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.probs import AUTO_MIN_FOLDS
-from labelgate.core.validate import validate_rows
+from labelgate.core.validate import dropped_classes_message, merge_reason_counts, validate_rows
 from labelgate.errors import ValidationError
 from labelgate.tasks._common import TASK_OPTIONS
 
@@ -31,13 +30,23 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             min_rows_per_class=params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS,
         )
     except ValidationError as err:
+        record = getattr(err, "result_json", None)
         with store.connect(db_path) as con, store.transaction(con):
             con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
             con.execute(
                 "INSERT INTO validations VALUES (?, false, ?)",
                 [run_id, json.dumps({"error": str(err)})],
             )
+            if record is not None:
+                ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
+                counts = merge_reason_counts(ingest_counts, record["labelgate"]["reason_counts"])
+                store.merge_metrics(con, run_id, {"quarantine_reasons": counts})
         raise
+    dropped = outcome.result_json["labelgate"]["dropped_classes"]
+    min_rows = params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS
+    warnings = [dropped_classes_message(dropped, min_rows_per_class=min_rows)] if dropped else []
+    if warnings and params.strict:
+        raise ValidationError(f"{warnings[0]} (stopped: --strict)")
     # (row_id, source_line) identifies a record even when ids repeat
     quarantine = outcome.quarantine.merge(rows[["row_id", "source_line", "seq"]], on=["row_id", "source_line"])
     quarantine = quarantine.assign(run_id=run_id, stage="validate", raw_json=None)
@@ -51,23 +60,15 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             [run_id, quarantine.empty, json.dumps(outcome.result_json, default=str)],
         )
         total_q = store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
-        reasons = _reason_counts(store.query_df(con, "SELECT reason FROM quarantine WHERE run_id = ?", [run_id]))
+        ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
+        reasons = merge_reason_counts(ingest_counts, outcome.result_json["labelgate"]["reason_counts"])
         metrics = {
             "rows_valid": int(rows_in - total_q),
             "rows_quarantined": int(total_q),
             "class_counts_in": outcome.class_counts,
             "quarantine_reasons": reasons,
+            "dropped_classes": dropped,
+            "warnings": warnings,
         }
         store.merge_metrics(con, run_id, metrics)
     return metrics
-
-
-def _reason_counts(frame: pd.DataFrame) -> dict[str, int]:
-    """Count quarantine reasons by their kind (the text before any quoted value or number)."""
-    counts: dict[str, int] = {}
-    for reason in frame["reason"]:
-        for part in str(reason).split("; "):
-            kind = part.split("'")[0].split("(")[0].strip().rstrip(":")
-            kind = " ".join(w for w in kind.split() if not w.isdigit())
-            counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))

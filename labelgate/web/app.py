@@ -209,6 +209,7 @@ def create_app(
             run_id=run_id,
             run=record,
             awaiting=record["status"] == review.AWAITING_REVIEW,
+            detected="label_issues" in (record["metrics_json"] or {}),
             classes=classes,
             class_keys=list(zip(range(1, 10), classes)),
             items=shown,

@@ -210,7 +210,8 @@ def _empty(width: int, height: int, text: str) -> Markup:
 def rate_chart(runs: Sequence[dict[str, Any]], *, width: int = 1270, height: int = 250) -> Markup:
     """Label-issue rate (line, points coloured by outcome) and quarantine rate (dashed) over ``runs``.
 
-    ``runs``: :func:`labelgate.reports.run_history` items in any order (drawn oldest first). The latest
+    ``runs``: :func:`labelgate.reports.run_history` items in any order (drawn oldest first); each dataset gets
+    its own lines (labelled with its name when there are several), never one line through them all. The latest
     enforced quality-gate limits are drawn as horizontal lines.
     """
     ordered = sorted(runs, key=lambda r: (r.get("started_at") or "", r["run_id"]))
@@ -255,12 +256,25 @@ def rate_chart(runs: Sequence[dict[str, Any]], *, width: int = 1270, height: int
                 f'<text class="limit" x="{width - right - 4}" y="{yy - 5:.1f}" text-anchor="end" fill="{colour}">'
                 f"{text} {100 * limits[name]:.0f}%</text>"
             )
+    # one line per dataset: the runs of different datasets are not one series (issue 15, item 12)
+    datasets = list(dict.fromkeys(str(r.get("dataset") or "") for r in points))
     for key, colour, dash in (("quarantine_rate", QUARANTINE_COLOUR, "5 4"), ("label_issue_rate", ISSUE_COLOUR, "")):
-        coords = [(x(i), y(float(r[key]))) for i, r in enumerate(points) if r.get(key) is not None]
-        if len(coords) > 1:
-            path = " ".join(f"{'M' if j == 0 else 'L'}{cx:.1f},{cy:.1f}" for j, (cx, cy) in enumerate(coords))
-            extra = f' stroke-dasharray="{dash}"' if dash else ""
-            body.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2.2"{extra}/>')
+        for ds in datasets:
+            coords = [
+                (x(i), y(float(r[key])))
+                for i, r in enumerate(points)
+                if r.get(key) is not None and str(r.get("dataset") or "") == ds
+            ]
+            if len(coords) > 1:
+                path = " ".join(f"{'M' if j == 0 else 'L'}{cx:.1f},{cy:.1f}" for j, (cx, cy) in enumerate(coords))
+                extra = f' stroke-dasharray="{dash}"' if dash else ""
+                body.append(
+                    f'<path class="trend" data-dataset="{escape(ds)}" data-series="{key}" d="{path}" fill="none" '
+                    f'stroke="{colour}" stroke-width="2.2"{extra}/>'
+                )
+            if len(datasets) > 1 and key == "label_issue_rate" and coords:
+                cx, cy = coords[-1]
+                body.append(f'<text class="legend" x="{cx + 8:.1f}" y="{cy - 8:.1f}">{escape(ds)}</text>')
     step = max(1, math.ceil(n / max(1, plot_w // 84)))
     for i, r in enumerate(points):
         when = (r.get("started_at") or "")[5:16].replace("T", " ")

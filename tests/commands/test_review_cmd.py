@@ -98,3 +98,45 @@ def test_texts_cannot_drive_the_terminal() -> None:
     assert safe_text("red \x1b[31malert\x1b[0m\x07 ok\nnext") == "red \\x1b[31malert\\x1b[0m\\x07 ok\nnext"
     assert safe_text("rtl \u202e txt") == "rtl � txt"
     assert safe_text(None) == ""
+
+
+# --- issue 15, item 14: help without markup, reasons wrapped at words, a quit that says how to export again ---------
+
+
+def _drive(db: str, keys: str, *, width: int) -> str:
+    from labelgate.commands.review import TerminalReview
+
+    out: list[str] = []
+    pending = iter(keys)
+    TerminalReview(
+        db, "latest", reviewer="pat", read_key=lambda: next(pending, None), write=out.append, width=width
+    ).run()
+    return "".join(out)
+
+
+def test_help_lists_the_keys_without_docstring_markup(db: str) -> None:
+    out = _drive(db, "?x", width=100)
+    assert "``" not in out and "labelgate review" in out
+    assert "  W      accept the suggestion" in out and "  X      quit: every decision is already saved" in out
+
+
+def test_reasons_wrap_at_word_boundaries(db: str) -> None:
+    with store.connect(db) as con:
+        run_id = store.resolve_run(con)
+        reasons = [r for rs in review.review_items(con, run_id)["reasons"] for r in rs]
+    out = _drive(db, "jjjjjx", width=44)
+    words = {w for line in out.splitlines() for w in line.split()}
+    shown = [r for r in reasons if r.split()[0] in words]
+    assert shown
+    for reason in shown[:3]:
+        for word in reason.split():  # every word of a shown reason is whole on some line, never cut in two
+            if len(word) < 40:
+                assert word in words, (word, out)
+    body = [line for line in out.splitlines() if line.startswith("  ") and not line.startswith(("  [", "  labelgate"))]
+    assert body and all(len(line) <= 44 for line in body), [line for line in body if len(line) > 44]
+
+
+def test_quitting_a_completed_run_says_how_to_write_the_files_again(db: str) -> None:
+    out = _drive(db, "qx", width=100)
+    assert "quit: 1 decisions saved" in out
+    assert f"labelgate export --db {db} --run " in out

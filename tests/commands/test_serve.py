@@ -43,14 +43,18 @@ def test_serve_runs_in_a_real_process_and_needs_the_token(warm_run: dict, tmp_pa
     )
     try:
         first = proc.stdout.readline()
-        assert first.startswith(f"labelgate review for {db}: http://127.0.0.1:"), first + proc.stderr.read()
-        url = first.split(": ", 1)[1].split()[0]
+        assert first.startswith(f"labelgate serve for {db}"), first + proc.stderr.read()
+        addresses = dict(proc.stdout.readline().split() for _ in range(3))  # issue 15, item 15: every page
+        url = addresses["review"]
         base = url.rsplit("/runs/", 1)[0]
+        assert url.startswith("http://127.0.0.1:") and addresses["dashboard"] == f"{base}/dashboard"
         assert httpx.get(url, timeout=30).status_code == 401
         assert httpx.get(f"{base}/api/runs/latest/issues", timeout=30).status_code == 401
         auth = {"Authorization": "Bearer tok-123"}
         page = httpx.get(url, headers=auth, timeout=30)
         assert page.status_code == 200 and warm_run["run_id"] in page.text
+        assert httpx.get(addresses["dashboard"], headers=auth, timeout=30).status_code == 200
+        assert httpx.get(addresses["runs"], headers=auth, timeout=30).status_code == 200
         body = {"id": "t0229", "action": "exclude", "reviewer": "cli"}
         posted = httpx.post(f"{base}/api/runs/latest/decisions", json=body, headers=auth, timeout=30)
         assert posted.status_code == 200

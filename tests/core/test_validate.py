@@ -212,12 +212,12 @@ def test_small_classes_are_quarantined_counting_only_rows_valid_after_the_first_
     out = validate_rows(df, min_rows_per_class=3)
 
     check_reconciles(df, out)
-    msg = "class 'small' has only 2 valid rows; at least 3 are needed for 3-fold detection"
+    msg = "class 'small' has only 2 valid rows; at least 3 are needed (one per cross-validation fold)"
     assert reasons(out) == {
         "s1": msg,
         "s2": msg,
         "s3": "text is missing",
-        "t1": "class 'tiny' has only 1 valid rows; at least 3 are needed for 3-fold detection",
+        "t1": "class 'tiny' has only 1 valid rows; at least 3 are needed (one per cross-validation fold)",
     }
     assert out.class_counts == {"big": 3, "edge": 3}
     summary = out.result_json["labelgate"]

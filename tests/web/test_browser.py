@@ -143,13 +143,11 @@ def test_script_in_a_text_renders_as_text(page: object, url: str) -> None:
     assert page.errors == []
 
 
-def test_finish_dialog_on_a_run_that_is_not_paused(page: object, url: str) -> None:
+def test_a_run_that_is_not_paused_has_no_finish_button_and_names_the_export(page: object, url: str) -> None:
+    """Issue 15, item 7: "Finish review" (and its dialog) only while a flow waits; a completed run names the export."""
     page.goto(f"{url}/runs/latest")
-    page.click("#finish")
-    sync_api.expect(page.locator("#finish-dialog")).to_be_visible()
-    sync_api.expect(page.locator("#finish-summary")).to_contain_text("You reviewed 0 of")
-    page.click("#finish-go")
-    sync_api.expect(page.locator("#toast")).to_contain_text("labelgate export")
+    assert page.locator("#finish").count() == 0
+    sync_api.expect(page.locator("#run-state")).to_contain_text("labelgate export --run")
 
 
 def test_without_the_token_requests_get_401_and_the_login_lets_you_in(browser: object, db: str) -> None:
