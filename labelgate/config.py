@@ -139,6 +139,11 @@ class CurateParams(BaseModel):
         "probability of its given label is below chance (1 / number of classes); exclude_threshold, when set, "
         "takes precedence. False keeps those rows as given.",
     )
+    carry_policy_decisions: bool = Field(
+        False,
+        description="Curation memory: also remember the policy's decisions and carry them into later runs of the "
+        "dataset (a person's decisions are always carried; by default the policy re-decides with the new evidence).",
+    )
     review_timeout_s: int = Field(
         86_400, ge=1, description="Human gate: seconds to wait for the reviewer before the timeout action."
     )

@@ -25,6 +25,8 @@ Rows no detector flagged get no decision: they are kept as given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
@@ -113,6 +115,35 @@ def auto_decisions(
             decision = (*decision[:3], decision[3] + "; also " + "; ".join(others))
         out.append(decision)
     return pd.DataFrame(out, columns=DECISION_COLUMNS)
+
+
+def accept_action(
+    flagged: Mapping[str, float | None], *, given: str | None, suggested: str | None
+) -> tuple[str, str | None, str] | None:
+    """What accepting the suggestion (the review's W key) does to a row: the policy's own proposal for it.
+
+    Args:
+        flagged: issue type -> score of every issue a detector flagged on the row.
+        given: the row's given label.
+        suggested: the label detector's suggestion (None: none).
+
+    Returns:
+        ``(action, label, why)``: ``exclude`` when a rule of :data:`EXCLUDED_TYPES` applies (an excluded duplicate
+        stays excluded), else ``relabel`` to a suggestion that differs from the given label, else ``keep`` of the
+        given label; None when there is nothing to accept (no exclusion rule and no suggestion).
+    """
+    for t in EXCLUDED_TYPES:
+        if t not in flagged:
+            continue
+        score = flagged[t]
+        if t == "empty" and score is not None and not pd.isna(score) and float(score) > 0.0:
+            continue
+        return "exclude", None, t.replace("_", " ")
+    if suggested is None or (isinstance(suggested, float) and pd.isna(suggested)):
+        return None
+    if suggested != given:
+        return "relabel", suggested, "label"
+    return "keep", given, "label"
 
 
 def _prob(value) -> float | None:
