@@ -421,6 +421,7 @@ def _register_commands() -> None:
     from labelgate.commands.deploy import deploy_cmd
     from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
+    from labelgate.commands.memory import history_cmd, memory_cmd
     from labelgate.commands.review import review_cmd
     from labelgate.commands.serve import serve_cmd
 
@@ -429,6 +430,8 @@ def _register_commands() -> None:
     main.add_command(serve_cmd)
     main.add_command(review_cmd)
     main.add_command(deploy_cmd)
+    main.add_command(history_cmd)
+    main.add_command(memory_cmd)
 
 
 _register_commands()
