@@ -1049,3 +1049,13 @@ def held_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:
 def count_valid_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """How many valid rows ``run_id`` has."""
     return int(scalar(con, "SELECT count(*) FROM valid_rows WHERE run_id = ?", [run_id]) or 0)
+
+
+def export_folders(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The folder of every export of ``run_id`` recorded so far, oldest first."""
+    rows = con.execute(
+        """SELECT parse_dirpath(path) AS folder FROM exports WHERE run_id = ?
+           GROUP BY folder ORDER BY min(created_at), folder""",
+        [run_id],
+    ).fetchall()
+    return [str(r[0]) for r in rows]

@@ -153,10 +153,12 @@ def export_run(
         counter=get_counter(params.token_counter),
     )
     clean_stale_staging(db_path, Path(out_dir))
-    folder, version, earlier = next_folder(Path(out_dir), run_id)
+    with store.connect(db_path) as con:
+        earlier = store.export_folders(con, run_id)
+    folder, version = next_folder(Path(out_dir), run_id)
     manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
     manifest["export_version"] = version
-    manifest["earlier_exports"] = [str(p.resolve()) for p in earlier]
+    manifest["earlier_exports"] = earlier
     write_export(folder, run_id, plan, manifest)
     paths = [str((folder / f.name).resolve()) for f in plan.files]
     result = {
@@ -182,36 +184,31 @@ def _version_folder(out_dir: Path, run_id: str, version: int) -> Path:
     return out_dir / (run_id if version == 1 else f"{run_id}-v{version}")
 
 
-def next_folder(out_dir: Path, run_id: str) -> tuple[Path, int, list[Path]]:
-    """The folder of the run's next export: ``(folder, version, earlier export folders)``.
+def next_folder(out_dir: Path, run_id: str, start: int = 1) -> tuple[Path, int]:
+    """The folder and version of the run's next export, from version ``start`` on.
 
-    Version 1 is ``<out_dir>/<run_id>``, version n > 1 ``<out_dir>/<run_id>-v<n>``; the first that does not
-    exist (or is an empty folder) is the next one, so an earlier export is never written to.
+    Version 1 is ``<out_dir>/<run_id>``, version n > 1 ``<out_dir>/<run_id>-v<n>``; a version whose folder holds
+    an earlier export of the run is skipped, so an earlier export is never written to.
 
     Raises:
-        ExportError: ``<out_dir>/<run_id>`` is a file, holds another run's export, or files without a manifest.
+        ExportError: the folder is a file, holds another run's export, or files without a manifest.
     """
-    first = _version_folder(out_dir, run_id, 1)
-    if first.exists() and not first.is_dir():
-        raise ExportError(f"{str(first)!r} is a file, not a folder; choose another --out")
-    existing = first / MANIFEST
-    if existing.exists():
+    version = max(1, start)
+    while True:
+        folder = _version_folder(out_dir, run_id, version)
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return folder, version
+        if not folder.is_dir():
+            raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
+        existing = folder / MANIFEST
+        if not existing.exists():
+            raise ExportError(f"{str(folder)!r} already holds files but no labelgate manifest; choose another --out")
         try:
             other = json.loads(existing.read_text(encoding="utf-8")).get("run_id")
         except (ValueError, OSError):
             other = "?"
         if other != run_id:
-            raise ExportError(f"{str(first)!r} holds the export of run {other!r}; choose another --out")
-    elif first.exists() and any(first.iterdir()):
-        raise ExportError(f"{str(first)!r} already holds files but no labelgate manifest; choose another --out")
-    earlier: list[Path] = []
-    version = 1
-    while True:
-        folder = _version_folder(out_dir, run_id, version)
-        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
-            return folder, version, earlier
-        if (folder / MANIFEST).exists():
-            earlier.append(folder)
+            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
         version += 1
 
 

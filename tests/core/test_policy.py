@@ -104,3 +104,18 @@ def test_a_confident_model_relabels_even_when_the_noise_corrected_probability_is
     assert list(off["action"]) == ["keep", "keep", "relabel"]
     with pytest.raises(ValueError, match="model_threshold must be in"):
         auto_decisions(issue_rows(rows), model_threshold=2.0)
+
+
+def test_accept_action_is_the_policys_proposal() -> None:
+    from labelgate.core.policy import accept_action
+
+    assert accept_action({"exact_duplicate": 0.0, "label": 0.1}, given="a", suggested="b") == (
+        "exclude",
+        None,
+        "exact duplicate",
+    )
+    assert accept_action({"outlier": 0.2}, given="a", suggested="a")[0] == "exclude"
+    assert accept_action({"empty": 0.5, "label": 0.1}, given="a", suggested="b") == ("relabel", "b", "label")
+    assert accept_action({"empty": 0.0}, given="a", suggested=None)[0] == "exclude"
+    assert accept_action({"label": 0.1}, given="a", suggested="a") == ("keep", "a", "label")
+    assert accept_action({"too_long": 0.3}, given="a", suggested=None) is None

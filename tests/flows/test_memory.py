@@ -70,7 +70,7 @@ def scenario(warm_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert sum(d["action"] == "exclude" for d in decided.values()) == 5
 
     # a re-export of run 1 after the review: a new folder, the first one untouched
-    again = export_run(db, run1, str(run1_folder.parent), CurateParams(**warm_run_params(db, run1)))
+    again = export_run(db, run1, str(base / "reexport"), CurateParams(**warm_run_params(db, run1)))
 
     # run 2: the same file, rows shuffled, 10% new rows (the held-out sample, new ids) appended
     extra = pd.read_csv(REPO / "data" / "sample_test.csv", dtype=str, keep_default_na=False).head(40)
