@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -41,7 +42,8 @@ def scenario(warm_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     base = tmp_path_factory.mktemp("memory")
     db = copy_db(warm_run, base)
     run1 = warm_run["run_id"]
-    run1_folder = Path(warm_run["export_dir"])
+    run1_folder = base / "exports" / run1  # (a copy of) run 1's export, where run 2 and the re-export also write
+    shutil.copytree(warm_run["export_dir"], run1_folder)
     before = _digests(run1_folder)
 
     client = TestClient(create_app(db, reviewer="ann"))
@@ -70,7 +72,7 @@ def scenario(warm_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert sum(d["action"] == "exclude" for d in decided.values()) == 5
 
     # a re-export of run 1 after the review: a new folder, the first one untouched
-    again = export_run(db, run1, str(base / "reexport"), CurateParams(**warm_run_params(db, run1)))
+    again = export_run(db, run1, str(base / "exports"), CurateParams(**warm_run_params(db, run1)))
 
     # run 2: the same file, rows shuffled, 10% new rows (the held-out sample, new ids) appended
     extra = pd.read_csv(REPO / "data" / "sample_test.csv", dtype=str, keep_default_na=False).head(40)
@@ -85,6 +87,7 @@ def scenario(warm_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
         "db": db,
         "run1": run1,
         "run1_folder": run1_folder,
+        "warm_export_dir": warm_run["export_dir"],
         "before": before,
         "reexport": again,
         "decided": decided,
@@ -151,7 +154,7 @@ def test_run_1_export_files_are_untouched_and_a_reexport_is_a_new_folder(scenari
     again = Path(scenario["reexport"]["export_dir"])
     assert again.name == f"{scenario['run1']}-v2" and scenario["reexport"]["export_version"] == 2
     manifest = json.loads((again / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["earlier_exports"] == [str(scenario["run1_folder"].resolve())]
+    assert manifest["earlier_exports"] == [str(Path(scenario["warm_export_dir"]))]  # as the database recorded it
     assert manifest["decisions"]["by_source"]["human"] == {"relabel": 20, "exclude": 5}
     with store.connect(scenario["db"], read_only=True) as con:
         versions = store.query_df(con, "SELECT DISTINCT version FROM exports WHERE run_id = ?", [scenario["run1"]])
