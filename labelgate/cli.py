@@ -92,6 +92,13 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Auto gate: duplicates whose labels still differ: resolve (keep the better-supported copy, relabel "
             "or exclude the other), keep both, or exclude both.  [default: resolve]",
         ),
+        click.option(
+            "--carry-policy-decisions/--no-carry-policy-decisions",
+            "carry_policy_decisions",
+            default=None,
+            help="Curation memory: also carry the policy's decisions into later runs of the dataset (a person's "
+            "decisions always are).  [default: off, the policy re-decides]",
+        ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
         click.option(
             "--embed-backend",
@@ -276,6 +283,9 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "quality",
         "warnings",
         "dropped_classes",
+        "memory",
+        "detection_reused_from",
+        "export_version",
     ):
         if key in metrics:
             out[key] = metrics[key]
@@ -304,12 +314,24 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
         f"  label issues     {m.get('label_issues'):>6}   "
         f"({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, {m.get('detector')})",
     ]
+    if m.get("detection_reused_from"):
+        lines.append(f"  detection        reused from run {m['detection_reused_from']} (same rows, settings and model)")
     others = {t: n for t, n in (m.get("issues_by_type") or {}).items() if t != "label" and n}
     if others:
         lines.append(
             f"  other issues     {sum(others.values()):>6}   "
             + ", ".join(f"{t.replace('_', ' ')} {n}" for t, n in others.items())
         )
+    memory = m.get("memory") or {}
+    if memory.get("rows_seen"):
+        lines.append(
+            f"  new rows         {memory.get('rows_new', 0):>6}   (text and label in no earlier completed run of the "
+            f"dataset; {memory['rows_seen']} seen before)"
+        )
+    if memory.get("carried"):
+        from labelgate.core.memory import describe_carried
+
+        lines.append(f"  remembered       {memory['carried']:>6}   {describe_carried(memory)}")
     if m.get("gate") == "auto":
         lines.append(
             f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
@@ -498,6 +520,7 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
             "quarant.": [num(r["rows_quarantined"]) for r in runs],
             "issues": [num(r["label_issues"]) for r in runs],
             "rel/exc/keep": [decided(r["decisions"]) for r in runs],
+            "carried": [num(r.get("carried")) for r in runs],
             "exported": [
                 f"{r['exported_train']}+{r['exported_val']}" if r["exported_train"] is not None else "" for r in runs
             ],
@@ -513,6 +536,7 @@ def _register_commands() -> None:
     from labelgate.commands.deploy import deploy_cmd
     from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
+    from labelgate.commands.memory import history_cmd, memory_cmd
     from labelgate.commands.review import review_cmd
     from labelgate.commands.serve import serve_cmd
 
@@ -521,6 +545,8 @@ def _register_commands() -> None:
     main.add_command(serve_cmd)
     main.add_command(review_cmd)
     main.add_command(deploy_cmd)
+    main.add_command(history_cmd)
+    main.add_command(memory_cmd)
 
 
 _register_commands()

@@ -157,6 +157,11 @@ class CurateParams(BaseModel):
         "label the model supports more stays; the other is relabelled to that label when the model suggests it, "
         "else excluded. keep: both stay as decided. exclude: both are excluded.",
     )
+    carry_policy_decisions: bool = Field(
+        False,
+        description="Curation memory: also remember the policy's decisions and carry them into later runs of the "
+        "dataset (a person's decisions are always carried; by default the policy re-decides with the new evidence).",
+    )
     review_timeout_s: int = Field(
         86_400, ge=1, description="Human gate: seconds to wait for the reviewer before the timeout action."
     )
