@@ -141,7 +141,7 @@ class FinetuneTrainer:
         Returns:
             ``({variant: Fitted}, details)``; details: steps, planned_steps, epochs (steps over the larger set's
             epoch), stopped_by (``epochs``/``time``), max_seconds, device, bf16, batch_size, max_seq_length,
-            train_seconds (per variant).
+            train_seconds and train_cpu_seconds (wall and process-CPU seconds of the training, per variant).
 
         Raises:
             ModelLoadError: the model cannot be loaded offline, or it has no transformer first module.
@@ -161,6 +161,7 @@ class FinetuneTrainer:
         progress = show_progress() if self.progress is None else self.progress
         fitted: dict[str, Fitted] = {}
         train_seconds: dict[str, float] = {}
+        train_cpu: dict[str, float] = {}
         steps = planned
         stopped_by = "epochs"
         threads = torch.get_num_threads()
@@ -173,7 +174,7 @@ class FinetuneTrainer:
                 index = {c: k for k, c in enumerate(classes)}
                 targets = np.array([index[str(lab)] for lab in labels], dtype=np.int64)
                 encoded = _tokenize(tokenizer, texts, self.max_seq_length)
-                done, seconds = self._train(
+                done, seconds, cpu = self._train(
                     torch,
                     net,
                     tokenizer,
@@ -191,6 +192,7 @@ class FinetuneTrainer:
                 if i == 0 and done < steps:
                     steps, stopped_by = done, "time"
                 train_seconds[variant] = round(seconds, 3)
+                train_cpu[variant] = round(cpu, 3)
                 pred = _predict(torch, net, tokenizer, test_texts, self.max_seq_length, device=device, bf16=bf16)
                 fitted[variant] = Fitted([classes[k] for k in pred], time.perf_counter() - started)
                 del net
@@ -209,6 +211,7 @@ class FinetuneTrainer:
             "batch_size": self.batch_size,
             "max_seq_length": self.max_seq_length,
             "train_seconds": train_seconds,
+            "train_cpu_seconds": train_cpu,
         }
         return fitted, details
 
@@ -228,9 +231,9 @@ class FinetuneTrainer:
         device: str,
         bf16: bool,
         progress: bool,
-    ) -> tuple[int, float]:
+    ) -> tuple[int, float, float]:
         """Train ``net`` for ``steps`` steps (fewer when ``max_seconds`` runs out) on a schedule of ``planned``
-        steps; return ``(steps done, seconds)``."""
+        steps; return ``(steps done, wall seconds, CPU seconds of the process)``."""
         torch.manual_seed(seed)
         encoder_params = [p for n, p in net.named_parameters() if not n.startswith("head.")]
         optimizer = torch.optim.AdamW(
@@ -255,7 +258,7 @@ class FinetuneTrainer:
 
             bar = tqdm(total=steps, desc=f"fine-tune {variant}", unit="step", file=sys.stderr, leave=False)
         net.train()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         done = 0
         try:
             while done < steps:
@@ -281,7 +284,7 @@ class FinetuneTrainer:
         finally:
             if bar is not None:
                 bar.close()
-        return done, time.perf_counter() - started
+        return done, time.perf_counter() - started, time.process_time() - cpu
 
 
 def _bf16(torch: Any, device: str) -> bool:
