@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import REPO, copy_db
 
+from labelgate import store
 from labelgate.cli import main
 
 
@@ -61,3 +63,35 @@ def test_evaluate_without_a_test_file_says_how(warm_run: dict, tmp_path: Path) -
     assert res.output.strip() == (
         "labelgate: error: no test file: pass --test FILE (a held-out file with the same columns as the input)"
     )
+
+
+def test_run_checks_the_trainer_options_before_any_work(tmp_path: Path) -> None:
+    db = str(tmp_path / "never.duckdb")
+    sample = str(REPO / "data" / "sample.csv")
+    res = CliRunner().invoke(main, ["run", sample, "--db", db, "--trainer", "proxy,gpt"])
+    assert res.exit_code == 2
+    assert (
+        res.output.strip()
+        == "labelgate: error: --trainer: unknown trainer 'gpt'; choose from: proxy, proxy-c4, finetune"
+    )
+    res = CliRunner().invoke(main, ["run", sample, "--db", db, "--trainer", "finetune", "--finetune-epochs", "0"])
+    assert res.exit_code == 2 and res.output.startswith("labelgate: error: --finetune-epochs: Input should be greater")
+    assert not Path(db).exists()
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_finetune_trainer_stores_it_next_to_the_proxy(warm_run: dict, tmp_path: Path) -> None:
+    db = copy_db(warm_run, tmp_path)
+    test = str(REPO / "data" / "sample_test.csv")
+    args = ["evaluate", "--db", db, "--test", test, "--trainer", "finetune,proxy", "--finetune-epochs", "0.1"]
+    res = CliRunner().invoke(main, [*args, "--finetune-max-seconds", "600", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    ft = out["trainers"]["finetune"]
+    assert list(out["trainers"]) == ["finetune", "proxy"] and ft["n_test"] == 120
+    # 10% of ceil(400 / 32) = 13 steps per epoch -> 2 steps, on both sides
+    assert (ft["details"]["steps"], ft["details"]["stopped_by"]) == (2, "epochs")
+    assert ft["model"].startswith("fine-tuned sentence-transformers/all-MiniLM-L6-v2") and "600 s" in ft["model"]
+    with store.connect(db, read_only=True) as con:
+        latest = store.latest_evaluations(con, warm_run["run_id"])
+    assert latest["trainer"].tolist() == ["finetune", "proxy"] and (latest["seconds"] > 0).all()
