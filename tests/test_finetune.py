@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +12,7 @@ import pytest
 from labelgate import embedding
 from labelgate.core.evaluate import compare
 from labelgate.errors import ConfigError, ModelLoadError
-from labelgate.finetune import FinetuneTrainer, default_threads
+from labelgate.finetune import PROGRESS_ENV, FinetuneTrainer, default_threads, show_progress
 
 #: tokens per text in these tests (the default is 128): the steps are what is tested, and short ones are cheap
 SHORT = 24
@@ -91,3 +93,17 @@ def test_threads_default_to_two_at_most_and_follow_the_environment(monkeypatch: 
     assert 1 <= default_threads() <= 2
     monkeypatch.setenv(embedding.THREADS_ENV, "1")
     assert default_threads() == 1
+
+
+def test_the_progress_bar_shows_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    monkeypatch.delenv(PROGRESS_ENV, raising=False)
+    assert not show_progress()  # not a terminal
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    assert show_progress()
+    monkeypatch.setenv(PROGRESS_ENV, "0")  # set by `run --json` (and the tests)
+    assert not show_progress()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -80,9 +79,9 @@ def evaluate_cmd(db_path: str, run: str, test_path: str | None, as_json: bool, v
     if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
         raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to evaluate")
     params = make_params(**{**record["params_json"], **settings})
-    if as_json:
-        os.environ["LABELGATE_PROGRESS"] = "0"
-    comparisons, summary = evaluate_run(db_path, run_id, params, test_path=test_path)
+    # the fine-tuning progress bar: on a terminal's stderr, never with --json
+    progress = False if as_json else None
+    comparisons, summary = evaluate_run(db_path, run_id, params, test_path=test_path, progress=progress)
     if as_json:
         shown = {c.trainer for c in comparisons}
         trainers = {k: v for k, v in summary["trainers"].items() if k in shown}
