@@ -39,7 +39,7 @@ def test_one_epoch_on_both_sides_scores_the_test_rows(frames: tuple[pd.DataFrame
     assert (result.trainer, result.n_test) == ("finetune", 12)
     assert result.model == (
         "fine-tuned sentence-transformers/all-MiniLM-L6-v2 + linear head on mean pooling "
-        "(AdamW lr 5e-05/0.001, batch 32, 24 tokens, 1 epochs)"
+        "(AdamW lr 0.0002/0.001, batch 32, 24 tokens, 1 epochs)"
     )
     d = result.details
     # ceil(40 / 32) = 2 steps per epoch of the larger set; the smaller set takes the same steps
