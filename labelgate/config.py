@@ -50,8 +50,8 @@ class CurateParams(BaseModel):
         description="Trainers of the before/after evaluation, each trained on the raw and on the cleaned rows: "
         "proxy (TF-IDF + logistic regression, C=1: strongly regularised, hides most of the effect of label "
         "noise), proxy-c4 (the same, C=4: less regularised), finetune (the encoder fine-tuned with a "
-        "classification head: as noise-sensitive as fine-tuning; ~70 s per 1,000 rows per epoch on one busy "
-        "CPU core, far less on a GPU).",
+        "classification head: as noise-sensitive as fine-tuning; ~80 s of CPU per 1,000 rows per epoch per side "
+        "on one core without bf16, far less on a GPU).",
     )
     finetune_model: str = Field(
         DEFAULT_MODEL,

@@ -20,10 +20,15 @@ CPU with bf16 autocast where it multiplies bf16 natively (AMX / AVX512-BF16, as 
 :func:`labelgate.embedding.bf16_supported`), fp32 elsewhere. On the CPU the trainer uses at most two torch
 threads while it runs (restored afterwards).
 
-Cost (measured on the 2-core Xeon with AMX these sessions run on, bf16, MiniLM-L6, short texts of
-banking77 (~12 words), batch 32): about 11 s per 1,000 training rows per epoch, i.e. a 3-epoch evaluation
-of 1,000 rows costs ~70 s (both sides, plus ~1 s per 1,000 test rows to score). Longer texts cost more,
-up to ~4x at the 128-token cap.
+Cost per 1,000 training rows per epoch (one side; an evaluation trains two, raw and cleaned), measured with
+MiniLM-L6 on banking77 texts (~15 tokens), batch 32, on the 2-core AMD EPYC (no native bf16, so fp32) these
+sessions share: 72-94 s of CPU with one torch thread (2.3-3.0 s per step); 190-260 s of wall time while three
+other engineers loaded the machine (load 5-10 on 2 cores); and two threads on that loaded machine were 4-5x
+slower than one (11-14 s per step: set ``LABELGATE_EMBED_THREADS=1`` on a shared machine). Scoring the test
+file costs ~15 s of CPU per 1,000 test rows per side. So the default 3 epochs cost about
+``2 sides x 3 epochs x ~80 s = ~8 min`` of CPU per 1,000 training rows; longer texts cost more (up to ~8x at
+the 128-token cap). A GPU, or a CPU with AMX (bf16), makes it many times cheaper; ``--finetune-max-seconds``
+bounds it anywhere.
 """
 
 from __future__ import annotations

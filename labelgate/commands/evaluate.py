@@ -18,8 +18,8 @@ def trainer_options(func: Any) -> Any:
             "--trainer",
             "eval_trainers",
             help="Evaluation trainers, comma-separated: proxy (TF-IDF + logistic regression, C=1), proxy-c4 (C=4, "
-            "less regularised), finetune (fine-tune an encoder with a classification head; ~70 s per 1,000 rows "
-            "per epoch on one busy CPU core).  [default: proxy,proxy-c4]",
+            "less regularised), finetune (fine-tune an encoder with a classification head; ~80 s of CPU per 1,000 "
+            "rows per epoch per side on one core, far less on a GPU).  [default: proxy,proxy-c4]",
         ),
         click.option(
             "--finetune-model",
