@@ -13,8 +13,11 @@ Usage::
         [--trainers finetune,proxy,proxy-c4] [--max-seconds S] [--test-rows N] [--seed 0]
 
 ``--data DIR`` needs ``train.csv`` (id, text, label), ``train_truth.csv`` (id, true_label) and ``test.csv``
-(text, label). ``--test-rows``: score on a seeded subsample of the test file (default: all of it). Set
-``LABELGATE_EMBED_THREADS=1`` on a busy shared machine (see :func:`labelgate.finetune.default_threads`).
+(text, label). ``--lr-check 5e-5,1e-4,2e-4``: instead, fine-tune on the given labels only (the truth file is not
+read) once per encoder learning rate and print the test accuracy of each: how :data:`labelgate.finetune.LR_ENCODER`
+was chosen (``--rows 1000 --test-rows 500 --epochs 3``). ``--test-rows``: score on a seeded subsample of the test
+file (default: all of it). Set ``LABELGATE_EMBED_THREADS=1`` on a busy shared machine (see
+:func:`labelgate.finetune.default_threads`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,27 @@ def load(data: Path, rows: int, test_rows: int | None, seed: int) -> tuple[pd.Da
     return noisy, true, test
 
 
+def lr_check(args: argparse.Namespace) -> None:
+    """Fine-tune on the given labels of a subsample once per encoder learning rate; print one JSON line."""
+    from labelgate.core.evaluate import score_predictions
+    from labelgate.finetune import FinetuneTrainer
+
+    train = pd.read_csv(args.data / "train.csv", dtype=str, keep_default_na=False)
+    train = train.sample(min(args.rows, len(train)), random_state=args.seed)
+    test = pd.read_csv(args.data / "test.csv", dtype=str, keep_default_na=False)[["text", "label"]]
+    if args.test_rows is not None and args.test_rows < len(test):
+        test = test.sample(args.test_rows, random_state=args.seed)
+    result: dict = {"data": args.data.name, "rows": len(train), "test_rows": len(test), "epochs": args.epochs}
+    for lr in (float(v) for v in args.lr_check.split(",")):
+        trainer = FinetuneTrainer(epochs=args.epochs, max_seconds=args.max_seconds, lr_encoder=lr)
+        fitted, details = trainer.fit_predict(
+            {"given": (list(train["text"]), list(train["label"]))}, list(test["text"]), seed=args.seed
+        )
+        score = score_predictions("given", len(train), list(test["label"]), fitted["given"].predictions)
+        result[f"lr={lr:g}"] = {"accuracy": round(score.accuracy, 4), "steps": details["steps"]}
+    print(json.dumps(result, sort_keys=True))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True)
@@ -60,7 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--max-seconds", type=float, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lr-check", default=None, help="comma-separated encoder learning rates (given labels only)")
     args = parser.parse_args(argv)
+    if args.lr_check:
+        lr_check(args)
+        return
     noisy, true, test = load(args.data, args.rows, args.test_rows, args.seed)
     params = CurateParams(
         eval_trainers=parse_trainers(args.trainers),
