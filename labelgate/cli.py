@@ -7,6 +7,7 @@ code; a traceback is shown only with ``--verbose``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
+from labelgate.commands.evaluate import trainer_options, trainer_settings
 from labelgate.errors import ConfigError, LabelgateError
 
 
@@ -155,6 +157,7 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @_run_options
+@trainer_options
 @db_option
 @click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
@@ -170,11 +173,14 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
         raise RuntimeError(f"run options without a CurateParams field: {sorted(unknown)}")
     if chosen["export_formats"] is not None:
         chosen["export_formats"] = [f.strip() for f in chosen["export_formats"].split(",") if f.strip()]
+    chosen.update(trainer_settings(chosen))
     for name in ("dask_address", "dask_workers"):
         if chosen[name] is not None and chosen["runner"] != "dask":
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
     params = _checked_params(input_path, chosen)
     prepare_environment(verbose)
+    if as_json:  # one JSON line at the end: no fine-tuning progress bar on stderr either
+        os.environ["LABELGATE_PROGRESS"] = "0"
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
     if as_json:
@@ -362,10 +368,18 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     if m.get("leakage_excluded"):
         lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
     lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]
-    if m.get("evaluation"):
-        from labelgate.core.evaluate import Comparison, format_table
+    from labelgate.core.evaluate import comparisons_from_summary, format_overview
 
-        lines += ["", format_table(Comparison.from_dict(m["evaluation"])), ""]
+    comparisons = comparisons_from_summary(m.get("evaluation"))
+    if comparisons:
+        ev = m["evaluation"]
+        lines += [
+            "",
+            f"evaluation on {ev.get('n_test')} test rows of {ev.get('test_path')} (trained on raw vs cleaned rows; "
+            "per-class F1: labelgate evaluate)",
+            format_overview(comparisons),
+            "",
+        ]
     lines += extra or []
     lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
     click.echo("\n".join(lines))
