@@ -34,6 +34,11 @@ class CurateParams(BaseModel):
     id_col: str | None = Field(
         None, description="Column holding a stable row id. Default: 'id' if present, else a content hash."
     )
+    annotator_col: str | None = Field(
+        None,
+        description="Several annotators per item (long format: one record per label): the column naming who gave "
+        "each label. The items are curated once each, labelled by the annotators' consensus.",
+    )
     encoding: str = Field("utf-8", description="Text encoding of CSV/JSONL input (a UTF-8 BOM is always accepted).")
     delimiter: str | None = Field(None, description="CSV delimiter; default ',' (tab for .tsv).")
     label_case: Literal["keep", "lower"] = Field("keep", description="'lower' merges labels differing only by case.")

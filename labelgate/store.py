@@ -43,7 +43,7 @@ import pyarrow as pa
 
 from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -211,6 +211,45 @@ _MIGRATIONS: dict[int, list[str]] = {
                   per_class_f1, created_at FROM evaluations""",
         "DROP TABLE evaluations",
         "ALTER TABLE evaluations_v6 RENAME TO evaluations",
+    ],
+    # 7: PLACEHOLDER on the annotators branch only (curation memory takes 7 on main; drop this line at merge)
+    7: [],
+    # 8: several annotators per item (labelgate.core.annotators): every label of the long input, the consensus
+    # per item and the estimated quality per annotator
+    8: [
+        """CREATE TABLE annotations (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id VARCHAR NOT NULL,
+            annotator VARCHAR,
+            label VARCHAR,
+            source_line INTEGER,
+            reason VARCHAR,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TABLE consensus (
+            run_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            consensus_label VARCHAR NOT NULL,
+            consensus_quality DOUBLE NOT NULL,
+            agreement DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            majority_label VARCHAR,
+            model_label VARCHAR,
+            model_prob DOUBLE,
+            labels_json JSON NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        )""",
+        """CREATE TABLE annotator_quality (
+            run_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            quality DOUBLE NOT NULL,
+            quality_sd DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            agreement DOUBLE NOT NULL,
+            method VARCHAR,
+            PRIMARY KEY (run_id, annotator)
+        )""",
     ],
 }
 
@@ -438,6 +477,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 
 
 _TABLES = {
+    "annotations",
+    "consensus",
+    "annotator_quality",
     "runs",
     "rows",
     "quarantine",
@@ -711,3 +753,46 @@ def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.Data
     found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
     n_classes = len(found[0][0]) if found and found[0][0] else None
     return issues, n_classes
+
+
+# --- several annotators per item (migration 8) ------------------------------------------------------
+
+
+def usable_annotations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The usable labels of ``run_id`` (``reason IS NULL``): columns item_id, annotator, label, in input order."""
+    return query_df(
+        con,
+        """SELECT item_id, annotator, label FROM annotations
+           WHERE run_id = ? AND reason IS NULL ORDER BY seq""",
+        [run_id],
+    )
+
+
+def run_predictions(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, list[str]]:
+    """The out-of-fold probabilities of ``run_id`` (columns row_id, probs) and the detection's classes."""
+    frame = query_df(con, "SELECT row_id, probs FROM predictions WHERE run_id = ?", [run_id])
+    classes = scalar(con, "SELECT classes FROM detections WHERE run_id = ?", [run_id])
+    return frame, list(classes or [])
+
+
+def set_item_labels(con: duckdb.DuckDBPyConnection, run_id: str, labels: pd.DataFrame) -> None:
+    """Set ``rows.label`` of ``run_id`` to ``labels.label`` by ``labels.row_id`` (the consensus replaces the vote)."""
+    con.register("_lg_item_labels", labels[["row_id", "label"]])
+    try:
+        con.execute(
+            """UPDATE rows SET label = l.label FROM _lg_item_labels l
+               WHERE rows.run_id = ? AND rows.row_id = l.row_id""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_item_labels")
+
+
+def annotator_table(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The annotators of ``run_id``, best first: annotator, quality, quality_sd, n_labels, agreement."""
+    return query_df(
+        con,
+        """SELECT annotator, quality, quality_sd, n_labels, agreement FROM annotator_quality
+           WHERE run_id = ? ORDER BY quality DESC, annotator""",
+        [run_id],
+    )

@@ -351,3 +351,86 @@ def disagreement_matrix(annotations: pd.DataFrame, consensus_labels: pd.Series) 
     frame = annotations.loc[:, list(ANNOTATION_COLUMNS)].astype(str)
     frame = frame.assign(consensus=frame["item_id"].map(consensus_labels))
     return pd.crosstab(frame["consensus"], frame["label"])
+
+
+#: columns of the ``annotations`` frame :func:`collapse_long` returns (``reason`` is set where a label is unusable)
+LONG_ANNOTATION_COLUMNS = ["seq", "item_id", "annotator", "label", "source_line", "reason"]
+
+
+@dataclass(frozen=True)
+class LongInput:
+    """What :func:`collapse_long` returns.
+
+    Attributes:
+        items: one row per item id (the ingest row columns), in order of first appearance; ``seq``,
+            ``source_line`` and ``text`` are those of the item's first usable record, ``label`` its majority vote
+            over the usable labels (``None`` when it has none: validation then quarantines the item).
+        annotations: one row per input record with an item id, columns :data:`LONG_ANNOTATION_COLUMNS`;
+            ``reason`` is ``None`` for a usable label, else why it is left out (no annotator, empty label, a
+            text that differs from the item's first text, a second label by the same annotator).
+    """
+
+    items: pd.DataFrame
+    annotations: pd.DataFrame
+
+    @property
+    def usable(self) -> pd.DataFrame:
+        """The annotations whose ``reason`` is ``None`` (``item_id, annotator, label``)."""
+        return self.annotations[self.annotations["reason"].isna()].reset_index(drop=True)
+
+
+def collapse_long(rows: pd.DataFrame, annotators: pd.Series, *, broken_seqs: Sequence[int] = ()) -> LongInput:
+    """Turn long-format records (one per label) into one row per item plus the annotations.
+
+    Args:
+        rows: ingest rows (``seq, row_id, text, label, label_raw, text_sha256, source_line``), one per record;
+            ``row_id`` is the item id.
+        annotators: the annotator of each record, aligned with ``rows`` (``None`` when blank).
+        broken_seqs: records ingest could not parse (left out entirely: they are in the quarantine already).
+    """
+    broken = set(int(s) for s in broken_seqs)
+    frame = rows.reset_index(drop=True).assign(annotator=annotators.reset_index(drop=True))
+    frame = frame[~frame["seq"].isin(broken)]
+    first_text: dict[str, str | None] = {}
+    seen_pairs: set[tuple[str, str]] = set()
+    reasons: list[str | None] = []
+    for rid, text, label, who in zip(frame["row_id"], frame["text"], frame["label"], frame["annotator"], strict=True):
+        reason = None
+        if who is None:
+            reason = "no annotator"
+        elif label is None or not str(label).strip():
+            reason = f"empty label from annotator {who!r}"
+        elif rid in first_text and text != first_text[rid]:
+            reason = f"text differs from the first text of item {rid!r}"
+        elif (rid, who) in seen_pairs:
+            reason = f"a second label from annotator {who!r} for item {rid!r} (the first is kept)"
+        if reason is None:
+            first_text.setdefault(rid, text)
+            seen_pairs.add((rid, who))
+        reasons.append(reason)
+    annotations = pd.DataFrame(
+        {
+            "seq": frame["seq"].to_numpy(),
+            "item_id": frame["row_id"].to_numpy(object),
+            "annotator": frame["annotator"].to_numpy(object),
+            "label": frame["label"].to_numpy(object),
+            "source_line": frame["source_line"].to_numpy(),
+            "reason": pd.array(reasons, dtype="object"),
+        }
+    )[LONG_ANNOTATION_COLUMNS]
+    usable = annotations[annotations["reason"].isna()]
+    votes = (
+        majority_vote(usable.astype({"item_id": str, "annotator": str, "label": str}))
+        if len(usable)
+        else pd.Series(dtype=object)
+    )
+    # the item row: its first usable record (else its first record)
+    frame = frame.assign(_usable=annotations["reason"].isna().to_numpy())
+    ordered = frame.sort_values(["_usable", "seq"], ascending=[False, True], kind="stable")
+    items = ordered.drop_duplicates("row_id").sort_values("seq", kind="stable").reset_index(drop=True)
+    label = items["row_id"].map(votes).astype(object)
+    items = items.assign(label=label.where(label.notna(), None), label_raw=label.where(label.notna(), None))
+    return LongInput(
+        items=items[["seq", "row_id", "text", "label", "label_raw", "text_sha256", "source_line"]],
+        annotations=annotations,
+    )

@@ -24,6 +24,7 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
 from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring
 from labelgate.tasks.embed import (
@@ -90,6 +91,8 @@ def curate(
                 metrics.update(detect(db_path, run_id, params))
             else:
                 metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
+            if params.annotator_col is not None:
+                metrics.update(annotators(db_path, run_id, params))
         metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
         if params.gate == "auto":
             metrics["decisions"] = auto_gate(db_path, run_id, params)

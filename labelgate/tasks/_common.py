@@ -34,8 +34,11 @@ TASK_OPTIONS: dict[str, Any] = {
 }
 
 
-def read_input(path: str, params: CurateParams) -> IngestResult:
-    """Read ``path`` with the run's format, column, encoding and label settings (input and test files alike)."""
+def read_input(path: str, params: CurateParams, *, annotator_col: str | None = None) -> IngestResult:
+    """Read ``path`` with the run's format, column, encoding and label settings (input and test files alike).
+
+    ``annotator_col``: the long format's annotator column (the input file only; a test file has one label per row).
+    """
     return read_dataset(
         path,
         fmt=params.input_format,
@@ -45,4 +48,5 @@ def read_input(path: str, params: CurateParams) -> IngestResult:
         encoding=params.encoding,
         delimiter=params.delimiter,
         label_case=params.label_case,
+        annotator_col=annotator_col,
     )

@@ -8,20 +8,48 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.annotators import collapse_long
+from labelgate.errors import ConfigError
 from labelgate.tasks._common import TASK_OPTIONS, read_input
 
 
 @task(name="ingest", **TASK_OPTIONS)
 def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> dict[str, Any]:
     """Read ``input_path``; store every record; return counts and notes."""
-    result = read_input(input_path, params)
+    result = read_input(input_path, params, annotator_col=params.annotator_col)
     rows = result.rows.assign(run_id=run_id)
     quarantine = result.quarantine.assign(run_id=run_id, stage="ingest")
+    extra: dict[str, Any] = {}
+    annotations = None
+    if params.annotator_col is not None and result.annotators is not None:
+        if result.id_source == "content-hash":
+            raise ConfigError(
+                f"--annotator-col {params.annotator_col} needs an item id column to group the labels of one item; "
+                "the input has no 'id' column: pass --id-col NAME"
+            )
+        long = collapse_long(result.rows, result.annotators, broken_seqs=list(result.quarantine["seq"]))
+        rows = long.items.assign(run_id=run_id)
+        quarantine = quarantine.iloc[0:0]  # unparseable records are not items; they are counted below
+        annotations = long.annotations.assign(run_id=run_id)
+        left_out = long.annotations["reason"].dropna()
+        extra = {
+            "labels_in": len(result.rows),
+            "labels_unparsed": len(result.quarantine),
+            "labels_left_out": len(left_out),
+            "labels_left_out_reasons": left_out.str.split(" from | for | of ", regex=True)
+            .str[0]
+            .value_counts()
+            .to_dict(),
+            "annotators": int(long.usable["annotator"].nunique()),
+        }
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM rows WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM annotations WHERE run_id = ?", [run_id])
         store.insert_frame(con, "rows", rows)
         store.insert_frame(con, "quarantine", quarantine)
+        if annotations is not None:
+            store.insert_frame(con, "annotations", annotations)
         store.update_run(
             con,
             run_id,
@@ -40,6 +68,7 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
                 "notes": result.notes,
                 "quarantine_reasons_ingest": result.reason_counts,
                 "quarantine_reasons": result.reason_counts,
+                **extra,
             },
         )
     return {
@@ -51,4 +80,5 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
         "id_source": result.id_source,
         "labels_normalised": result.labels_normalised,
         "notes": result.notes,
+        **extra,
     }

@@ -109,3 +109,45 @@ def test_disagreement_matrix_counts_every_label() -> None:
     matrix = disagreement_matrix(table, pd.Series(truth))
     assert int(matrix.to_numpy().sum()) == len(table)
     assert matrix.loc["a", "a"] >= 10  # the perfect annotator alone
+
+
+def test_long_format_ingest_collapses_to_items_and_keeps_every_label(tmp_path) -> None:
+    from labelgate.core.annotators import collapse_long
+    from labelgate.core.ingest import read_dataset
+
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "id,text,who,label\n"
+        "1,hello there,ann,polite\n"
+        "1,hello there,bob,polite\n"
+        "1,hello there,cy,rude\n"
+        "2,go away,ann,rude\n"
+        "2,go away,bob,\n"  # empty label: left out with a reason
+        "2,go AWAY,cy,polite\n"  # text differs from the item's first text
+        "2,go away,ann,polite\n"  # second label from the same annotator
+        "3,fine,,polite\n"  # no annotator
+    )
+    result = read_dataset(path, annotator_col="who")
+    assert len(result.rows) == 8 and list(result.annotators[:2]) == ["ann", "bob"]
+    long = collapse_long(result.rows, result.annotators, broken_seqs=list(result.quarantine["seq"]))
+    items = long.items.set_index("row_id")
+    assert list(items.index) == ["1", "2", "3"]
+    assert items.loc["1", "label"] == "polite" and items.loc["2", "label"] == "rude"
+    assert items.loc["3", "label"] is None  # no usable label: validation quarantines the item
+    reasons = long.annotations["reason"].dropna().tolist()
+    assert len(reasons) == 4
+    assert any(r.startswith("empty label") for r in reasons)
+    assert any(r.startswith("text differs") for r in reasons)
+    assert any(r.startswith("a second label") for r in reasons)
+    assert "no annotator" in reasons
+    assert len(long.usable) == 4
+
+
+def test_missing_annotator_column_names_the_option(tmp_path) -> None:
+    from labelgate.core.ingest import read_dataset
+    from labelgate.errors import MissingColumnError
+
+    path = tmp_path / "long.csv"
+    path.write_text("id,text,label\n1,hi,a\n")
+    with pytest.raises(MissingColumnError, match="--annotator-col"):
+        read_dataset(path, annotator_col="annotator")
