@@ -39,7 +39,7 @@ def test_perfect_and_random_annotators_are_told_apart() -> None:
 
 
 def test_consensus_follows_the_reliable_annotator_where_majority_vote_cannot() -> None:
-    table, truth = _table()
+    table, _ = _table()
     # one more item: the perfect annotator says 'a', the random one 'b' (a 1-1 tie for majority vote)
     extra = pd.DataFrame([("tie", "perfect", "a"), ("tie", "random", "b")], columns=table.columns)
     result = consensus(pd.concat([table, extra], ignore_index=True))
