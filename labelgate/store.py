@@ -796,3 +796,24 @@ def annotator_table(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame
            WHERE run_id = ? ORDER BY quality DESC, annotator""",
         [run_id],
     )
+
+
+def replace_label_issues(con: duckdb.DuckDBPyConnection, run_id: str, issues: pd.DataFrame) -> int:
+    """Replace the ``label`` issues of ``run_id`` for the rows in ``issues`` (issue columns without run_id)."""
+    con.register("_lg_label_issue_ids", issues[["row_id"]])
+    try:
+        con.execute(
+            """DELETE FROM issues WHERE run_id = ? AND issue_type = 'label'
+               AND row_id IN (SELECT row_id FROM _lg_label_issue_ids)""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_label_issue_ids")
+    return insert_frame(con, "issues", issues.assign(run_id=run_id))
+
+
+def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The number of flagged ``label`` issues of ``run_id``."""
+    return int(
+        scalar(con, "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id])
+    )

@@ -3,7 +3,9 @@
 Runs only when the input is in the long format (``--annotator-col``). Ingest curated one row per item labelled
 by the majority vote; detection's out-of-fold probabilities (models trained on those votes, never on the item
 itself) are the prior of :func:`labelgate.core.annotators.consensus`. The task stores ``consensus`` and
-``annotator_quality`` and sets each item's ``rows.label`` to its consensus, which the export then uses.
+``annotator_quality``, sets each item's ``rows.label`` to its consensus, which the export then uses, and
+replaces the items' ``label`` issues (computed by detection against the majority vote) with those of the
+consensus (:func:`labelgate.core.annotators.consensus_label_issues`: an unreliable consensus).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.annotators import consensus
+from labelgate.core.annotators import consensus, consensus_label_issues
+from labelgate.core.issues import label_issue_rows
 from labelgate.tasks._common import TASK_OPTIONS
 
 
@@ -39,6 +42,7 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
         run_id=run_id, labels_json=[json.dumps(x, ensure_ascii=False) for x in result.items["labels"]]
     ).drop(columns=["labels"])
     quality = result.annotators.assign(run_id=run_id, method=result.method)
+    issues = label_issue_rows(consensus_label_issues(result, model_probs))
     changed = int((result.items["consensus_label"] != result.items["majority_label"]).sum())
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM consensus WHERE run_id = ?", [run_id])
@@ -48,7 +52,12 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
         store.set_item_labels(
             con, run_id, result.items.rename(columns={"item_id": "row_id", "consensus_label": "label"})
         )
+        store.replace_label_issues(con, run_id, issues)
+        n_issues = store.count_label_issues(con, run_id)
         figures = {
+            "label_issues": n_issues,
+            "label_issue_rate": round(n_issues / max(len(valid), 1), 4),
+            "label_issues_consensus": int(issues["is_issue"].sum()),
             "consensus_items": len(result.items),
             "consensus_differs_from_majority": changed,
             "consensus_method": result.method,
