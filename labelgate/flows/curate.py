@@ -91,7 +91,7 @@ def curate(
                 metrics.update(detect(db_path, run_id, params))
             else:
                 metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
-            if params.annotator_col is not None:
+            if params.multi_annotator:
                 metrics.update(annotators(db_path, run_id, params))
         metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
         if params.gate == "auto":
