@@ -817,3 +817,16 @@ def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     return int(
         scalar(con, "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id])
     )
+
+
+def relabel_queue(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None = None) -> pd.DataFrame:
+    """Items of ``run_id`` where one more label would help most (weakest consensus first, then fewest labels).
+
+    Columns: item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json (the same order as
+    :func:`labelgate.core.annotators.relabel_queue`).
+    """
+    sql = """SELECT item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json FROM consensus
+             WHERE run_id = ? ORDER BY consensus_quality, n_labels, item_id"""
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return query_df(con, sql, [run_id])
