@@ -71,3 +71,9 @@ def test_long_format_run_exports_the_consensus_and_lists_annotators(
     assert quality["ann"] > 0.8 and quality["eve"] < 0.5
     res = CliRunner().invoke(main, ["annotators", "--db", db, "--format", "json"])
     assert res.exit_code == 0 and len(json.loads(res.output)) == 3
+    res = CliRunner().invoke(main, ["annotators", "--db", db, "--queue", "5", "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    queue = list(csv.DictReader(io.StringIO(res.output)))
+    assert len(queue) == 5
+    qualities = [float(r["consensus_quality"]) for r in queue]
+    assert qualities == sorted(qualities) and qualities[0] < 0.9
