@@ -16,7 +16,8 @@ are read only to score.
 
 Figures: consensus accuracy against ``true_label`` (all items, and by number of labels), Spearman correlation of
 each method's annotator quality with ``accuracy_vs_consensus`` over annotators with at least ``--min-labels``
-labels in the input.
+labels in the input; labelgate's multi-annotator label issues (:func:`consensus_label_issues`) scored against the
+items whose consensus is wrong: flagged precision/recall/F1 and precision@100/@300 of the queue (lowest scores).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from detection import embed, embed_layers  # noqa: E402
 
 from labelgate.config import CurateParams  # noqa: E402
-from labelgate.core.annotators import consensus, encode, majority_vote  # noqa: E402
+from labelgate.core.annotators import consensus, consensus_label_issues, encode, majority_vote  # noqa: E402
 from labelgate.core.probs import Probabilities, ensemble_oof_probs, out_of_fold_probs  # noqa: E402
 
 
@@ -132,6 +133,21 @@ def main(argv: list[str] | None = None) -> dict:
     def by_labels(pred: pd.Series) -> dict:
         return {str(n): accuracy(pred[n_labels == n], truth) for n in sorted(set(n_labels.astype(int)))}
 
+    issues = consensus_label_issues(result_lg, model.probs)
+    wrong = issues["given_label"].to_numpy(object) != truth.loc[issues["row_id"]].to_numpy(object)
+    flagged = issues["is_label_issue"].to_numpy(bool)
+    order = np.argsort(issues["label_score"].to_numpy(float), kind="stable")
+    hits = int((wrong & flagged).sum())
+    precision, recall = hits / max(int(flagged.sum()), 1), hits / max(int(wrong.sum()), 1)
+    queue = {
+        "wrong_consensus": int(wrong.sum()),
+        "flagged": int(flagged.sum()),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / (precision + recall), 4) if hits else 0.0,
+        "precision_at_100": round(float(wrong[order[:100]].mean()), 4),
+        "precision_at_300": round(float(wrong[order[:300]].mean()), 4),
+    }
     best_baseline = max(accuracy(majority, truth), accuracy(crowd_labels, truth))
     result = {
         "benchmark": "annotators",
@@ -164,6 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
                 no_model.annotators.set_index("annotator")["quality"].loc[rated], annot_truth.loc[rated]
             ),
         },
+        "labelgate_issue_queue": queue,
         "labelgate_method": f"{result_lg.method}; prior {model.method}",
         "em_iterations": result_lg.iterations,
         "seconds": {"embed": round(embed_s, 2), "crowdlab": round(crowdlab_s, 2), "labelgate": round(labelgate_s, 2)},

@@ -10,7 +10,7 @@ Method (:func:`consensus`): Dawid & Skene (1979) with the out-of-fold model as e
 - Each item's posterior over the true class is
   ``P(k | labels_i) ∝ prior_i(k)^w * prod_{a labelled i} pi_a[k, l_ia]`` where ``prior_i`` is a model's
   out-of-fold probability for the item's text (a model that never saw the item) and ``w`` its weight
-  (``model_weight``); without a model the prior is the estimated class marginal.
+  (``model_weight``); without a model the prior is each class's share of all the labels (held fixed).
 - EM alternates the posterior (E step) with the confusion matrices (M step). Most annotators label few
   items, so each matrix is smoothed: a Dirichlet prior of strength ``smoothing`` centred on the *pooled*
   confusion matrix of all annotators (itself smoothed toward a diagonal). An annotator with 3 labels is
@@ -244,7 +244,7 @@ def consensus(
         annotations: one row per label with columns ``item_id, annotator, label`` (strings).
         model_probs: float array ``(n_items, n_classes)`` of out-of-fold model probabilities, rows in the items'
             first-seen order in ``annotations`` and columns in ``classes`` order; ``None``: no model (the
-            prior is the estimated class marginal).
+            prior is each class's share of the labels).
         classes: the class names (sorted here); default: the labels seen. Required with ``model_probs`` when
             some class has no label.
         smoothing: Dirichlet strength of each annotator's confusion prior (> 0).
@@ -271,14 +271,16 @@ def consensus(
     posterior = _normalise_rows(counts + 0.1)
     if model_probs is not None and model_weight > 0:
         posterior = _normalise_rows(posterior * model_probs**model_weight)
+    if model_probs is not None and model_weight > 0:
+        log_prior = model_weight * np.log(model_probs)
+    else:
+        # no model: the share of each class among all labels, held fixed (re-estimating it lets EM drift into a
+        # solution where a class is never the consensus: 0.58 vs 0.73 accuracy on politeness-wikipedia)
+        shares = (counts.sum(axis=0) + 1.0) / (counts.sum() + k)
+        log_prior = np.broadcast_to(np.log(shares), (n, k)).copy()
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007
         pi = _confusions(enc, posterior, smoothing)
-        if model_probs is not None and model_weight > 0:
-            log_prior = model_weight * np.log(model_probs)
-        else:
-            marginal = _normalise_rows(posterior.sum(axis=0) + 1.0)
-            log_prior = np.broadcast_to(np.log(marginal), (n, k)).copy()
         new = _softmax(_log_posterior(enc, log_prior, np.log(pi)))
         delta = float(np.abs(new - posterior).max())
         posterior = new
