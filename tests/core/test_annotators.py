@@ -171,3 +171,24 @@ def test_wide_format_becomes_one_annotation_per_filled_cell(tmp_path) -> None:
     assert sorted(usable["annotator"].unique()) == ["r1", "r2", "r3"]
     assert usable.groupby("item_id").size().to_dict() == {"1": 3, "2": 2}
     assert usable["seq"].is_unique
+
+
+def test_label_issues_are_the_items_with_an_unreliable_consensus() -> None:
+    from labelgate.core.annotators import ISSUE_QUALITY, consensus_label_issues, relabel_queue
+
+    table, _ = _table(60)
+    extra = pd.DataFrame(
+        [("split", "fair1", "a"), ("split", "fair2", "b"), ("solid", "perfect", "c"), ("solid", "fair1", "c")],
+        columns=table.columns,
+    )
+    table = pd.concat([table, extra], ignore_index=True)
+    probs = np.full((62, 3), 1 / 3)
+    result = consensus(table, model_probs=probs)
+    issues = consensus_label_issues(result, probs).set_index("row_id")
+    assert issues.loc["split", "is_label_issue"] and not issues.loc["solid", "is_label_issue"]
+    assert issues.loc["split", "label_score"] < ISSUE_QUALITY <= issues.loc["solid", "label_score"]
+    split = issues.loc["split"]
+    assert {split["suggested_label"], split["given_label"]} == {"a", "b"}
+    assert issues.loc["split", "reason"].startswith("unreliable consensus")
+    queue = relabel_queue(result, limit=3)
+    assert queue["item_id"].iloc[0] == "split" and len(queue) == 3
