@@ -33,6 +33,9 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--label-col", help="Column/key of the label.  [default: label]"),
         click.option("--id-col", help="Column of a stable row id.  [default: 'id' if present, else a content hash]"),
         click.option(
+            "--annotator-col", help="Several annotators per item: the column naming who gave each label (long format)."
+        ),
+        click.option(
             "--input-format",
             type=click.Choice(["auto", "csv", "tsv", "jsonl", "chat-jsonl", "parquet"]),
             help="Input format.  [default: auto, by extension]",
@@ -188,7 +191,17 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
 
 
 #: the run options the pre-flight check of the input file reads
-_INPUT_FIELDS = ("input_format", "text_col", "label_col", "id_col", "encoding", "delimiter", "label_case", "test_path")
+_INPUT_FIELDS = (
+    "input_format",
+    "text_col",
+    "label_col",
+    "id_col",
+    "annotator_col",
+    "encoding",
+    "delimiter",
+    "label_case",
+    "test_path",
+)
 
 
 def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
@@ -547,6 +560,7 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules (labelgate/commands/)."""
+    from labelgate.commands.annotators import annotators_cmd
     from labelgate.commands.deploy import deploy_cmd
     from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
@@ -561,6 +575,7 @@ def _register_commands() -> None:
     main.add_command(deploy_cmd)
     main.add_command(history_cmd)
     main.add_command(memory_cmd)
+    main.add_command(annotators_cmd)
 
 
 _register_commands()

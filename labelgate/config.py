@@ -30,9 +30,18 @@ class CurateParams(BaseModel):
     # --- ingest -------------------------------------------------------------
     input_format: InputFormat = Field("auto", description="Input format; 'auto' decides by file extension and content.")
     text_col: str = Field("text", description="Column (or JSON key) holding the text.")
-    label_col: str = Field("label", description="Column (or JSON key) holding the label.")
+    label_col: str = Field(
+        "label",
+        description="Column (or JSON key) holding the label. Several annotators per item, wide format: one label "
+        "column per annotator, comma-separated (the column names are the annotators).",
+    )
     id_col: str | None = Field(
         None, description="Column holding a stable row id. Default: 'id' if present, else a content hash."
+    )
+    annotator_col: str | None = Field(
+        None,
+        description="Several annotators per item (long format: one record per label): the column naming who gave "
+        "each label. The items are curated once each, labelled by the annotators' consensus.",
     )
     encoding: str = Field("utf-8", description="Text encoding of CSV/JSONL input (a UTF-8 BOM is always accepted).")
     delimiter: str | None = Field(None, description="CSV delimiter; default ',' (tab for .tsv).")
@@ -328,6 +337,16 @@ class CurateParams(BaseModel):
                 f"min_text_chars ({self.min_text_chars}) is greater than max_text_chars ({self.max_text_chars})"
             )
         return self
+
+    @property
+    def label_columns(self) -> list[str]:
+        """The label column(s): several in the wide multi-annotator format (``--label-col a,b,c``)."""
+        return [c.strip() for c in self.label_col.split(",") if c.strip()] or [self.label_col]
+
+    @property
+    def multi_annotator(self) -> bool:
+        """Several labels per item: the long format (``annotator_col``) or the wide one (several label columns)."""
+        return self.annotator_col is not None or len(self.label_columns) > 1
 
     def policy_settings(self) -> dict[str, Any]:
         """The auto policy's thresholds, as keyword arguments of :func:`labelgate.core.policy.auto_decisions`

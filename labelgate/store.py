@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -252,6 +252,43 @@ _MIGRATIONS: dict[int, list[str]] = {
         )""",
         "ALTER TABLE detections ADD COLUMN detection_key VARCHAR",
         "ALTER TABLE exports ADD COLUMN version INTEGER",
+    ],
+    # 8: several annotators per item (labelgate.core.annotators): every label of the long input, the consensus
+    # per item and the estimated quality per annotator
+    8: [
+        """CREATE TABLE annotations (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id VARCHAR NOT NULL,
+            annotator VARCHAR,
+            label VARCHAR,
+            source_line INTEGER,
+            reason VARCHAR,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TABLE consensus (
+            run_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            consensus_label VARCHAR NOT NULL,
+            consensus_quality DOUBLE NOT NULL,
+            agreement DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            majority_label VARCHAR,
+            model_label VARCHAR,
+            model_prob DOUBLE,
+            labels_json JSON NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        )""",
+        """CREATE TABLE annotator_quality (
+            run_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            quality DOUBLE NOT NULL,
+            quality_sd DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            agreement DOUBLE NOT NULL,
+            method VARCHAR,
+            PRIMARY KEY (run_id, annotator)
+        )""",
     ],
 }
 
@@ -479,6 +516,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 
 
 _TABLES = {
+    "annotations",
+    "consensus",
+    "annotator_quality",
     "runs",
     "rows",
     "quarantine",
@@ -1128,6 +1168,49 @@ def evaluations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     )
 
 
+# --- several annotators per item (migration 8) ------------------------------------------------------
+
+
+def usable_annotations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The usable labels of ``run_id`` (``reason IS NULL``): columns item_id, annotator, label, in input order."""
+    return query_df(
+        con,
+        """SELECT item_id, annotator, label FROM annotations
+           WHERE run_id = ? AND reason IS NULL ORDER BY seq""",
+        [run_id],
+    )
+
+
+def run_predictions(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, list[str]]:
+    """The out-of-fold probabilities of ``run_id`` (columns row_id, probs) and the detection's classes."""
+    frame = query_df(con, "SELECT row_id, probs FROM predictions WHERE run_id = ?", [run_id])
+    classes = scalar(con, "SELECT classes FROM detections WHERE run_id = ?", [run_id])
+    return frame, list(classes or [])
+
+
+def set_item_labels(con: duckdb.DuckDBPyConnection, run_id: str, labels: pd.DataFrame) -> None:
+    """Set ``rows.label`` of ``run_id`` to ``labels.label`` by ``labels.row_id`` (the consensus replaces the vote)."""
+    con.register("_lg_item_labels", labels[["row_id", "label"]])
+    try:
+        con.execute(
+            """UPDATE rows SET label = l.label FROM _lg_item_labels l
+               WHERE rows.run_id = ? AND rows.row_id = l.row_id""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_item_labels")
+
+
+def annotator_table(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The annotators of ``run_id``, best first: annotator, quality, quality_sd, n_labels, agreement."""
+    return query_df(
+        con,
+        """SELECT annotator, quality, quality_sd, n_labels, agreement FROM annotator_quality
+           WHERE run_id = ? ORDER BY quality DESC, annotator""",
+        [run_id],
+    )
+
+
 def latest_evaluations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """The latest evaluation of ``run_id`` per trainer, one row per trainer (raw and cleaned side by side).
 
@@ -1155,3 +1238,37 @@ def latest_evaluations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFr
            GROUP BY e.trainer ORDER BY e.trainer""",
         [run_id, run_id],
     )
+
+
+def replace_label_issues(con: duckdb.DuckDBPyConnection, run_id: str, issues: pd.DataFrame) -> int:
+    """Replace the ``label`` issues of ``run_id`` for the rows in ``issues`` (issue columns without run_id)."""
+    con.register("_lg_label_issue_ids", issues[["row_id"]])
+    try:
+        con.execute(
+            """DELETE FROM issues WHERE run_id = ? AND issue_type = 'label'
+               AND row_id IN (SELECT row_id FROM _lg_label_issue_ids)""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_label_issue_ids")
+    return insert_frame(con, "issues", issues.assign(run_id=run_id))
+
+
+def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The number of flagged ``label`` issues of ``run_id``."""
+    return int(
+        scalar(con, "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id])
+    )
+
+
+def relabel_queue(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None = None) -> pd.DataFrame:
+    """Items of ``run_id`` where one more label would help most (weakest consensus first, then fewest labels).
+
+    Columns: item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json (the same order as
+    :func:`labelgate.core.annotators.relabel_queue`).
+    """
+    sql = """SELECT item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json FROM consensus
+             WHERE run_id = ? ORDER BY consensus_quality, n_labels, item_id"""
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return query_df(con, sql, [run_id])

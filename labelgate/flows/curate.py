@@ -24,6 +24,7 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
 from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring, reuse_detection
 from labelgate.tasks.embed import (
@@ -91,6 +92,8 @@ def curate(
                 metrics.update(detect(db_path, run_id, params))
             else:
                 metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
+            if params.multi_annotator:
+                metrics.update(annotators(db_path, run_id, params))
         metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
         if params.gate != "none":  # remembered decisions of earlier runs first, then the policy or a person
             metrics.update(carry_memory(db_path, run_id, params))
