@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import click
-import duckdb
 
-from labelgate import store
 from labelgate.clikit import db_option, handle_errors, verbose_option
 from labelgate.errors import ConfigError, RunNotFoundError
 
@@ -31,6 +29,10 @@ def annotators_cmd(db_path: str, run: str, fmt: str, queue: int | None, verbose:
     Columns: annotator, quality (estimated accuracy, 0-1), quality_sd (its uncertainty), n_labels, agreement
     (share of their labels equal to the consensus). With --queue N: the items with the weakest consensus.
     """
+    import duckdb  # here, not at import time: `labelgate run`'s pre-flight must not load pandas (via the store)
+
+    from labelgate import store
+
     if queue is not None and queue < 1:
         raise ConfigError(f"--queue must be at least 1, got {queue}")
     with store.connect(db_path, read_only=True) as con:

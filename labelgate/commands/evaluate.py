@@ -43,11 +43,11 @@ def trainer_settings(options: dict[str, Any]) -> dict[str, Any]:
     Raises:
         ConfigError: an unknown or empty ``--trainer`` (the message names the option).
     """
-    from labelgate.core.evaluate import parse_trainers
-
     names = ("finetune_model", "finetune_epochs", "finetune_max_seconds")
     out = {k: options[k] for k in names if options.get(k) is not None}
     if options.get("eval_trainers") is not None:
+        from labelgate.core.evaluate import parse_trainers  # only then: `run`'s pre-flight stays free of pandas
+
         out["eval_trainers"] = parse_trainers(options["eval_trainers"], option="--trainer")
     return out
 
