@@ -35,6 +35,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from labelgate import reports, review, store
+from labelgate.config import CurateParams
+from labelgate.core import explain
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
 from labelgate.web import dashboard, templating
 
@@ -194,9 +196,20 @@ def create_app(
                 query=q or None,
             )
             prog = review.progress(con, run_id)
-        limit = max(1, min(int(limit), 5000))
+            limit = max(1, min(int(limit), 5000))
+            shown = review.item_records(items.head(limit))
+            related = review.related_rows(con, run_id, [it["related_row_id"] for it in shown])
         issue_types = sorted({t for ts in everything["issue_types"] for t in ts})
-        shown = review.item_records(items.head(limit))
+        thresholds = _policy_thresholds(record["params_json"])
+        for it in shown:
+            it["related"] = related.get(it["related_row_id"] or "")
+            it["basis"] = explain.label_basis(
+                given_label=it["given_label"],
+                suggested_label=it["suggested_label"],
+                suggested_prob=it["suggested_prob"],
+                model_prob=it["model_prob"],
+                **thresholds,
+            )
         data = {
             "run_id": run_id,
             "classes": classes,
@@ -312,6 +325,17 @@ def create_app(
         return review.finish_review(db_path, run, reviewer=name, action=str(body.get("action") or "finish"))
 
     return app
+
+
+def _policy_thresholds(params: dict[str, Any]) -> dict[str, float | None]:
+    """The run's auto-policy thresholds (the defaults where its parameters lack them)."""
+    defaults = CurateParams.model_fields
+    relabel = params.get("relabel_threshold", defaults["relabel_threshold"].default)
+    model = params.get("relabel_model_threshold", defaults["relabel_model_threshold"].default)
+    return {
+        "relabel_threshold": float(relabel),
+        "model_threshold": None if model is None else float(model),
+    }
 
 
 def _reviewer(payload: dict[str, Any], request: Request, default: str) -> str:

@@ -201,6 +201,18 @@
   // --- wiring ---------------------------------------------------------------------------------
 
   document.addEventListener("click", (event) => {
+    const link = event.target.closest("a.related-link");
+    if (link) {
+      // a related row shown on this page: go to it; else the link opens it (all rows, searched by id)
+      const other = rowById(link.dataset.row);
+      if (other) {
+        event.preventDefault();
+        setActive(rows().indexOf(other));
+        other.classList.add("flash");
+        setTimeout(() => other.classList.remove("flash"), 600);
+      }
+      return;
+    }
     const target = event.target.closest("button, tr.item");
     if (!target) return;
     const row = target.closest("tr.item");
