@@ -2,7 +2,8 @@
 
 - 9: a duplicate or conflict shows the row it points at (text, label, decision) inline, and the link reaches it;
 - 10: a label issue's reason is plain words first, the statistics on demand; the confidence bar shows the number
-  the decision used (the one the auto policy compared).
+  the decision used (the one the auto policy compared);
+- 11: at 900, 1280 and 1920 px the header's parts do not overlap and the Actions column is not cut off.
 """
 
 from __future__ import annotations
@@ -136,5 +137,49 @@ def test_label_reasons_are_plain_words_first_and_the_bar_shows_the_decisions_num
     row = items.first
     row.locator("details.stats summary").click()
     sync_api.expect(row.locator("details.stats p").first).to_contain_text("model disagrees")
+    assert page.errors == []
+    page.context.close()
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return not (
+        a["x"] + a["width"] <= b["x"] + 0.5
+        or b["x"] + b["width"] <= a["x"] + 0.5
+        or a["y"] + a["height"] <= b["y"] + 0.5
+        or b["y"] + b["height"] <= a["y"] + 0.5
+    )
+
+
+@pytest.mark.parametrize("width", [900, 1280, 1920])
+def test_the_page_fits_900_1280_and_1920_pixels(browser: Any, served: tuple[str, str], width: int) -> None:
+    url, _ = served
+    page = _page(browser, width)
+    page.goto(f"{url}/runs/latest")
+    parts = page.locator("header.topbar > *")
+    boxes = [parts.nth(i).bounding_box() for i in range(parts.count())]
+    boxes = [b for b in boxes if b and b["width"] > 0]
+    assert len(boxes) >= 5
+    for i, a in enumerate(boxes):
+        assert a["x"] >= 0 and a["x"] + a["width"] <= width + 0.5, f"header part {i} leaves the window at {width}px"
+        for j in range(i + 1, len(boxes)):
+            assert not _overlap(a, boxes[j]), f"header parts {i} and {j} overlap at {width}px"
+    info = page.locator(".runinfo").bounding_box()
+    for part in (".dataset", ".runid", ".badge"):  # nothing of the run's name spills out of its box
+        box = page.locator(f".runinfo {part}").bounding_box()
+        assert box["x"] + box["width"] <= info["x"] + info["width"] + 0.5, f"{part} spills over at {width}px"
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, f"the page scrolls sideways at {width}px"
+    row = page.locator("tr.item").first
+    for selector in (".act-accept", ".act-keep", ".act-exclude", ".cls"):
+        box = row.locator(selector).first.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, f"{selector} cut off at {width}px"
+    table = page.locator("#items").bounding_box()
+    assert table["x"] + table["width"] <= width
+    header = page.locator("header.topbar").bounding_box()
+    first_th = page.locator("#items th").first.bounding_box()
+    page.mouse.wheel(0, 600)
+    page.wait_for_timeout(200)
+    stuck = page.locator("#items th").first.bounding_box()
+    assert stuck["y"] >= page.locator("header.topbar").bounding_box()["height"] - 1  # headings never hide under it
+    assert first_th and header
     assert page.errors == []
     page.context.close()
