@@ -266,6 +266,34 @@ def related_rows(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: Iterable[
     return out
 
 
+#: run statuses after which nothing changes any more (the export is written, or the run stopped)
+FINAL_STATUSES = ("completed", "failed", "crashed")
+
+
+def outcome(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """What became of ``run_id`` so far, for a page waiting on the export after "Finish review".
+
+    Returns ``run_id``, ``status`` (the ``runs`` status), ``final`` (True once the status is one of
+    :data:`FINAL_STATUSES`), ``message`` (the failure reason or warnings), ``exported_train`` / ``exported_val``
+    (row counts, None before the export), ``files`` (paths written, the manifest last), ``decisions``
+    (keep/relabel/exclude counts) and ``warnings`` (list of strings).
+    """
+    rec = store.run_record(con, run_id)
+    m = rec.get("metrics_json") or {}
+    status = str(rec["status"])
+    return {
+        "run_id": run_id,
+        "status": status,
+        "final": status in FINAL_STATUSES,
+        "message": _none(rec.get("message")),
+        "exported_train": m.get("exported_train"),
+        "exported_val": m.get("exported_val"),
+        "files": [str(f) for f in [*(m.get("export_files") or []), m.get("manifest")] if f],
+        "decisions": m.get("decisions"),
+        "warnings": [str(w) for w in m.get("warnings") or []],
+    }
+
+
 def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """How far the review of ``run_id`` is.
 

@@ -42,7 +42,7 @@ from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
 from labelgate.tasks.ingest import ingest
 from labelgate.tasks.quality import quality_gate
-from labelgate.tasks.review import human_gate
+from labelgate.tasks.review import human_gate, release_review_server
 from labelgate.tasks.run import finish_run, start_run
 from labelgate.tasks.validate import validate
 
@@ -101,6 +101,7 @@ def curate(
     except Exception as err:
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
         finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})
+        release_review_server(run_id)
         raise
     warned = "; ".join(f"warning: {w}" for w in metrics.get("warnings") or []) or None
     metrics = finish_run(
@@ -108,6 +109,7 @@ def curate(
     )
     metrics["run_id"] = run_id
     publish_artifacts(db_path, run_id, metrics)
+    release_review_server(run_id)  # the human gate's page has shown the outcome
     print(
         f"run {run_id}: {metrics['rows_in']} rows in, {metrics['label_issues']} label issues, "
         f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"

@@ -11,6 +11,7 @@ API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix
   ``{"decisions": [...]}``; optional ``"reviewer"`` and ``"note"``
 - ``POST /api/runs/{run}/undo`` — undo the last decision batch
 - ``POST /api/runs/{run}/finish`` — ``{"action": "finish|auto"}``: resume the paused flow run
+- ``GET  /api/runs/{run}/outcome`` — status, counts and files written (a page polls it after "Finish review")
 
 Security: every text is HTML-escaped by Jinja2 autoescaping and a strict Content-Security-Policy
 forbids inline scripts; SQL is parameterised in :mod:`labelgate.review`; state changes only through
@@ -25,6 +26,7 @@ import hashlib
 import hmac
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -94,6 +96,8 @@ def create_app(
     app = FastAPI(title="labelgate review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db_path = db_path
     app.state.token = token
+    #: run id -> {"polled_at": monotonic time of a page's last /outcome request, "final_served": bool}
+    app.state.outcome_watch = {}
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(dashboard.router)  # /dashboard, /api/dashboard (labelgate.web.dashboard)
 
@@ -217,6 +221,7 @@ def create_app(
             "filters": filters,
             "matching": len(items),
             "progress": prog,
+            "db_path": db_path,
         }
         page = env.get_template("review.html").render(
             run_id=run_id,
@@ -284,6 +289,16 @@ def create_app(
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
             run_id = store.resolve_run(con, run)
             return review.progress(con, run_id)
+
+    @app.get("/api/runs/{run}/outcome")
+    def api_outcome(run: str) -> dict[str, Any]:
+        with store.connect(db_path, wait_s=DB_WAIT_S) as con:
+            run_id = store.resolve_run(con, run)
+            result = review.outcome(con, run_id)
+        watch = app.state.outcome_watch.setdefault(run_id, {"polled_at": 0.0, "final_served": False})
+        watch["polled_at"] = time.monotonic()
+        watch["final_served"] = watch["final_served"] or result["final"]
+        return result
 
     @app.get("/api/runs/{run}/decisions")
     def api_history(run: str) -> Response:
