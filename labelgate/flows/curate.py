@@ -41,6 +41,7 @@ from labelgate.tasks.evaluate import evaluate
 from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
 from labelgate.tasks.ingest import ingest
+from labelgate.tasks.progress import stage_reporter
 from labelgate.tasks.quality import quality_gate
 from labelgate.tasks.review import human_gate, release_review_server
 from labelgate.tasks.run import finish_run, start_run
@@ -172,7 +173,12 @@ def _detect_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any
     started = time.perf_counter()
     plan = runner.client.scatter(scoring.plan, hash=False)  # sent once; workers share it, not once per job
     futures = [runner.submit(oof_job, {"plan": plan, "job": job}) for job in scoring.plan.jobs]
-    results = [f.result() for f in futures]
+    report = stage_reporter(run_id)
+    report("out-of-fold fits", 0, len(futures))
+    results = []
+    for done, future in enumerate(futures, 1):
+        results.append(future.result())
+        report("out-of-fold fits", done, len(futures))
     seconds = time.perf_counter() - started
     metrics = finish_scoring(db_path, run_id, params, scoring, [r.probs for r in results], seconds)
     return metrics, Counter(r.worker for r in results)
