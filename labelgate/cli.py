@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
+from labelgate.commands.evaluate import trainer_options, trainer_settings
 from labelgate.errors import ConfigError, LabelgateError
 
 
@@ -31,6 +32,9 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--text-col", help="Column/key of the text.  [default: text]"),
         click.option("--label-col", help="Column/key of the label.  [default: label]"),
         click.option("--id-col", help="Column of a stable row id.  [default: 'id' if present, else a content hash]"),
+        click.option(
+            "--annotator-col", help="Several annotators per item: the column naming who gave each label (long format)."
+        ),
         click.option(
             "--input-format",
             type=click.Choice(["auto", "csv", "tsv", "jsonl", "chat-jsonl", "parquet"]),
@@ -93,6 +97,13 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Auto gate: duplicates whose labels still differ: resolve (keep the better-supported copy, relabel "
             "or exclude the other), keep both, or exclude both.  [default: resolve]",
         ),
+        click.option(
+            "--carry-policy-decisions/--no-carry-policy-decisions",
+            "carry_policy_decisions",
+            default=None,
+            help="Curation memory: also carry the policy's decisions into later runs of the dataset (a person's "
+            "decisions always are).  [default: off, the policy re-decides]",
+        ),
         click.option("--model", help="sentence-transformers model name or path.  [default: bundled all-MiniLM-L6-v2]"),
         click.option(
             "--embed-backend",
@@ -149,6 +160,7 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
 @_run_options
+@trainer_options
 @db_option
 @click.option("--out", "out_dir", default="exports", show_default=True, help="Folder of the export files.")
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line of the run's figures.")
@@ -164,6 +176,7 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
         raise RuntimeError(f"run options without a CurateParams field: {sorted(unknown)}")
     if chosen["export_formats"] is not None:
         chosen["export_formats"] = [f.strip() for f in chosen["export_formats"].split(",") if f.strip()]
+    chosen.update(trainer_settings(chosen))
     for name in ("dask_address", "dask_workers"):
         if chosen[name] is not None and chosen["runner"] != "dask":
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
@@ -178,7 +191,17 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
 
 
 #: the run options the pre-flight check of the input file reads
-_INPUT_FIELDS = ("input_format", "text_col", "label_col", "id_col", "encoding", "delimiter", "label_case", "test_path")
+_INPUT_FIELDS = (
+    "input_format",
+    "text_col",
+    "label_col",
+    "id_col",
+    "annotator_col",
+    "encoding",
+    "delimiter",
+    "label_case",
+    "test_path",
+)
 
 
 def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
@@ -281,6 +304,9 @@ def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         "quality",
         "warnings",
         "dropped_classes",
+        "memory",
+        "detection_reused_from",
+        "export_version",
     ):
         if key in metrics:
             out[key] = metrics[key]
@@ -309,12 +335,24 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
         f"  label issues     {m.get('label_issues'):>6}   "
         f"({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, {m.get('detector')})",
     ]
+    if m.get("detection_reused_from"):
+        lines.append(f"  detection        reused from run {m['detection_reused_from']} (same rows, settings and model)")
     others = {t: n for t, n in (m.get("issues_by_type") or {}).items() if t != "label" and n}
     if others:
         lines.append(
             f"  other issues     {sum(others.values()):>6}   "
             + ", ".join(f"{t.replace('_', ' ')} {n}" for t, n in others.items())
         )
+    memory = m.get("memory") or {}
+    if memory.get("rows_seen"):
+        lines.append(
+            f"  new rows         {memory.get('rows_new', 0):>6}   (text and label in no earlier completed run of the "
+            f"dataset; {memory['rows_seen']} seen before)"
+        )
+    if memory.get("carried"):
+        from labelgate.core.memory import describe_carried
+
+        lines.append(f"  remembered       {memory['carried']:>6}   {describe_carried(memory)}")
     if m.get("gate") == "auto":
         lines.append(
             f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
@@ -345,10 +383,18 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
     if m.get("leakage_excluded"):
         lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
     lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]
-    if m.get("evaluation"):
-        from labelgate.core.evaluate import Comparison, format_table
+    from labelgate.core.evaluate import comparisons_from_summary, format_overview
 
-        lines += ["", format_table(Comparison.from_dict(m["evaluation"])), ""]
+    comparisons = comparisons_from_summary(m.get("evaluation"))
+    if comparisons:
+        ev = m["evaluation"]
+        lines += [
+            "",
+            f"evaluation on {ev.get('n_test')} test rows of {ev.get('test_path')} (trained on raw vs cleaned rows; "
+            "per-class F1: labelgate evaluate)",
+            format_overview(comparisons),
+            "",
+        ]
     lines += extra or []
     lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
     click.echo("\n".join(lines))
@@ -503,6 +549,7 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
             "quarant.": [num(r["rows_quarantined"]) for r in runs],
             "issues": [num(r["label_issues"]) for r in runs],
             "rel/exc/keep": [decided(r["decisions"]) for r in runs],
+            "carried": [num(r.get("carried")) for r in runs],
             "exported": [
                 f"{r['exported_train']}+{r['exported_val']}" if r["exported_train"] is not None else "" for r in runs
             ],
@@ -515,9 +562,11 @@ def _runs_table(runs: list[dict[str, Any]]) -> str:
 
 def _register_commands() -> None:
     """Attach the commands that live in their own modules (labelgate/commands/)."""
+    from labelgate.commands.annotators import annotators_cmd
     from labelgate.commands.deploy import deploy_cmd
     from labelgate.commands.evaluate import evaluate_cmd
     from labelgate.commands.export import export_cmd
+    from labelgate.commands.memory import history_cmd, memory_cmd
     from labelgate.commands.review import review_cmd
     from labelgate.commands.serve import serve_cmd
 
@@ -526,6 +575,9 @@ def _register_commands() -> None:
     main.add_command(serve_cmd)
     main.add_command(review_cmd)
     main.add_command(deploy_cmd)
+    main.add_command(history_cmd)
+    main.add_command(memory_cmd)
+    main.add_command(annotators_cmd)
 
 
 _register_commands()

@@ -204,6 +204,16 @@ def load_model(model: str):  # -> SentenceTransformer (imported lazily: it is sl
     return _load(model)
 
 
+def load_model_copy(model: str):  # -> SentenceTransformer
+    """A fresh, uncached instance of ``model`` (resolved and loaded as :func:`load_model` does, offline), for
+    code that changes the weights (the ``finetune`` evaluation trainer): the cached instance stays untouched.
+
+    Raises:
+        ModelLoadError: the model cannot be found or loaded (the message names it).
+    """
+    return _load(model)
+
+
 def _quiet_hf() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

@@ -78,7 +78,7 @@ def _file_problems(path: Path, name: str, params: Any) -> list[str]:
             fmt = detect_format(path, data[:65536])
         except InputError as err:
             return [str(err)]
-    cols = {"text_col": params.text_col, "label_col": params.label_col}
+    cols = {"text_col": params.text_col, "label_col": params.label_columns[0]}
     if fmt in ("csv", "tsv", "jsonl"):
         text = _decode(data, params.encoding, complete=complete)
         if text is None:

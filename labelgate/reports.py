@@ -203,8 +203,9 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     Each item: run_id, dataset, dataset_version, status, outcome (:data:`OUTCOMES`), started_at and
     finished_at (ISO strings), duration_s, gate, rows_in, rows_valid, rows_quarantined, quarantine_rate,
     label_issues, label_issue_rate, decisions (keep/relabel/exclude counts), exported_train, exported_val,
-    texts_embedded, texts_cached, quality (None, or enforced/passed/message/reasons/checks/baseline_run_id/
-    baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
+    texts_embedded, texts_cached, carried (decisions carried from the curation memory), carried_from (run id ->
+    how many), rows_new, detection_reused_from, quality (None, or enforced/passed/message/reasons/checks/
+    baseline_run_id/baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
     """
     where = "WHERE r.dataset = ?" if dataset else ""
     params: list[object] = [dataset] if dataset else []
@@ -288,6 +289,10 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
                 "exported_val": m.get("exported_val"),
                 "texts_embedded": m.get("texts_embedded"),
                 "texts_cached": m.get("texts_cached"),
+                "carried": (m.get("memory") or {}).get("carried"),
+                "carried_from": (m.get("memory") or {}).get("from_runs"),
+                "rows_new": (m.get("memory") or {}).get("rows_new"),
+                "detection_reused_from": m.get("detection_reused_from"),
                 "quality": quality,
                 "message": message,
                 "warnings": list(m.get("warnings") or []),

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from labelgate import reports, store
+from labelgate.core.policy import accept_action
 from labelgate.errors import LabelgateError
 
 #: actions a reviewer can record (``accept`` is stored as relabel-to-suggestion, or keep when they agree)
@@ -59,6 +60,10 @@ ITEM_COLUMNS = [
     "decision_source",
     "decision_reviewer",
     "decided",
+    "carried",
+    "new",
+    "accept_action",
+    "accept_label",
     "model_prob",
     "related_row_id",
     "label_reason",
@@ -115,6 +120,16 @@ def _issue_types(frame: pd.DataFrame) -> list[list[str]]:
     return [["label"] if flags is not None and bool(f) else [] for f in (flags if flags is not None else [])]
 
 
+def _flagged_scores(rec: pd.Series, types: list[str]) -> dict[str, float | None]:
+    """issue type -> score of a row's flagged types (from an :func:`labelgate.reports.issues_frame` row)."""
+    out: dict[str, float | None] = {}
+    for t in types:
+        col = "label_score" if t == "label" else f"{t}_score"
+        value = rec.get(col) if hasattr(rec, "get") else None
+        out[t] = None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+    return out
+
+
 def review_items(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -125,6 +140,7 @@ def review_items(
     suggested: str | None = None,
     status: str | None = None,
     query: str | None = None,
+    novelty: str | None = None,
 ) -> pd.DataFrame:
     """The rows of ``run_id`` to review with their current decision, most severe first.
 
@@ -137,17 +153,24 @@ def review_items(
         suggested: keep rows whose suggested label is this.
         status: ``undecided`` (no human decision yet), ``decided`` or None/``all``.
         query: case-insensitive substring of the text or the row id.
+        novelty: ``new`` (text and given label in no earlier completed run of the dataset), ``seen``, or
+            None/``all``.
 
     Returns:
         Columns :data:`ITEM_COLUMNS`: ``severity`` in [0, 1] (higher = more likely wrong),
         ``issue_types`` and ``reasons`` lists of strings, ``decision_*`` the latest decision
-        (None when there is none), ``decided`` True when a person (or the policy) decided the row,
+        (None when there is none), ``decided`` True when a person (or the policy, or the curation memory)
+        decided the row, ``carried`` True when that decision is a remembered one carried from an earlier run
+        (source ``memory``), ``new`` as for ``novelty``, ``accept_action`` / ``accept_label`` what accepting
+        the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to accept),
         ``model_prob`` the model's plain probability of the suggestion (``suggested_prob`` is noise-corrected),
         ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak matches),
         ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when flagged).
     """
     if scope not in ("flagged", "all"):
         raise ReviewError(f"scope must be 'flagged' or 'all', got {scope!r}")
+    if novelty not in (None, "", "all", "new", "seen"):
+        raise ReviewError(f"novelty must be 'new', 'seen' or 'all', got {novelty!r}")
     if status not in (None, "", "all", "undecided", "decided"):
         raise ReviewError(f"status must be 'undecided', 'decided' or 'all', got {status!r}")
     frame = reports.issues_frame(con, run_id, flagged_only=scope == "flagged").reset_index(drop=True)
@@ -193,6 +216,15 @@ def review_items(
         values = out[col].astype(object)
         out[col] = values.where(values.notna(), None)
     out["decided"] = out["decision_action"].notna()
+    out["carried"] = out["decision_source"] == "memory"
+    seen = store.seen_rows(con, run_id)
+    out["new"] = ~out["id"].isin(seen)
+    accepts = [
+        accept_action(_flagged_scores(frame.iloc[i], types[i]), given=_none(g), suggested=_none(sug))
+        for i, (g, sug) in enumerate(zip(out["given_label"], out["suggested_label"]))
+    ]
+    out["accept_action"] = [a[0] if a else None for a in accepts]
+    out["accept_label"] = [a[1] if a else None for a in accepts]
 
     keep = pd.Series(True, index=out.index)
     if issue_type:
@@ -205,6 +237,10 @@ def review_items(
         keep &= ~out["decided"]
     elif status == "decided":
         keep &= out["decided"]
+    if novelty == "new":
+        keep &= out["new"]
+    elif novelty == "seen":
+        keep &= ~out["new"]
     if query:
         needle = query.casefold()
         keep &= out["text"].fillna("").str.casefold().str.contains(needle, regex=False) | out[
@@ -298,26 +334,37 @@ def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """How far the review of ``run_id`` is.
 
     Returns:
-        ``flagged`` rows, ``reviewed`` flagged rows a person decided, ``remaining``, ``by_action``
-        (keep/relabel/exclude counts of those human decisions), ``policy`` flagged rows decided by the
-        policy only, ``other_reviewed`` unflagged rows a person decided, ``status`` of the run.
+        ``flagged`` rows, ``reviewed`` flagged rows a person decided in this run, ``carried`` flagged rows
+        decided by a remembered decision of an earlier run (not to review again), ``remaining`` (flagged
+        rows neither reviewed nor carried), ``by_action`` (keep/relabel/exclude counts of the human
+        decisions), ``policy`` flagged rows decided by the policy only, ``other_reviewed`` unflagged rows a
+        person decided, ``carried_total`` rows of any kind carrying a remembered decision, ``new_flagged``
+        flagged rows whose content no earlier completed run of the dataset had, ``remaining_new`` those of
+        them neither reviewed nor carried, ``status`` of the run.
     """
     items = review_items(con, run_id, scope="all")
-    flagged = items[items["flagged"]]
+    is_flagged = items["flagged"]
+    flagged = items[is_flagged]
     human = items["decided"] & (items["decision_source"] == "human")
-    human_flagged = flagged[human[items["flagged"]]]
+    human_flagged = flagged[human[is_flagged]]
+    carried = flagged["carried"]
     by_action = {a: int((human_flagged["decision_action"] == a).sum()) for a in ACTIONS}
     found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
     status = found[0][0] if found else None
+    open_rows = ~human[is_flagged] & ~carried
     return {
         "run_id": run_id,
         "status": status,
         "flagged": len(flagged),
         "reviewed": len(human_flagged),
-        "remaining": len(flagged) - len(human_flagged),
+        "carried": int(carried.sum()),
+        "remaining": int(open_rows.sum()),
         "by_action": by_action,
         "policy": int((flagged["decided"] & (flagged["decision_source"] == "policy")).sum()),
-        "other_reviewed": int((human & ~items["flagged"]).sum()),
+        "other_reviewed": int((human & ~is_flagged).sum()),
+        "carried_total": int(items["carried"].sum()),
+        "new_flagged": int(flagged["new"].sum()),
+        "remaining_new": int((open_rows & flagged["new"]).sum()),
     }
 
 
@@ -352,18 +399,32 @@ def clean_reviewer(reviewer: str | None) -> str:
 
 
 def _row_facts(con: duckdb.DuckDBPyConnection, run_id: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """given label and suggestion of each wanted valid row of the run."""
+    """Per wanted valid row of the run: given label, suggestion, flagged issue types with their scores
+    (``flagged``), and its memory key (``text_sha256``, ``occurrence``)."""
     if not ids:
         return {}
-    df = store.query_df(
-        con,
-        """SELECT r.row_id, r.label AS given_label, i.suggested_label
-           FROM valid_rows r
-           LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id AND i.issue_type = 'label'
-           WHERE r.run_id = ? AND r.row_id IN (SELECT unnest(?::VARCHAR[]))""",
-        [run_id, list(dict.fromkeys(str(i) for i in ids))],
-    )
-    return {str(r.row_id): {"given": r.given_label, "suggested": r.suggested_label} for r in df.itertuples()}
+    wanted = list(dict.fromkeys(str(i) for i in ids))
+    keys = store.content_keys(con, run_id, wanted)
+    issues = store.row_issues(con, run_id, wanted)
+    facts: dict[str, dict[str, Any]] = {
+        str(r.row_id): {
+            "given": r.label,
+            "suggested": None,
+            "flagged": {},
+            "text_sha256": r.text_sha256,
+            "occurrence": int(r.occurrence),
+        }
+        for r in keys.itertuples()
+    }
+    for r in issues.itertuples():
+        fact = facts.get(str(r.row_id))
+        if fact is None:
+            continue
+        if r.issue_type == "label":
+            fact["suggested"] = _none(r.suggested_label)
+        if bool(r.is_issue):
+            fact["flagged"][str(r.issue_type)] = _none(r.score)
+    return facts
 
 
 def _normalise(
@@ -385,10 +446,12 @@ def _normalise(
     given = fact["given"]
     label = item.get("label")
     if action == "accept":
-        label = fact["suggested"]
-        if label is None:
-            raise ReviewError(f"row {row_id!r} has no suggested label to accept")
-        action = "relabel"
+        proposal = accept_action(fact["flagged"], given=given, suggested=fact["suggested"])
+        if proposal is None:
+            raise ReviewError(f"row {row_id!r} has no suggestion to accept")
+        action, label = proposal[0], proposal[1]
+        if action != "relabel":
+            return row_id, action, label
     if action == "exclude":
         return row_id, "exclude", None
     if action == "keep":
@@ -439,13 +502,42 @@ def record_decisions(
         note = " ".join(str(note).split())[:500] or None
     if note and note.startswith(UNDO_PREFIX):
         raise ReviewError(f"a note may not start with {UNDO_PREFIX!r}")
-    with store.transaction(con):
-        con.executemany(
-            "INSERT INTO decisions (run_id, row_id, action, label, source, reviewer, reason) "
-            "VALUES (?, ?, ?, ?, 'human', ?, ?)",
-            [[run_id, rid, action, label, name, note] for rid, action, label in rows],
-        )
+    dataset = store.run_dataset(con, run_id)
+    with store.transaction(con):  # the decisions and their memory entries: both or neither
+        entries = []
+        for rid, action, label in rows:
+            did = store.insert_decision(con, [run_id, rid, action, label, "human", name, note])
+            entries.append(_memory_entry(dataset, facts[rid], action, label, "human", name, note, run_id, rid, did))
+        store.remember(con, entries)
     return [{"id": rid, "action": action, "label": label, "reviewer": name} for rid, action, label in rows]
+
+
+def _memory_entry(
+    dataset: str,
+    fact: Mapping[str, Any],
+    action: str,
+    label: str | None,
+    source: str,
+    reviewer: str | None,
+    reason: str | None,
+    run_id: str,
+    row_id: str,
+    decision_id: int | None,
+) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "text_sha256": fact["text_sha256"],
+        "given_label": fact["given"],
+        "occurrence": fact["occurrence"],
+        "action": action,
+        "label": label,
+        "source": source,
+        "reviewer": reviewer,
+        "reason": reason,
+        "run_id": run_id,
+        "row_id": row_id,
+        "decision_id": decision_id,
+    }
 
 
 def record_decision(
@@ -550,12 +642,29 @@ def undo_last(con: duckdb.DuckDBPyConnection, run_id: str, *, reviewer: str) -> 
                     "undone_decision": did,
                 }
             )
-    with store.transaction(con):
-        con.executemany(
-            "INSERT INTO decisions (run_id, row_id, action, label, source, reviewer, reason) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            inserts,
-        )
+    undone = [int(d) for d in batch["decision_id"]]
+    with store.transaction(con):  # the undo entries and the memory they restore: both or neither
+        entries = []
+        for values, did in zip(inserts, undone):
+            new_id = store.insert_decision(con, values)
+            target = store.memory_undo_target(con, did)
+            if target is None:
+                continue
+            prev = target["previous"]
+            entry = {**target["key"], "run_id": run_id, "row_id": values[1], "decision_id": new_id}
+            if prev is None or prev["action"] == "revoke":
+                entry.update(action="revoke", label=None, source="human", reviewer=name)
+                entry["reason"] = f"{UNDO_PREFIX}{did}: nothing remembered before"
+            else:
+                entry.update(
+                    action=prev["action"],
+                    label=_none(prev["label"]),
+                    source=prev["source"],
+                    reviewer=_none(prev["reviewer"]),
+                )
+                entry["reason"] = f"{UNDO_PREFIX}{did}: back to memory #{int(prev['memory_id'])}"
+            entries.append(entry)
+        store.remember(con, entries)
     return restored
 
 

@@ -21,6 +21,7 @@ across runs; a stage that is re-run inside the same run replaces only its own ro
 - ``exports``: every file written
 - ``evaluations``: before/after proxy-classifier scores on a held-out test file
 - ``quality``: the quality gate's verdict per run (checks, reasons, the previous version compared with)
+- ``memory``: append-only log of the decisions remembered per dataset and row content (curation memory)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ import pyarrow as pa
 
 from labelgate.errors import ConfigError, DatabaseBusyError, LabelgateError, RunNotFoundError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 8
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -211,6 +212,83 @@ _MIGRATIONS: dict[int, list[str]] = {
                   per_class_f1, created_at FROM evaluations""",
         "DROP TABLE evaluations",
         "ALTER TABLE evaluations_v6 RENAME TO evaluations",
+    ],
+    # 7: curation memory. Decisions get a third source, 'memory' (a remembered decision carried into a later run);
+    # `memory` is the append-only log of the decisions remembered per dataset and content (text sha256, given
+    # label, occurrence of that content in the run); detections record the key of what they were computed from
+    # (reused by a later run with the same key); exports are versioned (a re-export never replaces files).
+    7: [
+        """CREATE TABLE decisions_v7 (
+            decision_id BIGINT PRIMARY KEY DEFAULT nextval('decision_seq'),
+            run_id VARCHAR NOT NULL,
+            row_id VARCHAR NOT NULL,
+            action VARCHAR NOT NULL CHECK (action IN ('keep', 'relabel', 'exclude')),
+            label VARCHAR,
+            source VARCHAR NOT NULL CHECK (source IN ('policy', 'human', 'memory')),
+            reviewer VARCHAR,
+            reason VARCHAR,
+            decided_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        """INSERT INTO decisions_v7 (decision_id, run_id, row_id, action, label, source, reviewer, reason, decided_at)
+           SELECT decision_id, run_id, row_id, action, label, source, reviewer, reason, decided_at FROM decisions""",
+        "DROP TABLE decisions",
+        "ALTER TABLE decisions_v7 RENAME TO decisions",
+        "CREATE SEQUENCE memory_seq START 1",
+        """CREATE TABLE memory (
+            memory_id BIGINT PRIMARY KEY DEFAULT nextval('memory_seq'),
+            dataset VARCHAR NOT NULL,
+            text_sha256 VARCHAR NOT NULL,
+            given_label VARCHAR NOT NULL,
+            occurrence INTEGER NOT NULL DEFAULT 1,
+            action VARCHAR NOT NULL CHECK (action IN ('keep', 'relabel', 'exclude', 'revoke')),
+            label VARCHAR,
+            source VARCHAR NOT NULL CHECK (source IN ('human', 'policy')),
+            reviewer VARCHAR,
+            reason VARCHAR,
+            run_id VARCHAR,
+            row_id VARCHAR,
+            decision_id BIGINT,
+            created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+        )""",
+        "ALTER TABLE detections ADD COLUMN detection_key VARCHAR",
+        "ALTER TABLE exports ADD COLUMN version INTEGER",
+    ],
+    # 8: several annotators per item (labelgate.core.annotators): every label of the long input, the consensus
+    # per item and the estimated quality per annotator
+    8: [
+        """CREATE TABLE annotations (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,
+            item_id VARCHAR NOT NULL,
+            annotator VARCHAR,
+            label VARCHAR,
+            source_line INTEGER,
+            reason VARCHAR,
+            PRIMARY KEY (run_id, seq)
+        )""",
+        """CREATE TABLE consensus (
+            run_id VARCHAR NOT NULL,
+            item_id VARCHAR NOT NULL,
+            consensus_label VARCHAR NOT NULL,
+            consensus_quality DOUBLE NOT NULL,
+            agreement DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            majority_label VARCHAR,
+            model_label VARCHAR,
+            model_prob DOUBLE,
+            labels_json JSON NOT NULL,
+            PRIMARY KEY (run_id, item_id)
+        )""",
+        """CREATE TABLE annotator_quality (
+            run_id VARCHAR NOT NULL,
+            annotator VARCHAR NOT NULL,
+            quality DOUBLE NOT NULL,
+            quality_sd DOUBLE NOT NULL,
+            n_labels INTEGER NOT NULL,
+            agreement DOUBLE NOT NULL,
+            method VARCHAR,
+            PRIMARY KEY (run_id, annotator)
+        )""",
     ],
 }
 
@@ -438,6 +516,9 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
 
 
 _TABLES = {
+    "annotations",
+    "consensus",
+    "annotator_quality",
     "runs",
     "rows",
     "quarantine",
@@ -450,6 +531,7 @@ _TABLES = {
     "exports",
     "evaluations",
     "quality",
+    "memory",
 }
 
 
@@ -724,3 +806,482 @@ def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.Data
     found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
     n_classes = len(found[0][0]) if found and found[0][0] else None
     return issues, n_classes
+
+
+# --- curation memory -------------------------------------------------------------------------------
+#
+# A decision is remembered per dataset and row content: (text sha256, given label, occurrence), occurrence being
+# 1 for the first valid row of a run with that text and label (in input order), 2 for the next copy, ... so an
+# exact duplicate's decision stays the duplicate's. The `memory` table is append-only: the current remembered
+# decision of a key is its newest entry, none when that entry's action is 'revoke'.
+
+#: the content key of each valid row of ``$run`` (``k``), used by the memory queries below
+_KEYS = """k AS (
+    SELECT v.row_id, v.seq, v.text_sha256, v.label,
+           row_number() OVER (PARTITION BY v.text_sha256, v.label ORDER BY v.seq) AS occurrence
+    FROM valid_rows v WHERE v.run_id = $run)"""
+
+
+def run_dataset(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
+    """The dataset name of ``run_id``.
+
+    Raises:
+        RunNotFoundError: no such run.
+    """
+    found = scalar(con, "SELECT dataset FROM runs WHERE run_id = ?", [run_id])
+    if found is None:
+        raise RunNotFoundError(f"no run {run_id!r} in the database")
+    return str(found)
+
+
+def content_keys(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: list[str] | None = None) -> pd.DataFrame:
+    """The memory key of the valid rows of ``run_id`` (all, or those of ``row_ids``), in input order.
+
+    Columns: row_id, text_sha256, label (the given label), occurrence, text.
+    """
+    only = "WHERE list_contains($ids, k.row_id)" if row_ids is not None else ""
+    params: dict[str, Any] = {"run": run_id}
+    if row_ids is not None:
+        params["ids"] = [str(r) for r in row_ids]
+    return con.sql(
+        f"""WITH {_KEYS}
+            SELECT k.row_id, k.text_sha256, k.label, k.occurrence::INTEGER AS occurrence, v.text
+            FROM k JOIN valid_rows v ON v.run_id = $run AND v.row_id = k.row_id {only} ORDER BY k.seq""",
+        params=params,
+    ).df()
+
+
+def remember(con: duckdb.DuckDBPyConnection, entries: list[dict[str, Any]]) -> int:
+    """Append ``entries`` to the memory log (the caller's transaction); return how many.
+
+    Each entry: dataset, text_sha256, given_label, occurrence, action (keep|relabel|exclude|revoke), label,
+    source (human|policy), reviewer, reason, run_id, row_id, decision_id (the ``decisions`` row it mirrors).
+    """
+    columns = [
+        "dataset",
+        "text_sha256",
+        "given_label",
+        "occurrence",
+        "action",
+        "label",
+        "source",
+        "reviewer",
+        "reason",
+        "run_id",
+        "row_id",
+        "decision_id",
+    ]
+    if not entries:
+        return 0
+    con.executemany(
+        f"INSERT INTO memory ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        [[e.get(c) for c in columns] for e in entries],
+    )
+    return len(entries)
+
+
+def insert_decision(con: duckdb.DuckDBPyConnection, values: list[Any]) -> int:
+    """Append one decision ``[run_id, row_id, action, label, source, reviewer, reason]``; return its id."""
+    rows = con.execute(
+        "INSERT INTO decisions (run_id, row_id, action, label, source, reviewer, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING decision_id",
+        values,
+    ).fetchall()
+    return int(rows[0][0])
+
+
+def memory_for_run(con: duckdb.DuckDBPyConnection, run_id: str, *, include_policy: bool = False) -> pd.DataFrame:
+    """The current remembered decision of every valid row of ``run_id`` that has one (in input order).
+
+    Only decisions a person made are remembered for carrying, unless ``include_policy`` (then the policy's
+    remembered decisions count too). Rows a person already decided in this run are left out.
+
+    Columns: row_id, action, label, source, reviewer, reason, from_run, memory_id, created_at.
+    """
+    return con.sql(
+        f"""WITH {_KEYS},
+            cur AS (
+                SELECT m.* FROM memory m
+                WHERE m.dataset = (SELECT dataset FROM runs WHERE run_id = $run)
+                  AND (m.action = 'revoke' OR m.source = 'human' OR ($policy AND m.source = 'policy'))
+                QUALIFY row_number() OVER (
+                    PARTITION BY m.text_sha256, m.given_label, m.occurrence ORDER BY m.memory_id DESC) = 1)
+            SELECT k.row_id, cur.action, cur.label, cur.source, cur.reviewer, cur.reason, cur.run_id AS from_run,
+                   cur.memory_id, cur.created_at
+            FROM k JOIN cur ON cur.text_sha256 = k.text_sha256 AND cur.given_label = k.label
+                           AND cur.occurrence = k.occurrence
+            WHERE cur.action <> 'revoke'
+              AND NOT EXISTS (SELECT 1 FROM decisions d
+                              WHERE d.run_id = $run AND d.row_id = k.row_id AND d.source = 'human')
+            ORDER BY k.seq""",
+        params={"run": run_id, "policy": bool(include_policy)},
+    ).df()
+
+
+def replace_memory_decisions(con: duckdb.DuckDBPyConnection, run_id: str, frame: pd.DataFrame) -> int:
+    """Replace the run's ``memory`` decisions by ``frame`` (columns run_id, row_id, action, label, source,
+    reviewer, reason) in the caller's transaction; return how many."""
+    con.execute("DELETE FROM decisions WHERE run_id = ? AND source = 'memory'", [run_id])
+    return insert_frame(con, "decisions", frame)
+
+
+def remember_policy_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """Append the run's latest policy decisions to the memory log (``carry_policy_decisions``); return how many."""
+    before = scalar(con, "SELECT count(*) FROM memory")
+    con.execute(
+        f"""INSERT INTO memory (dataset, text_sha256, given_label, occurrence, action, label, source, reviewer,
+                                reason, run_id, row_id, decision_id)
+            WITH {_KEYS},
+            d AS (SELECT * FROM decisions WHERE run_id = $run
+                  QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1)
+            SELECT r.dataset, k.text_sha256, k.label, k.occurrence, d.action, d.label, 'policy', NULL, d.reason,
+                   $run, k.row_id, d.decision_id
+            FROM d JOIN k ON k.row_id = d.row_id JOIN runs r ON r.run_id = $run
+            WHERE d.source = 'policy'""",
+        {"run": run_id},
+    )
+    return int(scalar(con, "SELECT count(*) FROM memory") - before)
+
+
+def memory_entries(con: duckdb.DuckDBPyConnection, dataset: str, text_sha256: str, given_label: str) -> pd.DataFrame:
+    """Every memory entry of one content (all occurrences), oldest first.
+
+    Columns: memory_id, occurrence, action, label, source, reviewer, reason, run_id, row_id, decision_id, created_at.
+    """
+    return query_df(
+        con,
+        """SELECT memory_id, occurrence, action, label, source, reviewer, reason, run_id, row_id, decision_id,
+                  created_at
+           FROM memory WHERE dataset = ? AND text_sha256 = ? AND given_label = ? ORDER BY memory_id""",
+        [dataset, text_sha256, given_label],
+    )
+
+
+def content_decisions(con: duckdb.DuckDBPyConnection, dataset: str, text_sha256: str, given_label: str) -> pd.DataFrame:
+    """Every decision, in every run of ``dataset``, on a valid row with this text and given label, oldest first.
+
+    Columns: decision_id, run_id, row_id, action, label, source, reviewer, reason, decided_at.
+    """
+    return query_df(
+        con,
+        """SELECT d.decision_id, d.run_id, d.row_id, d.action, d.label, d.source, d.reviewer, d.reason, d.decided_at
+           FROM decisions d JOIN runs r ON r.run_id = d.run_id
+           JOIN valid_rows v ON v.run_id = d.run_id AND v.row_id = d.row_id
+           WHERE r.dataset = ? AND v.text_sha256 = ? AND v.label = ?
+           ORDER BY d.decision_id""",
+        [dataset, text_sha256, given_label],
+    )
+
+
+def current_memory(con: duckdb.DuckDBPyConnection, dataset: str | None = None) -> pd.DataFrame:
+    """The current (not revoked) remembered decisions, per dataset and content key, newest first.
+
+    Columns: memory_id, dataset, text_sha256, given_label, occurrence, action, label, source, reviewer, reason,
+    run_id, row_id, created_at.
+    """
+    where = "WHERE dataset = ?" if dataset else ""
+    return query_df(
+        con,
+        f"""SELECT * FROM (
+                SELECT memory_id, dataset, text_sha256, given_label, occurrence, action, label, source, reviewer,
+                       reason, run_id, row_id, created_at FROM memory {where}
+                QUALIFY row_number() OVER (
+                    PARTITION BY dataset, text_sha256, given_label, occurrence ORDER BY memory_id DESC) = 1)
+            WHERE action <> 'revoke' ORDER BY memory_id DESC""",
+        [dataset] if dataset else [],
+    )
+
+
+def seen_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:
+    """Row ids of ``run_id`` whose text and given label were already in an earlier completed run of its dataset."""
+    rows = con.execute(
+        """SELECT v.row_id FROM valid_rows v JOIN runs r ON r.run_id = v.run_id
+           WHERE v.run_id = ? AND EXISTS (
+               SELECT 1 FROM valid_rows p JOIN runs pr ON pr.run_id = p.run_id
+               WHERE pr.dataset = r.dataset AND pr.status = 'completed' AND pr.run_id <> r.run_id
+                 AND pr.started_at <= r.started_at AND p.text_sha256 = v.text_sha256 AND p.label = v.label)""",
+        [run_id],
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+# --- reuse of detection results ------------------------------------------------------------------
+
+
+def reusable_detection(con: duckdb.DuckDBPyConnection, key: str, *, except_run: str) -> str | None:
+    """The newest completed run whose detection was computed from ``key`` (None when there is none)."""
+    found = scalar(
+        con,
+        """SELECT d.run_id FROM detections d JOIN runs r ON r.run_id = d.run_id
+           WHERE d.detection_key = ? AND r.status = 'completed' AND d.run_id <> ?
+           ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1""",
+        [key, except_run],
+    )
+    return None if found is None else str(found)
+
+
+def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str) -> dict[str, Any]:
+    """Replace ``run_id``'s detection, predictions and issues by copies of ``source_run``'s (the caller's
+    transaction); return the detection's stored metrics."""
+    for table in ("detections", "predictions", "issues"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    con.execute(
+        """INSERT INTO detections (run_id, method, classes, n_folds, metrics_json, detection_key)
+           SELECT ?, method, classes, n_folds, metrics_json, detection_key FROM detections WHERE run_id = ?""",
+        [run_id, source_run],
+    )
+    con.execute(
+        "INSERT INTO predictions (run_id, row_id, probs) SELECT ?, row_id, probs FROM predictions WHERE run_id = ?",
+        [run_id, source_run],
+    )
+    cols = "row_id, issue_type, score, is_issue, given_label, suggested_label, suggested_prob, reason, " + (
+        "related_row_id, model_prob"
+    )
+    con.execute(
+        f"INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues WHERE run_id = ?", [run_id, source_run]
+    )
+    stored = scalar(con, "SELECT metrics_json FROM detections WHERE run_id = ?", [run_id])
+    return json.loads(stored) if stored else {}
+
+
+def set_detection_key(con: duckdb.DuckDBPyConnection, run_id: str, key: str) -> None:
+    """Record the key ``run_id``'s detection was computed from."""
+    con.execute("UPDATE detections SET detection_key = ? WHERE run_id = ?", [key, run_id])
+
+
+def record_export(
+    con: duckdb.DuckDBPyConnection, run_id: str, version: int, files: list[tuple[str, str, str, str, int]]
+) -> None:
+    """Append one export's files ``(format, split, path, sha256, lines)`` as ``version`` of the run's exports;
+    earlier versions' rows stay."""
+    con.executemany(
+        "INSERT INTO exports (run_id, format, split, path, sha256, lines, version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [[run_id, *f[:5], version] for f in files],
+    )
+
+
+def row_issues(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: list[str]) -> pd.DataFrame:
+    """The issue rows of ``row_ids`` in ``run_id``: row_id, issue_type, score, is_issue, suggested_label."""
+    return query_df(
+        con,
+        """SELECT row_id, issue_type, score, is_issue, suggested_label FROM issues
+           WHERE run_id = ? AND list_contains(?, row_id) ORDER BY row_id, issue_type""",
+        [run_id, [str(r) for r in row_ids]],
+    )
+
+
+def memory_undo_target(con: duckdb.DuckDBPyConnection, decision_id: int) -> dict[str, Any] | None:
+    """For the memory entry that mirrors decision ``decision_id``: its key and the entry before it (same key).
+
+    Returns None when the decision was not remembered; else ``{"key": {dataset, text_sha256, given_label,
+    occurrence}, "previous": the previous entry as a dict, or None}``.
+    """
+    found = query_df(con, "SELECT * FROM memory WHERE decision_id = ? ORDER BY memory_id DESC LIMIT 1", [decision_id])
+    if found.empty:
+        return None
+    entry = found.iloc[0].to_dict()
+    key = {k: entry[k] for k in ("dataset", "text_sha256", "given_label")}
+    key["occurrence"] = int(entry["occurrence"])
+    before = query_df(
+        con,
+        """SELECT * FROM memory WHERE dataset = ? AND text_sha256 = ? AND given_label = ? AND occurrence = ?
+             AND memory_id < ? ORDER BY memory_id DESC LIMIT 1""",
+        [*key.values(), int(entry["memory_id"])],
+    )
+    return {"key": key, "previous": None if before.empty else before.iloc[0].to_dict()}
+
+
+def held_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> set[str]:
+    """Rows of ``run_id`` whose latest decision a person made (source human, not an undo back to "no decision")
+    or the curation memory carried (source memory): the policy leaves them alone."""
+    rows = con.execute(
+        """SELECT row_id FROM decisions WHERE run_id = ?
+           QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1
+               AND source IN ('human', 'memory')
+               AND NOT regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+: no decision')""",
+        [run_id],
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def count_valid_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """How many valid rows ``run_id`` has."""
+    return int(scalar(con, "SELECT count(*) FROM valid_rows WHERE run_id = ?", [run_id]) or 0)
+
+
+def export_folders(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The folder of every export of ``run_id`` recorded so far, oldest first."""
+    rows = con.execute(
+        """SELECT parse_dirpath(path) AS folder FROM exports WHERE run_id = ?
+           GROUP BY folder ORDER BY min(created_at), folder""",
+        [run_id],
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+# --- evaluations ---------------------------------------------------------------------------------
+
+
+def save_evaluation(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    test_sha256: str,
+    test_path: str | None,
+    trainer: str,
+    model: str,
+    n_test: int,
+    scores: Sequence[Mapping[str, Any]],
+) -> None:
+    """Replace the evaluation rows of (run, test file, trainer) with ``scores`` (call it inside
+    :func:`transaction`, with the metrics update that goes with it).
+
+    Args:
+        scores: one mapping per variant (``raw``, ``cleaned``) with variant, n_train, accuracy, macro_f1,
+            per_class_f1 (dict class -> F1) and seconds (None when not measured).
+    """
+    con.execute(
+        "DELETE FROM evaluations WHERE run_id = ? AND test_sha256 = ? AND trainer = ?",
+        [run_id, test_sha256, trainer],
+    )
+    for s in scores:
+        con.execute(
+            """INSERT INTO evaluations (run_id, test_sha256, trainer, variant, test_path, model, n_train, n_test,
+                                        accuracy, macro_f1, per_class_f1, seconds)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                run_id,
+                test_sha256,
+                trainer,
+                s["variant"],
+                test_path,
+                model,
+                int(s["n_train"]),
+                int(n_test),
+                float(s["accuracy"]),
+                float(s["macro_f1"]),
+                json.dumps(s["per_class_f1"], sort_keys=True),
+                None if s.get("seconds") is None else float(s["seconds"]),
+            ],
+        )
+
+
+def evaluations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Every stored evaluation row of ``run_id``, newest first (then trainer, variant raw before cleaned).
+
+    Columns: trainer, variant, test_path, test_sha256, model, n_train, n_test, accuracy, macro_f1,
+    per_class_f1 (JSON text), seconds, created_at.
+    """
+    return query_df(
+        con,
+        """SELECT trainer, variant, test_path, test_sha256, model, n_train, n_test, accuracy, macro_f1, per_class_f1,
+                  seconds, created_at
+           FROM evaluations WHERE run_id = ? ORDER BY created_at DESC, trainer, variant DESC""",
+        [run_id],
+    )
+
+
+# --- several annotators per item (migration 8) ------------------------------------------------------
+
+
+def usable_annotations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The usable labels of ``run_id`` (``reason IS NULL``): columns item_id, annotator, label, in input order."""
+    return query_df(
+        con,
+        """SELECT item_id, annotator, label FROM annotations
+           WHERE run_id = ? AND reason IS NULL ORDER BY seq""",
+        [run_id],
+    )
+
+
+def run_predictions(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, list[str]]:
+    """The out-of-fold probabilities of ``run_id`` (columns row_id, probs) and the detection's classes."""
+    frame = query_df(con, "SELECT row_id, probs FROM predictions WHERE run_id = ?", [run_id])
+    classes = scalar(con, "SELECT classes FROM detections WHERE run_id = ?", [run_id])
+    return frame, list(classes or [])
+
+
+def set_item_labels(con: duckdb.DuckDBPyConnection, run_id: str, labels: pd.DataFrame) -> None:
+    """Set ``rows.label`` of ``run_id`` to ``labels.label`` by ``labels.row_id`` (the consensus replaces the vote)."""
+    con.register("_lg_item_labels", labels[["row_id", "label"]])
+    try:
+        con.execute(
+            """UPDATE rows SET label = l.label FROM _lg_item_labels l
+               WHERE rows.run_id = ? AND rows.row_id = l.row_id""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_item_labels")
+
+
+def annotator_table(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The annotators of ``run_id``, best first: annotator, quality, quality_sd, n_labels, agreement."""
+    return query_df(
+        con,
+        """SELECT annotator, quality, quality_sd, n_labels, agreement FROM annotator_quality
+           WHERE run_id = ? ORDER BY quality DESC, annotator""",
+        [run_id],
+    )
+
+
+def latest_evaluations(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """The latest evaluation of ``run_id`` per trainer, one row per trainer (raw and cleaned side by side).
+
+    Columns: trainer, model, test_path, n_test, raw_n_train, cleaned_n_train, raw_accuracy, cleaned_accuracy,
+    raw_macro_f1, cleaned_macro_f1, seconds (both sides; None when not measured), created_at; ordered by trainer.
+    """
+    return query_df(
+        con,
+        """WITH latest AS (
+               SELECT trainer, test_sha256 FROM evaluations WHERE run_id = ?
+               QUALIFY row_number() OVER (PARTITION BY trainer ORDER BY created_at DESC, test_sha256) = 1
+           )
+           SELECT e.trainer, any_value(e.model) AS model, any_value(e.test_path) AS test_path,
+                  any_value(e.n_test) AS n_test,
+                  max(e.n_train) FILTER (WHERE e.variant = 'raw') AS raw_n_train,
+                  max(e.n_train) FILTER (WHERE e.variant = 'cleaned') AS cleaned_n_train,
+                  max(e.accuracy) FILTER (WHERE e.variant = 'raw') AS raw_accuracy,
+                  max(e.accuracy) FILTER (WHERE e.variant = 'cleaned') AS cleaned_accuracy,
+                  max(e.macro_f1) FILTER (WHERE e.variant = 'raw') AS raw_macro_f1,
+                  max(e.macro_f1) FILTER (WHERE e.variant = 'cleaned') AS cleaned_macro_f1,
+                  CASE WHEN count(e.seconds) = count(*) THEN sum(e.seconds) END AS seconds,
+                  max(e.created_at) AS created_at
+           FROM evaluations e JOIN latest USING (trainer, test_sha256)
+           WHERE e.run_id = ?
+           GROUP BY e.trainer ORDER BY e.trainer""",
+        [run_id, run_id],
+    )
+
+
+def replace_label_issues(con: duckdb.DuckDBPyConnection, run_id: str, issues: pd.DataFrame) -> int:
+    """Replace the ``label`` issues of ``run_id`` for the rows in ``issues`` (issue columns without run_id)."""
+    con.register("_lg_label_issue_ids", issues[["row_id"]])
+    try:
+        con.execute(
+            """DELETE FROM issues WHERE run_id = ? AND issue_type = 'label'
+               AND row_id IN (SELECT row_id FROM _lg_label_issue_ids)""",
+            [run_id],
+        )
+    finally:
+        con.unregister("_lg_label_issue_ids")
+    return insert_frame(con, "issues", issues.assign(run_id=run_id))
+
+
+def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The number of flagged ``label`` issues of ``run_id``."""
+    return int(
+        scalar(con, "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id])
+    )
+
+
+def relabel_queue(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None = None) -> pd.DataFrame:
+    """Items of ``run_id`` where one more label would help most (weakest consensus first, then fewest labels).
+
+    Columns: item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json (the same order as
+    :func:`labelgate.core.annotators.relabel_queue`).
+    """
+    sql = """SELECT item_id, consensus_label, consensus_quality, n_labels, agreement, labels_json FROM consensus
+             WHERE run_id = ? ORDER BY consensus_quality, n_labels, item_id"""
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return query_df(con, sql, [run_id])

@@ -21,6 +21,10 @@ def test_defaults_are_usable() -> None:
         ("gate", "maybe", "auto"),
         ("delimiter", ";;", "one character, got ';;'"),
         ("no_such_option", 1, "Extra inputs"),
+        ("eval_trainers", ["proxy", "bert"], "unknown trainer 'bert'; choose from: proxy, proxy-c4, finetune"),
+        ("eval_trainers", [], "at least 1 item"),
+        ("finetune_epochs", 0, "greater than 0"),
+        ("finetune_max_seconds", -5, "greater than 0"),
     ],
 )
 def test_bad_values_are_refused(field: str, value: object, match: str) -> None:
@@ -87,3 +91,10 @@ def test_policy_settings_are_the_auto_policys_keyword_arguments() -> None:
     # the flow parameters' defaults are the policy's own
     defaults = CurateParams().policy_settings()
     assert {k: signature[k].default for k in defaults} == defaults
+
+
+def test_evaluation_trainers_default_to_two_views_and_are_normalised() -> None:
+    assert CurateParams().eval_trainers == ["proxy", "proxy-c4"]
+    p = CurateParams(eval_trainers=[" finetune", "proxy", "finetune"], finetune_epochs=0.5)
+    assert p.eval_trainers == ["finetune", "proxy"] and p.finetune_epochs == 0.5
+    assert CurateParams.model_validate(p.model_dump()) == p  # Prefect re-validates a dumped model

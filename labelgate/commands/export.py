@@ -58,7 +58,8 @@ def export_cmd(
     """Write a run's fine-tuning files again with its latest decisions (e.g. after a review).
 
     Formats: openai-chat, openai-completion, hf-messages, alpaca, vertex-gemini, bedrock-claude, csv,
-    parquet. Files go to OUT/<run id>/ with a manifest.json; every file is checked first (token counts
+    parquet. Files go to OUT/<run id>/ with a manifest.json (a later export of the run to OUT/<run id>-v2/, -v3/,
+    ...: earlier files are never deleted or overwritten); every file is checked first (token counts
     are offline estimates) and nothing is written when a check fails.
     """
     from labelgate import store
@@ -83,6 +84,11 @@ def export_cmd(
         f"run {run_id}: exported train {result['exported_train']}, validation {result['exported_val']} "
         f"({', '.join(result['export_formats'])}; excluded {result['excluded']}, "
         f"of which {result['leakage_excluded']} leak the test set)"
+        + (
+            f"; export version {result['export_version']} (earlier exports untouched)"
+            if result.get("export_version", 1) > 1
+            else ""
+        )
     )
     for f in [*result["export_files"], result["manifest"]]:
         click.echo(f"  {f}")

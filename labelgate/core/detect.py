@@ -27,9 +27,11 @@ with its defaults, self-confidence ranking) for the benchmark.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,6 +267,24 @@ class DetectorSettings:
             min_text_words=params.min_text_words,
             max_text_tokens=params.max_text_tokens,
         )
+
+
+def detection_key(rows: Iterable[tuple[str, str, str]], settings: Mapping[str, Any]) -> str:
+    """The key of a detection's inputs: a later run with the same key can reuse its results.
+
+    Args:
+        rows: ``(row_id, text_sha256, label)`` of every valid row (any order).
+        settings: everything else the detectors' results depend on (detector settings, embedding model and
+            backend, the test file's sha256, the labelgate version), JSON-serialisable.
+
+    Returns:
+        Hex sha256 of the sorted rows and the settings.
+    """
+    h = hashlib.sha256()
+    for rid, sha, label in sorted((str(r), str(s), str(lab)) for r, s, lab in rows):
+        h.update(f"{rid}\x1f{sha}\x1f{label}\x1e".encode())
+    h.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)

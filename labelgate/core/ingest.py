@@ -78,6 +78,8 @@ class IngestResult:
         notes: human-readable remarks for the run summary.
         reason_counts: quarantine reason kind (the reason without its per-record details, e.g.
             ``"invalid JSON"``) -> number of quarantined records; sums to ``len(quarantine)``.
+        annotators: with ``annotator_col``: the annotator of each row (aligned with ``rows``; ``None`` where a
+            record has none); else ``None``.
     """
 
     rows: pd.DataFrame
@@ -89,6 +91,7 @@ class IngestResult:
     labels_normalised: int = 0
     notes: list[str] = field(default_factory=list)
     reason_counts: dict[str, int] = field(default_factory=dict)
+    annotators: pd.Series | None = None
 
 
 def sha256_text(text: str) -> str:
@@ -115,6 +118,7 @@ def read_dataset(
     encoding: str = "utf-8",
     delimiter: str | None = None,
     label_case: str = "keep",
+    annotator_col: str | None = None,
 ) -> IngestResult:
     """Read ``path`` into the canonical row table.
 
@@ -127,10 +131,12 @@ def read_dataset(
         encoding: text encoding of CSV/TSV/JSONL (a UTF-8 byte-order mark is always skipped).
         delimiter: CSV delimiter (default ``,``; ``\\t`` for TSV).
         label_case: ``keep`` or ``lower`` (fold label case after trimming).
+        annotator_col: multi-annotator long format: the column naming who gave each label (one record per
+            label); its values come back in :attr:`IngestResult.annotators` (the rows stay one per record).
 
     Raises:
         InputError: the file is missing, empty, undecodable or not of the format.
-        MissingColumnError: the text, label or id column is absent.
+        MissingColumnError: the text, label, id or annotator column is absent.
     """
     p = Path(path)
     if not p.exists():
@@ -150,7 +156,9 @@ def read_dataset(
         records, columns = _read_csv(data, p, encoding=encoding, delimiter=delimiter)
         _check_unique_columns(columns, p, (text_col, label_col, id_col or "id"))
         try:
-            rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+            rows, bad = _from_records(
+                records, columns, text_col, label_col, id_col, table=True, annotator_col=annotator_col
+            )
         except MissingColumnError as err:
             hint = delimiter_hint(columns, delimiter)
             if hint:
@@ -159,11 +167,15 @@ def read_dataset(
     elif fmt == "parquet":
         records, columns = _read_parquet(p)
         _check_unique_columns(columns, p, (text_col, label_col, id_col or "id"))
-        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=True)
+        rows, bad = _from_records(
+            records, columns, text_col, label_col, id_col, table=True, annotator_col=annotator_col
+        )
     elif fmt == "jsonl":
         records, bad_lines = _read_jsonl(data, p, encoding=encoding)
         columns = sorted({k for _, rec in records for k in rec})
-        rows, bad = _from_records(records, columns, text_col, label_col, id_col, table=False, broken=bad_lines)
+        rows, bad = _from_records(
+            records, columns, text_col, label_col, id_col, table=False, broken=bad_lines, annotator_col=annotator_col
+        )
     elif fmt == "chat-jsonl":
         records, bad_lines = _read_jsonl(data, p, encoding=encoding)
         records, more_bad = _chat_to_records(records)
@@ -187,6 +199,7 @@ def read_dataset(
     if variants and label_case == "keep":
         shown = "; ".join(" / ".join(repr(v) for v in group) for group in variants[:3])
         notes.append(f"labels differing only by case are kept apart: {shown} (pass --label-case lower to merge)")
+    annotators = rows.attrs.pop("annotators", None)
     id_source = str(rows.attrs.pop("id_source"))
     reason_counts = dict(rows.attrs.pop("reason_counts"))
     return IngestResult(
@@ -199,6 +212,7 @@ def read_dataset(
         labels_normalised=normalised,
         notes=notes,
         reason_counts=reason_counts,
+        annotators=annotators,
     )
 
 
@@ -423,6 +437,7 @@ def _from_records(
     *,
     table: bool,
     broken: list[Broken] | None = None,
+    annotator_col: str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     broken = broken or []
     if records or table:
@@ -432,6 +447,8 @@ def _from_records(
                 raise MissingColumnError(col, role, columns, option=option)
         if id_col is not None and id_col not in present:
             raise MissingColumnError(id_col, "id", columns, option="--id-col")
+        if annotator_col is not None and annotator_col not in present:
+            raise MissingColumnError(annotator_col, "annotator", columns, option="--annotator-col")
     if id_col is None and "id" in columns and "id" not in (text_col, label_col):
         id_col = "id"
     # merge parsed records and broken lines back into input order
@@ -442,7 +459,7 @@ def _from_records(
     for _, kind, _, _ in broken:
         kinds[kind] = kinds.get(kind, 0) + 1
 
-    seqs, ids, texts, labels, lines = [], [], [], [], []
+    seqs, ids, texts, labels, lines, who = [], [], [], [], [], []
     q_rows: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
     for seq, (line, rec, reason, raw) in enumerate(entries):
@@ -494,6 +511,9 @@ def _from_records(
                     }
                 )
         seqs.append(seq)
+        if annotator_col is not None:
+            name = None if rec is None else _as_text(rec.get(annotator_col))
+            who.append(_scrub(name.strip()) if isinstance(name, str) and name.strip() else None)
         ids.append(rid)
         texts.append(text)
         labels.append(label)
@@ -510,6 +530,8 @@ def _from_records(
         }
     )
     rows.attrs["id_source"] = id_col if id_col is not None else "content-hash"
+    if annotator_col is not None:
+        rows.attrs["annotators"] = pd.Series(who, dtype="object", name="annotator")
     rows.attrs["reason_counts"] = dict(sorted(kinds.items(), key=lambda kv: -kv[1]))
     quarantine = pd.DataFrame(q_rows, columns=QUARANTINE_COLUMNS)
     return rows, quarantine

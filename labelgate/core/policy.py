@@ -34,6 +34,8 @@ Rows no detector flagged get no decision: they are kept as given.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
@@ -42,6 +44,8 @@ ACTIONS = ("keep", "relabel", "exclude")
 #: issue types whose flagged rows the policy excludes, in order of precedence (``near_duplicate`` only with
 #: ``near_duplicates="exclude"``; ``outlier`` unless the row is relabelled)
 EXCLUDED_TYPES = ("leakage", "exact_duplicate", "near_duplicate", "empty", "outlier")
+#: issue types for which accepting (the review's W key) records the policy's exclusion
+ACCEPT_EXCLUDES = tuple(t for t in EXCLUDED_TYPES if t != "near_duplicate")
 #: allowed values of ``near_duplicates``
 NEAR_DUPLICATE_ACTIONS = ("keep", "exclude")
 #: allowed values of ``conflicts``
@@ -218,6 +222,36 @@ def _resolve_conflicts(long: pd.DataFrame, flagged: pd.DataFrame, decided: dict[
                 f"conflict resolved: exclude; its duplicate {b} keeps {lb} (model support {sb:.2f} vs {sa:.2f}) "
                 f"and the model suggests neither ({reason})",
             )
+
+
+def accept_action(
+    flagged: Mapping[str, float | None], *, given: str | None, suggested: str | None
+) -> tuple[str, str | None, str] | None:
+    """What accepting the suggestion (the review's W key) does to a row: the policy's own proposal for it.
+
+    Args:
+        flagged: issue type -> score of every issue a detector flagged on the row.
+        given: the row's given label.
+        suggested: the label detector's suggestion (None: none).
+
+    Returns:
+        ``(action, label, why)``: ``exclude`` when a rule of :data:`ACCEPT_EXCLUDES` applies (an excluded duplicate
+        stays excluded; a near duplicate is a paraphrase the default policy keeps, so it is not excluded), else
+        ``relabel`` to a suggestion that differs from the given label, else ``keep`` of the
+        given label; None when there is nothing to accept (no exclusion rule and no suggestion).
+    """
+    for t in ACCEPT_EXCLUDES:
+        if t not in flagged:
+            continue
+        score = flagged[t]
+        if t == "empty" and score is not None and not pd.isna(score) and float(score) > 0.0:
+            continue
+        return "exclude", None, t.replace("_", " ")
+    if suggested is None or (isinstance(suggested, float) and pd.isna(suggested)):
+        return None
+    if suggested != given:
+        return "relabel", suggested, "label"
+    return "keep", given, "label"
 
 
 def _prob(value) -> float | None:

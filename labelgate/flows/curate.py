@@ -24,8 +24,9 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
-from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring
+from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring, reuse_detection
 from labelgate.tasks.embed import (
     chunk_size,
     embed,
@@ -41,6 +42,7 @@ from labelgate.tasks.evaluate import evaluate
 from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
 from labelgate.tasks.ingest import ingest
+from labelgate.tasks.memory import carry_memory
 from labelgate.tasks.progress import stage_reporter
 from labelgate.tasks.quality import quality_gate
 from labelgate.tasks.review import human_gate, release_review_server
@@ -91,7 +93,11 @@ def curate(
                 metrics.update(detect(db_path, run_id, params))
             else:
                 metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
+            if params.multi_annotator:
+                metrics.update(annotators(db_path, run_id, params))
         metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
+        if params.gate != "none":  # remembered decisions of earlier runs first, then the policy or a person
+            metrics.update(carry_memory(db_path, run_id, params))
         if params.gate == "auto":
             metrics["decisions"] = auto_gate(db_path, run_id, params)
         elif params.gate == "human":
@@ -127,8 +133,13 @@ def _embed_and_detect_on_dask(db_path: str, run_id: str, params: CurateParams, r
     the scheduler, its workers, and how many embed shards and out-of-fold jobs each worker ran."""
     placement = describe(runner)
     metrics, embedded_on = _embed_sharded(db_path, run_id, params, runner)
-    detected, scored_on = _detect_sharded(db_path, run_id, params, runner)
-    metrics.update(detected)
+    reused = reuse_detection(db_path, run_id, params)
+    if reused.get("detection_reused_from"):
+        metrics.update(reused)
+        scored_on: Counter = Counter()
+    else:
+        detected, scored_on = _detect_sharded(db_path, run_id, params, runner)
+        metrics.update(detected)
     metrics["dask"] = {**placement, "embed_shards": dict(embedded_on), "oof_jobs": dict(scored_on)}
     return metrics
 

@@ -22,6 +22,31 @@ from labelgate.tasks._common import TASK_OPTIONS
 TOP_ISSUES = 25
 
 
+def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+    """The before/after evaluation as a markdown table, one row per trainer (nothing without an evaluation)."""
+    from labelgate.core.evaluate import comparisons_from_summary
+
+    comparisons = comparisons_from_summary(evaluation)
+    if not comparisons:
+        return []
+    assert evaluation is not None
+    lines = [
+        f"**Before/after evaluation** on {evaluation.get('n_test')} rows of `{evaluation.get('test_path')}` "
+        "(each trainer trained on the raw and on the cleaned rows)",
+        "",
+        "| trainer | accuracy raw → cleaned | macro-F1 raw → cleaned | seconds |",
+        "|---|---|---|---|",
+    ]
+    for c in comparisons:
+        seconds = "–" if c.seconds is None else f"{c.seconds:.1f}"
+        lines.append(
+            f"| {c.trainer} | {c.raw.accuracy:.3f} → {c.cleaned.accuracy:.3f} "
+            f"({c.cleaned.accuracy - c.raw.accuracy:+.3f}) | {c.raw.macro_f1:.3f} → {c.cleaned.macro_f1:.3f} "
+            f"({c.cleaned.macro_f1 - c.raw.macro_f1:+.3f}) | {seconds} |"
+        )
+    return [*lines, ""]
+
+
 def summary_markdown(metrics: dict[str, Any]) -> str:
     """A markdown summary of a run's metrics."""
     d = metrics.get("decisions", {})
@@ -51,6 +76,7 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
             + (f" — {'; '.join(quality.get('reasons') or [])}" if quality.get("reasons") else ""),
             "",
         ]
+    lines += _evaluation_lines(metrics.get("evaluation"))
     for warning in metrics.get("warnings") or []:
         lines.append(f"> **Warning:** {warning}")
     for note in metrics.get("notes") or []:

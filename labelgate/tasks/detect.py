@@ -9,6 +9,7 @@ from kNN distances (:mod:`labelgate.core.outliers`); empty / too-short / too-lon
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ import pandas as pd
 import pyarrow as pa
 from prefect import task
 
+import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.detect import Detection, DetectorSettings, detect_all
-from labelgate.core.ingest import sha256_text
+from labelgate.core.detect import Detection, DetectorSettings, detect_all, detection_key
+from labelgate.core.ingest import sha256_file, sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
@@ -125,7 +127,43 @@ def _inputs(db_path: str, run_id: str, params: CurateParams) -> DetectInputs:
     )
 
 
-def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs, found: Detection) -> dict[str, Any]:
+def input_key(db_path: str, run_id: str, params: CurateParams) -> str:
+    """The detection key of the run (:func:`labelgate.core.detect.detection_key`): its valid rows, the detector
+    settings, the embedding model and backend, the test file's content and the labelgate version."""
+    with store.connect(db_path) as con:
+        rows = store.valid_rows(con, run_id)
+    settings = {
+        "detector": dataclasses.asdict(DetectorSettings.from_params(params)),
+        "embedding": cache_key(params),
+        "token_counter": params.token_counter,
+        "test_sha256": sha256_file(params.test_path) if params.test_path and Path(params.test_path).exists() else None,
+        "labelgate": labelgate.__version__,
+    }
+    return detection_key(zip(rows["row_id"], rows["text_sha256"], rows["label"]), settings)
+
+
+@task(name="detect-reuse", **TASK_OPTIONS)
+def reuse_detection(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+    """Copy the detection of an earlier completed run with the same key (same valid rows, settings and model).
+
+    Returns ``{"detection_key": key}`` plus, when an earlier run was reused, its detection figures and
+    ``detection_reused_from`` (its run id), recorded in the run's metrics.
+    """
+    key = input_key(db_path, run_id, params)
+    with store.connect(db_path) as con:
+        source = store.reusable_detection(con, key, except_run=run_id)
+        if source is None:
+            return {"detection_key": key}
+        with store.transaction(con):
+            metrics = store.copy_detection(con, source, run_id)
+            metrics.update(detection_key=key, detection_reused_from=source)
+            store.merge_metrics(con, run_id, metrics)
+    return metrics
+
+
+def _store(
+    db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs, found: Detection, key: str | None = None
+) -> dict[str, Any]:
     row_ids = inputs.row_ids
     probs = found.probs
     issues = found.issues.copy()
@@ -156,13 +194,16 @@ def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs
         "n_folds": probs.n_folds,
         "detector_fitted": probs.chosen,
         "detect_seconds": {k: round(v, 3) for k, v in found.seconds.items()},
+        "detection_key": key,
+        "detection_reused_from": None,
     }
     with store.connect(db_path) as con, store.transaction(con):
         for table in ("detections", "predictions", "issues"):
             con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
         con.execute(
-            "INSERT INTO detections VALUES (?, ?, ?, ?, ?)",
-            [run_id, probs.method, probs.classes, probs.n_folds, json.dumps(metrics)],
+            "INSERT INTO detections (run_id, method, classes, n_folds, metrics_json, detection_key) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [run_id, probs.method, probs.classes, probs.n_folds, json.dumps(metrics), key],
         )
         store.insert_frame(con, "predictions", predictions)
         store.insert_frame(con, "issues", issues)
@@ -172,9 +213,22 @@ def _store(db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs
 
 @task(name="detect", **TASK_OPTIONS)
 def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Run every detector over the valid rows; store predictions and issues; return counts per issue type."""
+    """Run every detector over the valid rows; store predictions and issues; return counts per issue type.
+
+    A completed run with the same detection key (:func:`input_key`) is reused instead (:func:`reuse_detection`).
+    """
+    reused = reuse_detection.fn(db_path, run_id, params)
+    if reused.get("detection_reused_from"):
+        return reused
     inputs = _inputs(db_path, run_id, params)
-    return _store(db_path, run_id, params, inputs, inputs.detect_all(params, progress=stage_reporter(run_id)))
+    return _store(
+        db_path,
+        run_id,
+        params,
+        inputs,
+        inputs.detect_all(params, progress=stage_reporter(run_id)),
+        reused["detection_key"],
+    )
 
 
 # --- sharded scoring (--runner dask): DuckDB stays in the flow's process, jobs are pure compute --------------
@@ -235,4 +289,4 @@ def finish_scoring(
     probs = combine_oof(scoring.plan, results)
     found = scoring.inputs.detect_all(params, probs=probs, progress=stage_reporter(run_id))
     found.seconds["label"] += oof_seconds
-    return _store(db_path, run_id, params, scoring.inputs, found)
+    return _store(db_path, run_id, params, scoring.inputs, found, input_key(db_path, run_id, params))

@@ -1,15 +1,22 @@
-"""Evaluate task: the proxy classifier trained on a run's raw and cleaned rows, scored on a held-out test file.
+"""Evaluate task: each trainer trained on a run's raw and cleaned rows, scored on a held-out test file.
 
 Both training sets leave out the rows that leak the test set (detector-flagged or same text), so the
 comparison measures the labels, not memorisation. ``raw`` is every other valid row with its given label;
-``cleaned`` is what the export writes (train + validation) with the curated labels. The scores are stored
-in the ``evaluations`` table (one row per variant, keyed by run and test-file sha256) and merged into the
-run's metrics under ``evaluation``.
+``cleaned`` is what the export writes (train + validation) with the curated labels. The trainers are the run's
+``eval_trainers`` (default ``proxy`` and ``proxy-c4``: two regularisation strengths, so the result shows how it
+depends on them; ``finetune`` fine-tunes an encoder, see :mod:`labelgate.finetune`). Each trainer's scores are
+stored in the ``evaluations`` table (one row per trainer and variant, keyed by run and test-file sha256, with
+the seconds it took) and merged into the run's metrics under ``evaluation``::
+
+    {"test_path", "test_sha256", "leakage_excluded", "n_test", "trainers": {name: Comparison.as_dict()}}
+
+Evaluating again on the same test file replaces the trainers evaluated and keeps the others.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from prefect import task
@@ -17,102 +24,206 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.evaluate import Comparison, compare, format_table
+from labelgate.core.evaluate import (
+    PROXY_TRAINERS,
+    Comparison,
+    Trainer,
+    compare,
+    format_details,
+    format_overview,
+    format_table,
+    parse_trainers,
+)
 from labelgate.core.export import LEAKAGE_SOURCE
 from labelgate.errors import ConfigError
 from labelgate.tasks._common import TASK_OPTIONS
 from labelgate.tasks.export import load_curated
 
 
+def make_trainers(
+    params: CurateParams,
+    names: Sequence[str] | None = None,
+    *,
+    progress: bool | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> list[Trainer]:
+    """The trainers ``names`` (default ``params.eval_trainers``), ``finetune`` configured from ``params``.
+
+    Args:
+        progress: the fine-tuning progress bar on stderr (None: when stderr is a terminal).
+        on_step: the fine-tuning step callback (see :class:`labelgate.finetune.FinetuneTrainer`).
+
+    Raises:
+        ConfigError: an unknown trainer name.
+    """
+    out: list[Trainer] = []
+    for name in parse_trainers(list(names) if names is not None else params.eval_trainers):
+        if name in PROXY_TRAINERS:
+            out.append(PROXY_TRAINERS[name])
+        else:  # finetune: torch is imported only when it is asked for
+            from labelgate.finetune import FinetuneTrainer
+
+            out.append(
+                FinetuneTrainer(
+                    model_name=params.finetune_model,
+                    epochs=params.finetune_epochs,
+                    max_seconds=params.finetune_max_seconds,
+                    progress=progress,
+                    on_step=on_step,
+                )
+            )
+    return out
+
+
 def evaluate_run(
-    db_path: str, run_id: str, params: CurateParams, *, test_path: str | None = None
-) -> tuple[Comparison, dict[str, Any]]:
-    """Train the proxy on the run's raw and cleaned rows, score both on ``test_path``, store the result.
+    db_path: str,
+    run_id: str,
+    params: CurateParams,
+    *,
+    test_path: str | None = None,
+    trainers: Sequence[str] | None = None,
+    progress: bool | None = None,
+    on_step: Callable[[str, int, int], None] | None = None,
+) -> tuple[list[Comparison], dict[str, Any]]:
+    """Train each trainer on the run's raw and cleaned rows, score both on ``test_path``, store the results.
+
+    Each trainer's result is stored as soon as it is done (the database is not held while training).
 
     Args:
         test_path: the held-out test file (default ``params.test_path``), read with the run's column settings.
+        trainers: trainer names (default ``params.eval_trainers``).
+        progress, on_step: see :func:`make_trainers`.
 
     Returns:
-        ``(comparison, summary)``; ``summary`` is what is merged into the run's metrics as ``evaluation``.
+        ``(comparisons, summary)``: one comparison per trainer, in order; ``summary`` is the run's
+        ``evaluation`` metrics after the merge (see the module docstring).
 
     Raises:
-        ConfigError: no test file given, or it does not exist.
+        ConfigError: no test file given, or it does not exist; an unknown trainer.
         ValidationError: a training set has fewer than two classes, or the test set is empty.
+        ModelLoadError: the fine-tuning model cannot be loaded.
     """
     test_path = test_path or params.test_path
     if not test_path:
         raise ConfigError("no test file: pass --test FILE (a held-out file with the same columns as the input)")
+    chosen = make_trainers(params, trainers, progress=progress, on_step=on_step)
     curated = load_curated(db_path, run_id, params, apply=params.gate != "none", test_path=test_path)
     assert curated.test is not None
     c = curated.cleaned
     raw = c.loc[c["source"] != LEAKAGE_SOURCE, ["text", "original_label"]].rename(columns={"original_label": "label"})
     cleaned = c.loc[c["action"] != "exclude", ["text", "label"]]
-    comparison = compare(raw, cleaned, curated.test.rows, seed=params.seed)
-    summary = {
-        "test_path": curated.test.path,
-        "test_sha256": curated.test.sha256,
-        "leakage_excluded": curated.leakage["leakage_excluded"],
-        **comparison.as_dict(),
-    }
-    with store.connect(db_path) as con, store.transaction(con):
-        con.execute(
-            "DELETE FROM evaluations WHERE run_id = ? AND test_sha256 = ? AND trainer = 'proxy'",
-            [run_id, curated.test.sha256],
-        )
-        for score in (comparison.raw, comparison.cleaned):
-            con.execute(
-                """INSERT INTO evaluations (run_id, test_sha256, variant, test_path, model, n_train, n_test,
-                                            accuracy, macro_f1, per_class_f1)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    run_id,
-                    curated.test.sha256,
-                    score.variant,
-                    curated.test.path,
-                    comparison.model,
-                    score.n_train,
-                    comparison.n_test,
-                    score.accuracy,
-                    score.macro_f1,
-                    json.dumps(score.per_class_f1, sort_keys=True),
-                ],
+    test = curated.test
+    comparisons: list[Comparison] = []
+    summary: dict[str, Any] = {}
+    for trainer in chosen:
+        comparison = compare(raw, cleaned, test.rows, seed=params.seed, trainer=trainer)
+        comparisons.append(comparison)
+        with store.connect(db_path) as con, store.transaction(con):
+            previous = (store.run_record(con, run_id)["metrics_json"] or {}).get("evaluation") or {}
+            kept = previous.get("trainers", {}) if previous.get("test_sha256") == test.sha256 else {}
+            summary = {
+                "test_path": test.path,
+                "test_sha256": test.sha256,
+                "leakage_excluded": curated.leakage["leakage_excluded"],
+                "n_test": comparison.n_test,
+                "trainers": {**kept, comparison.trainer: comparison.as_dict()},
+            }
+            store.save_evaluation(
+                con,
+                run_id=run_id,
+                test_sha256=test.sha256,
+                test_path=test.path,
+                trainer=comparison.trainer,
+                model=comparison.model,
+                n_test=comparison.n_test,
+                scores=[asdict(comparison.raw), asdict(comparison.cleaned)],
             )
-        store.merge_metrics(con, run_id, {"evaluation": summary})
-    return comparison, summary
+            store.merge_metrics(con, run_id, {"evaluation": summary})
+    return comparisons, summary
 
 
 def evaluations_frame(db_path: str, run_id: str) -> Any:
-    """The stored evaluations of ``run_id`` (newest first), as a DataFrame."""
+    """The stored evaluations of ``run_id`` (newest first), as a DataFrame (see :func:`labelgate.store.evaluations`)."""
     with store.connect(db_path, read_only=True) as con:
-        return store.query_df(
-            con,
-            """SELECT test_path, test_sha256, variant, model, n_train, n_test, accuracy, macro_f1, per_class_f1,
-                      created_at
-               FROM evaluations WHERE run_id = ? ORDER BY created_at DESC, variant DESC""",
-            [run_id],
-        )
+        return store.evaluations(con, run_id)
+
+
+def evaluation_markdown(run_id: str, comparisons: Sequence[Comparison], summary: dict[str, Any]) -> str:
+    """The ``labelgate-evaluation-summary`` artifact: the overview across trainers, then each trainer's table."""
+    n_test = comparisons[0].n_test if comparisons else summary.get("n_test")
+    parts = [
+        f"# Before/after evaluation of run `{run_id}`",
+        "",
+        f"Test file `{summary.get('test_path')}` ({n_test} rows); "
+        f"{summary.get('leakage_excluded', 0)} training rows that leak it left out of both sides.",
+        "",
+        "Every trainer is trained on the raw and on the cleaned rows with the same seed and budget. The views "
+        "differ in how much label noise the model absorbs: compare them rather than picking one.",
+        "",
+        f"```\n{format_overview(comparisons)}\n```",
+    ]
+    for c in comparisons:
+        extra = format_details(c.details)
+        parts += ["", f"## {c.trainer}", "", f"{c.model}" + (f"; {extra}" if extra else ""), ""]
+        parts.append(f"```\n{format_table(c)}\n```")
+    return "\n".join(parts) + "\n"
+
+
+class _StepProgress:
+    """The ``labelgate-evaluation-progress`` Prefect artifact: percent of the fine-tuning steps done (best effort)."""
+
+    KEY = "labelgate-evaluation-progress"
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.artifact_id: Any = None
+        self.last = -1.0
+        self.failed = False
+
+    def __call__(self, variant: str, done: int, total: int) -> None:
+        if self.failed:
+            return
+        # the raw side is the first half of the work, the cleaned side the second
+        percent = float(round((50.0 if variant != "raw" else 0.0) + 50.0 * done / max(1, total)))
+        if percent == self.last:
+            return
+        description = f"labelgate run {self.run_id}: fine-tuning on the {variant} rows, step {done} of {total}"
+        try:
+            from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+            if self.artifact_id is None:
+                self.artifact_id = create_progress_artifact(progress=percent, key=self.KEY, description=description)
+            else:
+                update_progress_artifact(self.artifact_id, percent, description=description)
+            self.last = percent
+        except Exception:  # a convenience: never fail the evaluation for it
+            self.failed = True
 
 
 @task(name="evaluate", **TASK_OPTIONS)
 def evaluate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Prefect task around :func:`evaluate_run`; publishes the side-by-side table as artifacts."""
-    comparison, summary = evaluate_run(db_path, run_id, params)
-    frame = comparison.frame()
+    """Prefect task around :func:`evaluate_run`; publishes the tables as artifacts."""
+    comparisons, summary = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
     create_table_artifact(
         key="labelgate-evaluation",
         table=[
-            {"metric": m, "raw": round(float(r), 4), "cleaned": round(float(c), 4), "delta": round(float(d), 4)}
-            for m, r, c, d in frame.itertuples(index=False)
+            {
+                "trainer": c.trainer,
+                "metric": m,
+                "raw": round(float(r), 4),
+                "cleaned": round(float(cl), 4),
+                "delta": round(float(d), 4),
+            }
+            for c in comparisons
+            for m, r, cl, d in c.frame().itertuples(index=False)
         ],
-        description=f"Proxy classifier trained on raw vs cleaned rows of run {run_id}, "
-        f"scored on {comparison.n_test} test rows",
+        description=f"Trainers {', '.join(c.trainer for c in comparisons)} each trained on raw vs cleaned rows of "
+        f"run {run_id}, scored on {summary['n_test']} test rows",
     )
     create_markdown_artifact(
         key="labelgate-evaluation-summary",
-        markdown=f"# Before/after evaluation of run `{run_id}`\n\n"
-        f"Proxy: {comparison.model}; test file `{summary['test_path']}` ({comparison.n_test} rows).\n\n"
-        f"```\n{format_table(comparison)}\n```\n",
+        markdown=evaluation_markdown(run_id, comparisons, summary),
         description=f"labelgate evaluation of run {run_id}",
     )
-    print(f"evaluation of run {run_id} on {comparison.n_test} test rows:\n{format_table(comparison)}")
+    print(f"evaluation of run {run_id} on {summary['n_test']} test rows:\n{format_overview(comparisons)}")
     return summary

@@ -1,14 +1,17 @@
 """Export task: apply the latest decisions, keep the test set out, write checked fine-tuning files and a manifest.
 
-The files of one run go to ``<out_dir>/<run_id>/``:
+The files of a run's first export go to ``<out_dir>/<run_id>/``, those of each later export of the same run to a
+new folder ``<out_dir>/<run_id>-v2/``, ``-v3/``, ...: exports are immutable, a re-export never deletes or
+overwrites a file an earlier export wrote. Each folder holds:
 
 - ``train.<format>.jsonl`` and ``val.<format>.jsonl`` for every JSONL format,
 - ``cleaned.csv`` / ``cleaned.parquet`` for the table formats,
 - ``manifest.json``: lineage (run, input sha256, dataset version, counts, decisions, thresholds, model,
   prompt templates, tokenizer, labelgate version), each file's check report, sha256 and line count.
 
-The folder is written atomically: everything goes to a staging folder first, which then replaces the
-run's folder by rename. A folder holding another run's manifest is never overwritten.
+The folder is written atomically: everything goes to a staging folder first, which is then renamed onto the
+version's folder (claimed empty first, so two exports never pick the same one). A folder holding another
+run's manifest, or files without a manifest, is never written to.
 """
 
 from __future__ import annotations
@@ -149,9 +152,13 @@ def export_run(
         price_per_mtok=params.price_per_mtok,
         counter=get_counter(params.token_counter),
     )
-    folder = Path(out_dir) / run_id
-    manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
     clean_stale_staging(db_path, Path(out_dir))
+    with store.connect(db_path) as con:
+        earlier = store.export_folders(con, run_id)
+    folder, version = next_folder(Path(out_dir), run_id)
+    manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
+    manifest["export_version"] = version
+    manifest["earlier_exports"] = earlier
     write_export(folder, run_id, plan, manifest)
     paths = [str((folder / f.name).resolve()) for f in plan.files]
     result = {
@@ -162,17 +169,47 @@ def export_run(
         "export_files": paths,
         "export_formats": formats,
         "export_warnings": plan.warnings,
+        "export_version": version,
         "tokenizer": plan.tokenizer["name"],
     }
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM exports WHERE run_id = ?", [run_id])
-        for f, path in zip(plan.files, paths):
-            con.execute(
-                "INSERT INTO exports (run_id, format, split, path, sha256, lines) VALUES (?, ?, ?, ?, ?, ?)",
-                [run_id, f.format, f.split, path, f.sha256, f.records],
-            )
+        store.record_export(
+            con, run_id, version, [(f.format, f.split, path, f.sha256, f.records) for f, path in zip(plan.files, paths)]
+        )
         store.merge_metrics(con, run_id, result)
     return result
+
+
+def _version_folder(out_dir: Path, run_id: str, version: int) -> Path:
+    return out_dir / (run_id if version == 1 else f"{run_id}-v{version}")
+
+
+def next_folder(out_dir: Path, run_id: str, start: int = 1) -> tuple[Path, int]:
+    """The folder and version of the run's next export, from version ``start`` on.
+
+    Version 1 is ``<out_dir>/<run_id>``, version n > 1 ``<out_dir>/<run_id>-v<n>``; a version whose folder holds
+    an earlier export of the run is skipped, so an earlier export is never written to.
+
+    Raises:
+        ExportError: the folder is a file, holds another run's export, or files without a manifest.
+    """
+    version = max(1, start)
+    while True:
+        folder = _version_folder(out_dir, run_id, version)
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return folder, version
+        if not folder.is_dir():
+            raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
+        existing = folder / MANIFEST
+        if not existing.exists():
+            raise ExportError(f"{str(folder)!r} already holds files but no labelgate manifest; choose another --out")
+        try:
+            other = json.loads(existing.read_text(encoding="utf-8")).get("run_id")
+        except (ValueError, OSError):
+            other = "?"
+        if other != run_id:
+            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
+        version += 1
 
 
 def build_manifest(
@@ -211,6 +248,14 @@ def build_manifest(
             "near_duplicates": params.near_duplicates,
             "conflicts": params.conflicts,
         },
+        "memory": {
+            **(metrics.get("memory") or {"carried": 0}),
+            "carry_policy_decisions": params.carry_policy_decisions,
+        },
+        "detection_reused_from": metrics.get("detection_reused_from"),
+        # every setting of the run (reading, validation, detection, gate, split, templates): all that can change
+        # which rows are exported and how
+        "settings": params.model_dump(mode="json"),
         "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},
         "test": (
             {"path": curated.test.path, "sha256": curated.test.sha256, "rows": len(curated.test.rows)}
@@ -286,21 +331,16 @@ def clean_stale_staging(db_path: str, out_dir: Path) -> list[str]:
 def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str, Any]) -> None:
     """Write the plan's files and the manifest into ``folder`` atomically (stage, then rename into place).
 
+    ``folder`` must be absent or empty (:func:`next_folder`): the staged folder is renamed onto it, which fails
+    when another export filled it meanwhile (nothing is overwritten then).
+
     Raises:
-        ExportError: ``folder`` holds another run's manifest, or is a file.
+        ExportError: ``folder`` is a file or holds anything.
     """
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
-    existing = folder / MANIFEST
-    if existing.exists():
-        try:
-            other = json.loads(existing.read_text(encoding="utf-8")).get("run_id")
-        except (ValueError, OSError):
-            other = "?"
-        if other != run_id:
-            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
-    elif folder.exists() and any(folder.iterdir()):
-        raise ExportError(f"{str(folder)!r} already holds files but no labelgate manifest; choose another --out")
+    if folder.exists() and any(folder.iterdir()):
+        raise ExportError(f"{str(folder)!r} already holds files; an export never writes into an earlier one")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.staging-", dir=folder.parent))
     umask = _umask()
@@ -310,17 +350,12 @@ def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str
         for name, data in [*((f.name, f.data) for f in plan.files), (MANIFEST, body.encode("utf-8"))]:
             path = atomic_write_bytes(staging / name, data)
             os.chmod(path, 0o666 & ~umask)  # temporary files are created 0600; exports are ordinary files
-        if folder.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{run_id}.old-", dir=folder.parent))
-            os.replace(folder, old / "export")
-            try:
-                os.replace(staging, folder)
-            except BaseException:
-                os.replace(old / "export", folder)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, folder)
+        try:
+            os.rename(staging, folder)  # atomic; replaces an empty folder, never one holding files
+        except OSError as err:
+            raise ExportError(
+                f"{str(folder)!r} was written by another export meanwhile ({err.strerror}); export again"
+            ) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)

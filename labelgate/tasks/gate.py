@@ -16,11 +16,15 @@ from labelgate.tasks._common import TASK_OPTIONS
 def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     """Apply the policy to every flagged issue of the run; append its decisions (source ``policy``).
 
-    Earlier policy decisions of the same run are replaced; human decisions are never touched.
-    Returns the keep/relabel/exclude counts.
+    Rows a person decided or that carry a remembered decision (source ``memory``, :mod:`labelgate.tasks.memory`)
+    are left alone. Earlier policy decisions of the same run are replaced; human decisions are never touched.
+    With ``params.carry_policy_decisions`` the policy's decisions are also remembered for later runs.
+    Returns the keep/relabel/exclude counts of the policy's decisions.
     """
     with store.connect(db_path) as con:
         issues, n_classes = store.flagged_issues(con, run_id)
+        held = store.held_rows(con, run_id)
+    issues = issues[~issues["row_id"].isin(held)]
     decisions = auto_decisions(
         issues,
         **params.policy_settings(),
@@ -29,6 +33,8 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM decisions WHERE run_id = ? AND source = 'policy'", [run_id])
         store.insert_frame(con, "decisions", decisions[["run_id", "row_id", "action", "label", "source", "reason"]])
+        if params.carry_policy_decisions:
+            store.remember_policy_decisions(con, run_id)
         counts = {a: int((decisions["action"] == a).sum()) for a in ("keep", "relabel", "exclude")}
         store.merge_metrics(con, run_id, {"decisions": counts, "gate": "auto"})
     return counts

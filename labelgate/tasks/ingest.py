@@ -4,24 +4,58 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.annotators import LongInput, collapse_long
+from labelgate.errors import ConfigError
 from labelgate.tasks._common import TASK_OPTIONS, read_input
 
 
 @task(name="ingest", **TASK_OPTIONS)
 def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> dict[str, Any]:
     """Read ``input_path``; store every record; return counts and notes."""
-    result = read_input(input_path, params)
+    result = read_input(input_path, params, annotator_col=params.annotator_col)
     rows = result.rows.assign(run_id=run_id)
     quarantine = result.quarantine.assign(run_id=run_id, stage="ingest")
+    extra: dict[str, Any] = {}
+    annotations = None
+    long = None
+    if params.annotator_col is not None and result.annotators is not None:
+        if result.id_source == "content-hash":
+            raise ConfigError(
+                f"--annotator-col {params.annotator_col} needs an item id column to group the labels of one item; "
+                "the input has no 'id' column: pass --id-col NAME"
+            )
+        long = collapse_long(result.rows, result.annotators, broken_seqs=list(result.quarantine["seq"]))
+        labels_in, unparsed = len(result.rows), len(result.quarantine)
+    elif len(params.label_columns) > 1:
+        long, labels_in, unparsed = _wide(input_path, params, result)
+    if long is not None:
+        rows = long.items.assign(run_id=run_id)
+        quarantine = quarantine.iloc[0:0]  # unparseable records are not items; they are counted below
+        annotations = long.annotations.assign(run_id=run_id)
+        left_out = long.annotations["reason"].dropna()
+        extra = {
+            "labels_in": labels_in,
+            "labels_unparsed": unparsed,
+            "labels_left_out": len(left_out),
+            "labels_left_out_reasons": left_out.str.split(" from | for | of ", regex=True)
+            .str[0]
+            .value_counts()
+            .to_dict(),
+            "annotators": int(long.usable["annotator"].nunique()),
+        }
     with store.connect(db_path) as con, store.transaction(con):
         con.execute("DELETE FROM rows WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM annotations WHERE run_id = ?", [run_id])
         store.insert_frame(con, "rows", rows)
         store.insert_frame(con, "quarantine", quarantine)
+        if annotations is not None:
+            store.insert_frame(con, "annotations", annotations)
         store.update_run(
             con,
             run_id,
@@ -40,6 +74,7 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
                 "notes": result.notes,
                 "quarantine_reasons_ingest": result.reason_counts,
                 "quarantine_reasons": result.reason_counts,
+                **extra,
             },
         )
     return {
@@ -51,4 +86,28 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
         "id_source": result.id_source,
         "labels_normalised": result.labels_normalised,
         "notes": result.notes,
+        **extra,
     }
+
+
+def _wide(input_path: str, params: CurateParams, first: Any) -> tuple[LongInput, int, int]:
+    """The wide format (one label column per annotator, named by the column) as long-format annotations.
+
+    Returns the collapsed input, the number of labels (non-empty cells) and of unparseable records. Empty cells
+    are labels nobody gave: they are dropped, not counted as left out.
+    """
+    columns = params.label_columns
+    n = len(columns)
+    parts, annotators, broken = [], [], []
+    for j, column in enumerate(columns):
+        read = first if j == 0 else read_input(input_path, params, label_col=column)
+        part = read.rows.assign(row_id=first.rows["row_id"].to_numpy(), seq=read.rows["seq"] * n + j)
+        parts.append(part)
+        annotators.append(pd.Series([column] * len(part), dtype="object"))
+        broken += [int(s) * n + j for s in read.quarantine["seq"]]
+    rows = pd.concat(parts, ignore_index=True).sort_values("seq", kind="stable")
+    who = pd.concat(annotators, ignore_index=True).loc[rows.index]
+    long = collapse_long(rows.reset_index(drop=True), who.reset_index(drop=True), broken_seqs=broken)
+    blank = long.annotations["reason"].fillna("").str.startswith("empty label")
+    annotations = long.annotations[~blank].reset_index(drop=True)
+    return LongInput(items=long.items, annotations=annotations), len(annotations), len(first.quarantine)

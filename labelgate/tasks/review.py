@@ -69,6 +69,9 @@ def close_review(
     """
     with store.connect(db_path) as con:
         policy = review.fill_with_policy(con, run_id, **params.policy_settings()) if action == "auto" else {}
+        if policy and params.carry_policy_decisions:
+            with store.transaction(con):
+                store.remember_policy_decisions(con, run_id)
         prog = review.progress(con, run_id)
         counts = review.decision_counts(con, run_id)
         summary = {
@@ -77,6 +80,7 @@ def close_review(
             "timed_out": timed_out,
             "flagged": prog["flagged"],
             "reviewed": prog["reviewed"],
+            "carried": prog["carried"],
             "by_action": prog["by_action"],
             "policy_decided": sum(policy.values()),
         }
@@ -211,7 +215,9 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
         )
         _announce(
             [
-                f"labelgate: run {run_id} waits for a review of {prog['flagged']} flagged rows",
+                f"labelgate: run {run_id} waits for a review of {prog['remaining']} flagged rows"
+                + (f" ({prog['carried']} more carry a remembered decision)" if prog["carried"] else "")
+                + (f"; {prog['remaining_new']} of them are new" if prog["remaining_new"] != prog["remaining"] else ""),
                 f"  open      {page}   ({how})" if page else f"  review    {how}",
                 f"  terminal  labelgate review --db {db_path} --run {run_id}",
                 '  then      press "Finish review" (F in the terminal); keys W accept, Q keep, E exclude, 1-9, U undo',
@@ -219,7 +225,7 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
             ]
         )
         description = (
-            f"labelgate run `{run_id}` waits for a review of {prog['flagged']} flagged rows.\n\n"
+            f"labelgate run `{run_id}` waits for a review of {prog['remaining']} flagged rows.\n\n"
             + (f"Review them at [{page}]({page}), then press **Finish review**.\n\n" if page else "")
             + f"Or in a terminal: `labelgate review --db {db_path} --run {run_id}`. Resuming here finishes the review."
         )

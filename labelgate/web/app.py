@@ -4,7 +4,10 @@ Pages: ``/`` (runs), ``/runs/{run}`` (the review page; ``run`` may be ``latest``
 API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix):
 
 - ``GET  /api/runs`` — the runs, newest first
-- ``GET  /api/runs/{run}/issues`` — rows to review (query: scope, issue_type, given, suggested, status, q, limit)
+- ``GET  /api/runs/{run}/issues`` — rows to review (query: scope, issue_type, given, suggested, status, q, limit,
+  novelty: new|seen|all; the page opens on ``new`` when earlier runs of the dataset saw some of its rows)
+- ``/runs/{run}/rows/{row_id}/history``, ``/api/runs/{run}/rows/{row_id}/history``,
+  ``POST /api/runs/{run}/rows/{row_id}/memory``, ``/api/memory`` — the curation memory (:mod:`labelgate.web.memory`)
 - ``GET  /api/runs/{run}/progress`` — reviewed / flagged counts
 - ``GET  /api/runs/{run}/decisions`` — every decision of the run (the append-only history)
 - ``POST /api/runs/{run}/decisions`` — ``{"id", "action": "keep|relabel|exclude|accept", "label"}`` or
@@ -40,7 +43,7 @@ from labelgate import reports, review, store
 from labelgate.config import CurateParams
 from labelgate.core import explain
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
-from labelgate.web import dashboard, templating
+from labelgate.web import dashboard, memory, templating
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "labelgate_session"
@@ -99,7 +102,9 @@ def create_app(
     #: run id -> {"polled_at": monotonic time of a page's last /outcome request, "final_served": bool}
     app.state.outcome_watch = {}
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.state.reviewer = default_reviewer
     app.include_router(dashboard.router)  # /dashboard, /api/dashboard (labelgate.web.dashboard)
+    app.include_router(memory.router)  # row history, revoke/change remembered decisions (labelgate.web.memory)
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
@@ -175,17 +180,21 @@ def create_app(
         status: str = "all",
         q: str = "",
         limit: int = PAGE_LIMIT,
+        novelty: str | None = None,
     ) -> HTMLResponse:
-        filters = {
-            "scope": scope,
-            "issue_type": issue_type,
-            "given": given,
-            "suggested": suggested,
-            "status": status,
-            "q": q,
-        }
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
             run_id = store.resolve_run(con, run)
+            if novelty is None:  # the page opens on what is new when earlier runs of the dataset saw some rows
+                novelty = "new" if store.seen_rows(con, run_id) else "all"
+            filters = {
+                "scope": scope,
+                "issue_type": issue_type,
+                "given": given,
+                "suggested": suggested,
+                "status": status,
+                "q": q,
+                "novelty": novelty,
+            }
             record = store.run_record(con, run_id)
             classes = review.run_classes(con, run_id)
             everything = review.review_items(con, run_id, scope=scope)
@@ -198,6 +207,7 @@ def create_app(
                 suggested=suggested or None,
                 status=status,
                 query=q or None,
+                novelty=novelty,
             )
             prog = review.progress(con, run_id)
             limit = max(1, min(int(limit), 5000))
@@ -260,6 +270,7 @@ def create_app(
         status: str | None = None,
         q: str | None = None,
         limit: int | None = None,
+        novelty: str | None = None,
     ) -> dict[str, Any]:
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
             run_id = store.resolve_run(con, run)
@@ -272,6 +283,7 @@ def create_app(
                 suggested=suggested,
                 status=status,
                 query=q,
+                novelty=novelty,
             )
             classes = review.run_classes(con, run_id)
             prog = review.progress(con, run_id)

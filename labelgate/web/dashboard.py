@@ -70,6 +70,8 @@ def _env() -> jinja2.Environment:
     env.filters["duration"] = _duration
     env.filters["checkval"] = _check_value
     env.filters["checkname"] = lambda name: CHECK_LABELS.get(name, name.replace("_", " "))
+    env.filters["score"] = _score
+    env.filters["signed"] = _signed
     return env
 
 
@@ -77,6 +79,31 @@ def _pct(value: Any, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     return f"{100 * float(value):.{digits}f}%"
+
+
+def _plain(value: Any) -> Any:
+    """A DataFrame cell as plain JSON data: numpy numbers as Python ones, NaN/NaT as None, times as ISO text."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return None if str(value) == "NaT" else value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _score(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.3f}"
+
+
+def _signed(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):+.3f}"
 
 
 def _check_value(value: Any, name: str) -> str:
@@ -115,8 +142,8 @@ def dashboard_data(
         ``datasets`` (names), ``dataset`` (the filter or None), ``runs`` (:func:`labelgate.reports.run_history`
         items without their full metrics, plus ``flow_run_url``), ``selected`` (None when there is no run, else
         run_id, dataset, outcome, quality, class_distribution {label: {previous, before, after}},
-        noise_matrix {classes, matrix}, quarantine_reasons, baseline_run_id), ``totals`` (runs, exported,
-        blocked, failed).
+        noise_matrix {classes, matrix}, quarantine_reasons, baseline_run_id, evaluations: the latest
+        before/after evaluation per trainer, see :func:`_evaluations`), ``totals`` (runs, exported, blocked, failed).
 
     Raises:
         RunNotFoundError: ``run`` names no run (or is ambiguous).
@@ -172,7 +199,21 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
         "texts_embedded": metrics.get("texts_embedded"),
         "texts_cached": metrics.get("texts_cached"),
         "flow_run_url": flow_run_url(record.get("prefect_flow_run_id")),
+        "evaluations": _evaluations(con, run_id),
     }
+
+
+def _evaluations(con: Any, run_id: str) -> list[dict[str, Any]]:
+    """The latest evaluation of the run per trainer: trainer, model, test_path, n_test, raw/cleaned n_train,
+    accuracy and macro-F1 (with ``*_delta`` = cleaned - raw), seconds (both sides; None when not measured)."""
+    out = []
+    for r in store.latest_evaluations(con, run_id).to_dict("records"):
+        item = {k: _plain(v) for k, v in r.items()}
+        for metric in ("accuracy", "macro_f1"):
+            raw, cleaned = item.get(f"raw_{metric}"), item.get(f"cleaned_{metric}")
+            item[f"{metric}_delta"] = None if raw is None or cleaned is None else cleaned - raw
+        out.append(item)
+    return out
 
 
 # --- SVG charts (server-side; every text escaped) ----------------------------------------------------

@@ -37,7 +37,9 @@ def test_export_writes_the_requested_formats(warm_run: dict, tmp_path: Path) -> 
     )
     assert res.exit_code == 0, res.output
     assert "exported train" in res.output and "token counts are estimates (cl100k_base)" in res.output
-    first = json.loads((out / warm_run["run_id"] / "train.openai-chat.jsonl").open().readline())
+    assert "export version 2 (earlier exports untouched)" in res.output
+    assert not (out / warm_run["run_id"] / "train.openai-chat.jsonl").exists()  # the first export is as it was
+    first = json.loads((out / f"{warm_run['run_id']}-v2" / "train.openai-chat.jsonl").open().readline())
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
     assert first["messages"][0]["content"].startswith("Ticket: ")
 

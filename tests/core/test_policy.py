@@ -200,3 +200,16 @@ def test_an_outlier_that_is_a_confident_label_issue_is_relabelled_not_dropped():
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "relabel" and "also outlier" in d.loc["a", "reason"]
     assert d.loc["b", "action"] == "exclude" and d.loc["b", "reason"].startswith("outlier")
+def test_accept_action_is_the_policys_proposal() -> None:
+    from labelgate.core.policy import accept_action
+
+    assert accept_action({"exact_duplicate": 0.0, "label": 0.1}, given="a", suggested="b") == (
+        "exclude",
+        None,
+        "exact duplicate",
+    )
+    assert accept_action({"outlier": 0.2}, given="a", suggested="a")[0] == "exclude"
+    assert accept_action({"empty": 0.5, "label": 0.1}, given="a", suggested="b") == ("relabel", "b", "label")
+    assert accept_action({"empty": 0.0}, given="a", suggested=None)[0] == "exclude"
+    assert accept_action({"label": 0.1}, given="a", suggested="a") == ("keep", "a", "label")
+    assert accept_action({"too_long": 0.3}, given="a", suggested=None) is None

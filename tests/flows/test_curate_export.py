@@ -52,11 +52,12 @@ def test_run_with_test_file_exports_every_format_and_evaluates(
     assert not exported & set(sample["text"].iloc[10:15])
     ev = m["evaluation"]
     assert ev["n_test"] == 125 and ev["leakage_excluded"] == m["leakage_excluded"]
-    assert ev["raw"]["n_train"] == m["rows_valid"] - m["leakage_excluded"]
+    assert list(ev["trainers"]) == ["proxy", "proxy-c4"]
+    assert ev["trainers"]["proxy"]["raw"]["n_train"] == m["rows_valid"] - m["leakage_excluded"]
     with store.connect(db, read_only=True) as con:
         run = store.run_record(con, m["run_id"])
         n_eval = store.scalar(con, "SELECT count(*) FROM evaluations WHERE run_id = ?", [m["run_id"]])
-    assert run["status"] == "completed" and n_eval == 2
+    assert run["status"] == "completed" and n_eval == 4  # two trainers x raw, cleaned
     assert {"labelgate-evaluation", "labelgate-evaluation-summary"} <= _artifact_keys(run["prefect_flow_run_id"])
 
 
@@ -71,6 +72,7 @@ def test_politeness_before_after_evaluation(politeness_dir: Path, prefect_harnes
     )
     ev = m["evaluation"]
     assert ev["n_test"] == 1117
-    assert ev["raw"]["n_train"] == m["rows_valid"] - m["leakage_excluded"]
-    assert 0.4 < ev["raw"]["accuracy"] < 0.8 and 0.4 < ev["cleaned"]["accuracy"] < 0.8
-    assert set(ev["cleaned"]["per_class_f1"]) == {"impolite", "neutral", "polite"}
+    for c in ev["trainers"].values():
+        assert c["raw"]["n_train"] == m["rows_valid"] - m["leakage_excluded"]
+        assert 0.4 < c["raw"]["accuracy"] < 0.8 and 0.4 < c["cleaned"]["accuracy"] < 0.8
+        assert set(c["cleaned"]["per_class_f1"]) == {"impolite", "neutral", "polite"}

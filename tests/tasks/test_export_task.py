@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -89,7 +90,10 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
             assert entry["records"] == result[f"exported_{entry['split']}"]
     with store.connect(db, read_only=True) as con:
         run = store.run_record(con, warm_run["run_id"])
-        rows = con.execute("SELECT path, sha256, lines FROM exports WHERE run_id = ?", [warm_run["run_id"]]).fetchall()
+        rows = con.execute(
+            "SELECT path, sha256, lines FROM exports WHERE run_id = ? AND starts_with(path, ?)",
+            [warm_run["run_id"], str(folder.resolve())],
+        ).fetchall()
     assert manifest["input_sha256"] == run["input_sha256"] and manifest["dataset_version"] == run["dataset_version"]
     assert manifest["counts"]["rows_in"] == 400
     assert manifest["counts"]["exported"] == manifest["counts"]["exported_train"] + manifest["counts"]["exported_val"]
@@ -105,23 +109,37 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
     assert oct((folder / "train.alpaca.jsonl").stat().st_mode & 0o777) != "0o600"
 
 
-def test_reexport_replaces_the_run_folder_and_drops_stale_files(warm_run: dict, tmp_path: Path) -> None:
+def test_reexport_writes_a_new_version_and_never_touches_the_earlier_files(warm_run: dict, tmp_path: Path) -> None:
     db = copy_db(warm_run, tmp_path)
     out = tmp_path / "out"
-    export_run(db, warm_run["run_id"], str(out), CurateParams(export_formats=["alpaca", "csv"]))
+    first = {"export_dir": str(out / warm_run["run_id"])}  # version 1: (a copy of) the flow's export
+    shutil.copytree(warm_run["export_dir"], first["export_dir"])
+    before = {p.name: p.read_bytes() for p in Path(first["export_dir"]).iterdir()}
     second = export_run(db, warm_run["run_id"], str(out), CurateParams(export_formats=["bedrock-claude"]))
+    third = export_run(db, warm_run["run_id"], str(out), CurateParams(export_formats=["bedrock-claude"]))
     folder = Path(second["export_dir"])
+    assert folder.name == f"{warm_run['run_id']}-v2" and second["export_version"] == 2
+    assert Path(third["export_dir"]).name == f"{warm_run['run_id']}-v3"
     assert sorted(p.name for p in folder.iterdir()) == [
         MANIFEST,
         "train.bedrock-claude.jsonl",
         "val.bedrock-claude.jsonl",
     ]
-    assert [p.name for p in out.iterdir()] == [warm_run["run_id"]]  # no staging folders left behind
+    assert {p.name: p.read_bytes() for p in Path(first["export_dir"]).iterdir()} == before  # byte for byte
+    assert sorted(p.name for p in out.iterdir()) == [
+        warm_run["run_id"],
+        f"{warm_run['run_id']}-v2",
+        f"{warm_run['run_id']}-v3",
+    ]  # no staging folders left behind
+    manifest = json.loads((Path(third["export_dir"]) / MANIFEST).read_text())
+    assert manifest["export_version"] == 3
+    assert manifest["earlier_exports"] == [warm_run["export_dir"], str(folder)]  # as recorded in the database
     with store.connect(db, read_only=True) as con:
-        formats = {
-            r[0] for r in con.execute("SELECT format FROM exports WHERE run_id = ?", [warm_run["run_id"]]).fetchall()
-        }
-    assert formats == {"bedrock-claude"}
+        rows = con.execute(
+            "SELECT version, format FROM exports WHERE run_id = ? ORDER BY version", [warm_run["run_id"]]
+        ).fetchall()
+    assert {v for v, _ in rows} == {1, 2, 3}  # every export stays recorded (the flow's, then two more)
+    assert {f for v, f in rows if v == 1} == {"openai-chat"} and {f for v, f in rows if v == 2} == {"bedrock-claude"}
 
 
 def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(warm_run: dict, tmp_path: Path) -> None:

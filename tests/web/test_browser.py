@@ -68,10 +68,14 @@ def _latest(db: str) -> dict:
 
 def test_pressing_w_accepts_the_suggestion_and_the_decision_survives_a_reload(page: object, url: str, db: str) -> None:
     page.goto(f"{url}/runs/latest?issue_type=label")  # label issues: every row has a suggestion to accept
-    first = page.locator("tr.item").first
+    duplicate = page.locator('tr.item[data-accept="exclude"]').first  # W on an excluded duplicate: exclude
+    sync_api.expect(duplicate.locator(".keyhelp")).to_contain_text("W: exclude")
+    first = page.locator('tr.item[data-accept="relabel"]').first
     row_id = first.get_attribute("data-id")
     suggested = first.get_attribute("data-suggested")
+    sync_api.expect(first.locator(".keyhelp")).to_contain_text(f"W: relabel → {suggested}")
     sync_api.expect(first.locator(".state")).to_have_text("not reviewed")
+    first.locator(".c-sev").click()  # make it the active row
     page.keyboard.press("w")
     sync_api.expect(first).to_have_class("item decided act-relabel")
     sync_api.expect(page.locator("#progress-text")).to_contain_text("1 / ")
@@ -122,11 +126,12 @@ def test_accept_top_k_shown_in_bulk(page: object, url: str, db: str) -> None:
     assert rows.count() >= 2
     page.fill("#topk", "2")
     page.click("#bulk-topk")
-    sync_api.expect(rows.nth(1)).to_have_class("item decided act-relabel")
-    sync_api.expect(rows.nth(0)).to_have_class("item active decided act-relabel")
+    expected = [rows.nth(i).get_attribute("data-accept") for i in range(2)]  # relabel, or exclude for a duplicate
+    sync_api.expect(rows.nth(1)).to_have_class(f"item decided act-{expected[1]}")
+    sync_api.expect(rows.nth(0)).to_have_class(f"item active decided act-{expected[0]}")
     ids = [rows.nth(i).get_attribute("data-id") for i in range(2)]
     latest = _latest(db)
-    assert all(latest[i]["source"] == "human" and latest[i]["action"] == "relabel" for i in ids)
+    assert all(latest[i]["source"] == "human" and latest[i]["action"] == a for i, a in zip(ids, expected))
     assert all(latest[i]["reason"].startswith("bulk: accept suggestions for the top 2") for i in ids)
 
 

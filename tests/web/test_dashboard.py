@@ -227,3 +227,28 @@ def test_dashboard_in_chromium_and_the_readme_screenshot(
     finally:
         server.stop()
         notify.prefect_ui_url.cache_clear()
+
+
+def test_the_latest_evaluation_per_trainer_is_on_the_dashboard(warm_run: dict, tmp_path: Path) -> None:
+    from labelgate.tasks.evaluate import evaluate_run
+
+    db = copy_db(warm_run, tmp_path)
+    run_id = warm_run["run_id"]
+    assert dashboard.dashboard_data(db)["selected"]["evaluations"] == []
+    assert 'id="evaluations"' not in TestClient(create_app(db)).get("/dashboard").text
+    comparisons, _ = evaluate_run(db, run_id, CurateParams(test_path=str(REPO / "data" / "sample_test.csv")))
+    evals = dashboard.dashboard_data(db)["selected"]["evaluations"]
+    assert [e["trainer"] for e in evals] == ["proxy", "proxy-c4"]
+    for e, c in zip(evals, comparisons):
+        assert (e["raw_n_train"], e["cleaned_n_train"], e["n_test"]) == (c.raw.n_train, c.cleaned.n_train, 120)
+        assert e["cleaned_accuracy"] == pytest.approx(c.cleaned.accuracy)
+        assert e["accuracy_delta"] == pytest.approx(c.cleaned.accuracy - c.raw.accuracy)
+        assert e["seconds"] > 0 and isinstance(e["created_at"], str) and e["model"] == c.model
+    api = TestClient(create_app(db)).get("/api/dashboard").json()
+    assert [e["trainer"] for e in api["selected"]["evaluations"]] == ["proxy", "proxy-c4"]
+    html = TestClient(create_app(db)).get("/dashboard").text
+    table = html.split('id="evaluations"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-trainer="([^"]+)"', table)
+    assert rows == ["proxy", "proxy-c4"]
+    c4 = comparisons[1]
+    assert f"{c4.raw.accuracy:.3f}" in table and f"{c4.cleaned.accuracy - c4.raw.accuracy:+.3f}" in table

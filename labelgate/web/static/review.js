@@ -155,7 +155,7 @@
     const k = parseInt(document.getElementById("topk").value, 10);
     const chosen = rows()
       .slice(0, Math.max(0, k || 0))
-      .filter((r) => r.dataset.suggested);
+      .filter((r) => r.dataset.accept);
     if (!chosen.length) return;
     const result = await decide(
       chosen.map((r) => ({ id: r.dataset.id, action: "accept" })),
@@ -170,7 +170,7 @@
     let ids;
     try {
       const listing = await call("GET", "/issues?" + query.toString());
-      ids = listing.items.filter((it) => action !== "accept" || it.suggested_label).map((it) => it.id);
+      ids = listing.items.filter((it) => action !== "accept" || it.accept_action).map((it) => it.id);
     } catch (err) {
       say(err.message, "error");
       return;
@@ -311,7 +311,7 @@
     if (key === "j" || key === "arrowdown") setActive(active + 1);
     else if (key === "k" || key === "arrowup") setActive(active - 1);
     else if (key === "w") {
-      if (row && row.dataset.suggested) decideRow(row, "accept");
+      if (row && row.dataset.accept) decideRow(row, "accept");
     } else if (key === "q") decideRow(row, "keep");
     else if (key === "e") decideRow(row, "exclude");
     else if (key === "u") undo();
