@@ -182,8 +182,8 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
     params = _checked_params(input_path, chosen)
     prepare_environment(verbose)
-    if as_json:  # one JSON line at the end: no fine-tuning progress bar on stderr either
-        os.environ["LABELGATE_PROGRESS"] = "0"
+    if as_json:  # one JSON line for a program: no progress lines (unless LABELGATE_PROGRESS asks for them)
+        os.environ.setdefault("LABELGATE_PROGRESS", "0")
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
     if as_json:
@@ -242,6 +242,8 @@ def demo(db_path: str, out_dir: str, as_json: bool, verbose: bool) -> None:
     sample = sample_path()
     params = make_params(dataset="sample-support-tickets", task_description="Classify the customer support message")
     prepare_environment(verbose)
+    if as_json:
+        os.environ.setdefault("LABELGATE_PROGRESS", "0")
     click.echo(f"labelgate demo: curating the bundled sample {sample}")
     metrics = _curate(str(sample), db_path, out_dir, params)
     truth = sample.with_name("sample_truth.csv")

@@ -19,6 +19,7 @@ ISSUE_COLUMNS = [
     "label_score",
     "is_label_issue",
     "suggested_prob",
+    "model_prob",
     "source_line",
     "reason",
     "flagged",
@@ -41,7 +42,8 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     Columns :data:`ISSUE_COLUMNS` then :func:`issue_type_columns`:
 
     - ``id`` the row id, ``text``, ``source_line``;
-    - the label detector's ``given_label``, ``suggested_label``, ``suggested_prob``, ``label_score`` in [0, 1]
+    - the label detector's ``given_label``, ``suggested_label``, ``suggested_prob`` (noise-corrected),
+      ``model_prob`` (the model's plain probability of the suggestion), ``label_score`` in [0, 1]
       (higher = the given label is more likely right), ``is_label_issue`` and its ``reason``;
     - ``flagged``: any detector flagged the row; ``issue_types``: the flagged types (list, most severe
       type first); ``reasons``: their sentences (list, same order); ``related_row_id``: the row this one
@@ -60,7 +62,7 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     long = store.query_df(
         con,
         f"""SELECT r.row_id AS id, r.text, r.label, r.source_line, i.issue_type, i.score, i.is_issue,
-                   i.given_label, i.suggested_label, i.suggested_prob, i.reason, i.related_row_id
+                   i.given_label, i.suggested_label, i.suggested_prob, i.model_prob, i.reason, i.related_row_id
             FROM valid_rows r LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id
             WHERE r.run_id = ? {flagged_filter}""",
         [run_id],
@@ -79,6 +81,7 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     out["label_score"] = label["score"].reindex(out.index).astype("float64")
     out["is_label_issue"] = label["is_issue"].reindex(out.index).fillna(False).astype(bool)
     out["suggested_prob"] = label["suggested_prob"].reindex(out.index).astype("float64")
+    out["model_prob"] = label["model_prob"].reindex(out.index).astype("float64")
     out["reason"] = label["reason"].reindex(out.index)
     for t in ISSUE_TYPES:
         if t == "label":

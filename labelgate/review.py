@@ -64,6 +64,9 @@ ITEM_COLUMNS = [
     "new",
     "accept_action",
     "accept_label",
+    "model_prob",
+    "related_row_id",
+    "label_reason",
 ]
 
 
@@ -159,7 +162,10 @@ def review_items(
         (None when there is none), ``decided`` True when a person (or the policy, or the curation memory)
         decided the row, ``carried`` True when that decision is a remembered one carried from an earlier run
         (source ``memory``), ``new`` as for ``novelty``, ``accept_action`` / ``accept_label`` what accepting
-        the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to accept).
+        the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to accept),
+        ``model_prob`` the model's plain probability of the suggestion (``suggested_prob`` is noise-corrected),
+        ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak matches),
+        ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when flagged).
     """
     if scope not in ("flagged", "all"):
         raise ReviewError(f"scope must be 'flagged' or 'all', got {scope!r}")
@@ -177,6 +183,9 @@ def review_items(
             "suggested_prob": frame.get("suggested_prob"),
             "label_score": frame.get("label_score"),
             "source_line": frame.get("source_line"),
+            "model_prob": frame.get("model_prob"),
+            "related_row_id": frame.get("related_row_id"),
+            "label_reason": frame.get("reason"),
         }
     )
     if "severity" in frame.columns:
@@ -260,6 +269,65 @@ def item_records(items: pd.DataFrame) -> list[dict[str, Any]]:
             clean["source_line"] = int(clean["source_line"])
         records.append(clean)
     return records
+
+
+def related_rows(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """What a reviewer needs to see of the rows other rows point at (duplicates, conflicts), by row id.
+
+    Returns ``{row_id: {"id", "text", "given_label", "source_line", "decision_action", "decision_label"}}``
+    for the ids that are valid rows of the run (a leaked test row is not one: it is absent). ``decision_*`` is
+    the row's latest decision (None when nobody decided it).
+    """
+    ids = [str(i) for i in row_ids if isinstance(i, str) and i]
+    if not ids:
+        return {}
+    rows = store.rows_by_id(con, run_id, ids)
+    latest = store.latest_decisions(con, run_id).set_index("row_id")
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows.itertuples(index=False):
+        rid = str(r.row_id)
+        action = label = None
+        if rid in latest.index and not _NO_DECISION_RE.match(str(latest.at[rid, "reason"] or "")):
+            action, label = latest.at[rid, "action"], latest.at[rid, "label"]
+        line = r.source_line
+        out[rid] = {
+            "id": rid,
+            "text": r.text,
+            "given_label": r.label,
+            "source_line": None if line is None or pd.isna(line) else int(line),
+            "decision_action": action,
+            "decision_label": None if label is None or pd.isna(label) else label,
+            "decided": action is not None,
+        }
+    return out
+
+
+#: run statuses after which nothing changes any more (the export is written, or the run stopped)
+FINAL_STATUSES = ("completed", "failed", "crashed")
+
+
+def outcome(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """What became of ``run_id`` so far, for a page waiting on the export after "Finish review".
+
+    Returns ``run_id``, ``status`` (the ``runs`` status), ``final`` (True once the status is one of
+    :data:`FINAL_STATUSES`), ``message`` (the failure reason or warnings), ``exported_train`` / ``exported_val``
+    (row counts, None before the export), ``files`` (paths written, the manifest last), ``decisions``
+    (keep/relabel/exclude counts) and ``warnings`` (list of strings).
+    """
+    rec = store.run_record(con, run_id)
+    m = rec.get("metrics_json") or {}
+    status = str(rec["status"])
+    return {
+        "run_id": run_id,
+        "status": status,
+        "final": status in FINAL_STATUSES,
+        "message": _none(rec.get("message")),
+        "exported_train": m.get("exported_train"),
+        "exported_val": m.get("exported_val"),
+        "files": [str(f) for f in [*(m.get("export_files") or []), m.get("manifest")] if f],
+        "decisions": m.get("decisions"),
+        "warnings": [str(w) for w in m.get("warnings") or []],
+    }
 
 
 def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:

@@ -737,6 +737,19 @@ def latest_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFram
     )
 
 
+def rows_by_id(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: list[str]) -> pd.DataFrame:
+    """The valid rows of ``run_id`` among ``row_ids`` (ids not among them are absent).
+
+    Columns: row_id, text, label (the given label), source_line.
+    """
+    return query_df(
+        con,
+        """SELECT row_id, text, label, source_line FROM valid_rows
+           WHERE run_id = ? AND row_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY row_id""",
+        [run_id, list(dict.fromkeys(str(i) for i in row_ids))],
+    )
+
+
 # --- rows ----------------------------------------------------------------------------------------
 
 

@@ -31,7 +31,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -304,6 +304,21 @@ class Detection:
     seconds: dict[str, float]
 
 
+def _reporting_jobs(report: Callable[[str, int, int], None]) -> Callable:
+    """A :data:`labelgate.core.probs.JobMapper` running the jobs in order, reporting ``out-of-fold fits`` after each."""
+
+    def run(function: Callable, jobs: Sequence) -> list[np.ndarray]:
+        jobs = list(jobs)
+        report("out-of-fold fits", 0, len(jobs))
+        out = []
+        for i, job in enumerate(jobs, 1):
+            out.append(function(job))
+            report("out-of-fold fits", i, len(jobs))
+        return out
+
+    return run
+
+
 def detect_all(
     row_ids: Sequence[str],
     texts: Sequence[str],
@@ -318,6 +333,7 @@ def detect_all(
     test_vectors: np.ndarray | None = None,
     probs: Probabilities | None = None,
     layer_vectors: np.ndarray | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> Detection:
     """Run every detector over one dataset (pure: the detect task and the benchmark both call this).
 
@@ -331,6 +347,9 @@ def detect_all(
             :func:`labelgate.core.probs.combine_oof`); None computes them with :func:`ensemble_oof_probs`.
         layer_vectors: middle-layer features ``(n, hidden)`` of :func:`labelgate.embedding.encode_layers`
             (needed when ``settings.members`` has ``layers``).
+        progress: called as ``progress(stage, done, total)`` while the long steps run: ``out-of-fold fits``
+            (done/total (member, fold) fits), ``neighbours`` and ``leakage`` (0/1 when the step starts, 1/1 when
+            it ends). None: no reports.
     """
     from labelgate.core.duplicates import duplicate_issues, leakage_issues, neighbours
     from labelgate.core.issues import ISSUE_COLUMNS, label_issue_rows
@@ -343,6 +362,7 @@ def detect_all(
     labels = [str(v) for v in labels]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
     if probs is None:
         probs = ensemble_oof_probs(
             vectors,
@@ -352,10 +372,12 @@ def detect_all(
             members=None if s.members is None else list(s.members),
             n_folds=s.n_folds,
             seed=s.seed,
+            map_jobs=None if progress is None else _reporting_jobs(report),
         )
     found = find_label_issues(row_ids, probs)
     seconds["label"] = time.perf_counter() - started
     started = time.perf_counter()
+    report("neighbours", 0, 1)
     nb = neighbours(vectors, k=s.outlier_k, seed=s.seed)  # approximate above neighbours.EXACT_MAX_ROWS rows
     parts = [
         label_issue_rows(found),
@@ -371,13 +393,16 @@ def detect_all(
         ),
     ]
     seconds["neighbours"] = time.perf_counter() - started
+    report("neighbours", 1, 1)
     if test_ids is not None and test_texts is not None:
         started = time.perf_counter()
+        report("leakage", 0, 1)
         parts.append(
             leakage_issues(
                 row_ids, texts, vectors, list(test_ids), list(test_texts), test_vectors, threshold=s.leakage_threshold
             )
         )
         seconds["leakage"] = time.perf_counter() - started
+        report("leakage", 1, 1)
     issues = pd.concat([p for p in parts if not p.empty], ignore_index=True)[ISSUE_COLUMNS]
     return Detection(probs=probs, label_issues=found, issues=issues, seconds=seconds)

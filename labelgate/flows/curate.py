@@ -43,8 +43,9 @@ from labelgate.tasks.export import export
 from labelgate.tasks.gate import auto_gate
 from labelgate.tasks.ingest import ingest
 from labelgate.tasks.memory import carry_memory
+from labelgate.tasks.progress import stage_reporter
 from labelgate.tasks.quality import quality_gate
-from labelgate.tasks.review import human_gate
+from labelgate.tasks.review import human_gate, release_review_server
 from labelgate.tasks.run import finish_run, start_run
 from labelgate.tasks.validate import validate
 
@@ -107,6 +108,7 @@ def curate(
     except Exception as err:
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
         finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})
+        release_review_server(run_id)
         raise
     warned = "; ".join(f"warning: {w}" for w in metrics.get("warnings") or []) or None
     metrics = finish_run(
@@ -114,6 +116,7 @@ def curate(
     )
     metrics["run_id"] = run_id
     publish_artifacts(db_path, run_id, metrics)
+    release_review_server(run_id)  # the human gate's page has shown the outcome
     print(
         f"run {run_id}: {metrics['rows_in']} rows in, {metrics['label_issues']} label issues, "
         f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
@@ -181,7 +184,12 @@ def _detect_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any
     started = time.perf_counter()
     plan = runner.client.scatter(scoring.plan, hash=False)  # sent once; workers share it, not once per job
     futures = [runner.submit(oof_job, {"plan": plan, "job": job}) for job in scoring.plan.jobs]
-    results = [f.result() for f in futures]
+    report = stage_reporter(run_id)
+    report("out-of-fold fits", 0, len(futures))
+    results = []
+    for done, future in enumerate(futures, 1):
+        results.append(future.result())
+        report("out-of-fold fits", done, len(futures))
     seconds = time.perf_counter() - started
     metrics = finish_scoring(db_path, run_id, params, scoring, [r.probs for r in results], seconds)
     return metrics, Counter(r.worker for r in results)

@@ -32,6 +32,7 @@ from labelgate.errors import ConfigError
 from labelgate.tasks._common import TASK_OPTIONS, read_input
 from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes, where_am_i
 from labelgate.tasks.layers import layer_vectors, wants_layers
+from labelgate.tasks.progress import stage_reporter
 
 
 def _token_counts(texts: list[str], params: CurateParams) -> tuple[list[int] | None, str]:
@@ -111,7 +112,7 @@ def _inputs(db_path: str, run_id: str, params: CurateParams) -> DetectInputs:
     layers = None
     if wants_layers(params):
         hashes = [str(h) for h in rows["text_sha256"]]
-        layers = layer_vectors(db_path, params, hashes, dict(zip(hashes, texts)))
+        layers = layer_vectors(db_path, params, hashes, dict(zip(hashes, texts)), run_id=run_id)
     return DetectInputs(
         row_ids=[str(r) for r in rows["row_id"]],
         texts=texts,
@@ -220,7 +221,14 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     if reused.get("detection_reused_from"):
         return reused
     inputs = _inputs(db_path, run_id, params)
-    return _store(db_path, run_id, params, inputs, inputs.detect_all(params), reused["detection_key"])
+    return _store(
+        db_path,
+        run_id,
+        params,
+        inputs,
+        inputs.detect_all(params, progress=stage_reporter(run_id)),
+        reused["detection_key"],
+    )
 
 
 # --- sharded scoring (--runner dask): DuckDB stays in the flow's process, jobs are pure compute --------------
@@ -279,6 +287,6 @@ def finish_scoring(
 ) -> dict[str, Any]:
     """Combine the jobs' results (in ``scoring.plan.jobs`` order), run the other detectors, store as :func:`detect`."""
     probs = combine_oof(scoring.plan, results)
-    found = scoring.inputs.detect_all(params, probs=probs)
+    found = scoring.inputs.detect_all(params, probs=probs, progress=stage_reporter(run_id))
     found.seconds["label"] += oof_seconds
     return _store(db_path, run_id, params, scoring.inputs, found, input_key(db_path, run_id, params))

@@ -13,6 +13,7 @@ import numpy as np
 from labelgate import embedding, store
 from labelgate.config import CurateParams
 from labelgate.tasks.embed import cache_vectors, uncached
+from labelgate.tasks.progress import StageProgress
 
 
 def wants_layers(params: CurateParams) -> bool:
@@ -20,7 +21,9 @@ def wants_layers(params: CurateParams) -> bool:
     return "layers" in params.detector_members
 
 
-def layer_vectors(db_path: str, params: CurateParams, hashes: list[str], text_of: dict[str, str]) -> np.ndarray:
+def layer_vectors(
+    db_path: str, params: CurateParams, hashes: list[str], text_of: dict[str, str], *, run_id: str = ""
+) -> np.ndarray:
     """The middle-layer features of ``hashes`` (in that order), ``(len(hashes), hidden)``; missing ones are
     computed with :func:`labelgate.embedding.encode_layers` and cached first.
 
@@ -29,15 +32,20 @@ def layer_vectors(db_path: str, params: CurateParams, hashes: list[str], text_of
         params: the run's settings (``model``, ``batch_size``).
         hashes: text sha256 per row (repeats allowed).
         text_of: text of every hash.
+        run_id: the run, named in the stage progress (``middle-layer features``, one report per committed chunk).
     """
     key = embedding.layers_key(params.model)
     todo, _ = uncached(db_path, key, list(dict.fromkeys(hashes)))
+    progress = StageProgress(run_id, "middle-layer features", len(todo), unit="texts") if todo else None
+    if progress is not None:
+        progress.update(0)  # the first chunk takes a while: say at once what runs
     cache_vectors(
         db_path,
         key,
         todo,
         text_of,
         lambda texts: embedding.encode_layers(params.model, texts, batch_size=params.batch_size),
+        on_chunk=None if progress is None else lambda done, total: progress.update(done),
     )
     with store.connect(db_path) as con:
         return store.get_embeddings(con, key, hashes)

@@ -9,7 +9,9 @@
    connection is open during the pause,
 4. on resume (the page's "Finish review", ``labelgate review``'s F, ``labelgate.review.finish_review``
    or the Prefect UI's resume form) optionally let the auto policy decide the rows nobody decided,
-   record the decision counts and hand back to the flow, which exports.
+   record the decision counts and hand back to the flow, which exports. The review server stays up through
+   the export (the page shows the files written, or the failure) until the flow calls
+   :func:`release_review_server`.
 
 On timeout, ``params.on_review_timeout`` decides: ``fail`` raises :class:`labelgate.review.ReviewTimeoutError`
 (the run fails, nothing is exported, the decisions stay), ``auto`` applies the auto policy to the
@@ -19,6 +21,7 @@ undecided rows and the flow exports.
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Literal
 
 import click
@@ -157,10 +160,44 @@ def _mark_failed(db_path: str, run_id: str, message: str) -> None:
         )
 
 
+#: review servers kept up after the review, until the run's outcome is written (run id -> server)
+_SERVING: dict[str, EmbeddedServer] = {}
+#: a page that asked for the outcome this recently (seconds) is waiting for it
+WATCH_S = 3.0
+#: at most this many seconds the process waits for a watching page to fetch the final outcome
+LINGER_S = 10.0
+
+
+def release_review_server(run_id: str, *, linger_s: float = LINGER_S) -> bool:
+    """Stop the review server :func:`human_gate` kept up for ``run_id`` (call once the run's status is final).
+
+    When a page polled ``/api/runs/{run}/outcome`` in the last :data:`WATCH_S` seconds and has not yet
+    received the final outcome, wait for it (at most ``linger_s`` seconds), so the person sees the files
+    written or the failure before the server goes. No page watching: stop at once.
+
+    Returns True when a server was stopped.
+    """
+    server = _SERVING.pop(run_id, None)
+    if server is None:
+        return False
+    watch = getattr(server.app.state, "outcome_watch", {}).get(run_id)
+    deadline = time.monotonic() + linger_s
+    while (
+        watch is not None
+        and not watch["final_served"]
+        and time.monotonic() - watch["polled_at"] < WATCH_S
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    server.stop()
+    return True
+
+
 def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     """Pause the current flow run until the review of ``run_id`` is finished; see the module docstring.
 
-    Returns ``{"decisions": {...}, "review": {...}, "review_url": ...}`` for the flow's metrics.
+    Returns ``{"decisions": {...}, "review": {...}, "review_url": ...}`` for the flow's metrics. The caller
+    must call :func:`release_review_server` once the run's status is final (completed or failed).
 
     Raises:
         ReviewTimeoutError: the review timed out and ``params.on_review_timeout`` is ``fail``.
@@ -211,6 +248,8 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
                 ) from None
             reviewer, action = "", "auto"
             _announce([f"labelgate: the review of run {run_id} timed out; the auto policy decides the rest"])
+        if server is not None:  # serve on through the export: the page shows the outcome (release_review_server)
+            _SERVING[run_id], server = server, None
     except KeyboardInterrupt:
         _mark_failed(db_path, run_id, "interrupted while waiting for the review; the decisions are kept")
         raise

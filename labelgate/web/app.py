@@ -14,6 +14,7 @@ API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix
   ``{"decisions": [...]}``; optional ``"reviewer"`` and ``"note"``
 - ``POST /api/runs/{run}/undo`` — undo the last decision batch
 - ``POST /api/runs/{run}/finish`` — ``{"action": "finish|auto"}``: resume the paused flow run
+- ``GET  /api/runs/{run}/outcome`` — status, counts and files written (a page polls it after "Finish review")
 
 Security: every text is HTML-escaped by Jinja2 autoescaping and a strict Content-Security-Policy
 forbids inline scripts; SQL is parameterised in :mod:`labelgate.review`; state changes only through
@@ -28,6 +29,7 @@ import hashlib
 import hmac
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -38,6 +40,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 
 from labelgate import reports, review, store
+from labelgate.config import CurateParams
+from labelgate.core import explain
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
 from labelgate.web import dashboard, memory, templating
 
@@ -95,6 +99,8 @@ def create_app(
     app = FastAPI(title="labelgate review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db_path = db_path
     app.state.token = token
+    #: run id -> {"polled_at": monotonic time of a page's last /outcome request, "final_served": bool}
+    app.state.outcome_watch = {}
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.reviewer = default_reviewer
     app.include_router(dashboard.router)  # /dashboard, /api/dashboard (labelgate.web.dashboard)
@@ -204,9 +210,20 @@ def create_app(
                 novelty=novelty,
             )
             prog = review.progress(con, run_id)
-        limit = max(1, min(int(limit), 5000))
+            limit = max(1, min(int(limit), 5000))
+            shown = review.item_records(items.head(limit))
+            related = review.related_rows(con, run_id, [it["related_row_id"] for it in shown])
         issue_types = sorted({t for ts in everything["issue_types"] for t in ts})
-        shown = review.item_records(items.head(limit))
+        thresholds = _policy_thresholds(record["params_json"])
+        for it in shown:
+            it["related"] = related.get(it["related_row_id"] or "")
+            it["basis"] = explain.label_basis(
+                given_label=it["given_label"],
+                suggested_label=it["suggested_label"],
+                suggested_prob=it["suggested_prob"],
+                model_prob=it["model_prob"],
+                **thresholds,
+            )
         data = {
             "run_id": run_id,
             "classes": classes,
@@ -214,6 +231,7 @@ def create_app(
             "filters": filters,
             "matching": len(items),
             "progress": prog,
+            "db_path": db_path,
         }
         page = env.get_template("review.html").render(
             run_id=run_id,
@@ -284,6 +302,16 @@ def create_app(
             run_id = store.resolve_run(con, run)
             return review.progress(con, run_id)
 
+    @app.get("/api/runs/{run}/outcome")
+    def api_outcome(run: str) -> dict[str, Any]:
+        with store.connect(db_path, wait_s=DB_WAIT_S) as con:
+            run_id = store.resolve_run(con, run)
+            result = review.outcome(con, run_id)
+        watch = app.state.outcome_watch.setdefault(run_id, {"polled_at": 0.0, "final_served": False})
+        watch["polled_at"] = time.monotonic()
+        watch["final_served"] = watch["final_served"] or result["final"]
+        return result
+
     @app.get("/api/runs/{run}/decisions")
     def api_history(run: str) -> Response:
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
@@ -324,6 +352,17 @@ def create_app(
         return review.finish_review(db_path, run, reviewer=name, action=str(body.get("action") or "finish"))
 
     return app
+
+
+def _policy_thresholds(params: dict[str, Any]) -> dict[str, float | None]:
+    """The run's auto-policy thresholds (the defaults where its parameters lack them)."""
+    defaults = CurateParams.model_fields
+    relabel = params.get("relabel_threshold", defaults["relabel_threshold"].default)
+    model = params.get("relabel_model_threshold", defaults["relabel_model_threshold"].default)
+    return {
+        "relabel_threshold": float(relabel),
+        "model_threshold": None if model is None else float(model),
+    }
 
 
 def _reviewer(payload: dict[str, Any], request: Request, default: str) -> str:

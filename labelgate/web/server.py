@@ -148,6 +148,7 @@ class EmbeddedServer:
     """The review app served from a daemon thread of this process; :meth:`stop` ends it."""
 
     def __init__(self, app: Any, sock: socket.socket) -> None:
+        self.app = app
         self._sock = sock
         self._server = _uvicorn_server(app)
         self._thread = threading.Thread(

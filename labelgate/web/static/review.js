@@ -190,17 +190,91 @@
       say(result.message, result.resumed ? "ok" : "");
       if (result.resumed) {
         document.body.classList.add("finished");
+        const button = document.getElementById("finish");
+        if (button) button.remove();
         const badge = document.querySelector(".badge-awaiting_review");
         if (badge) badge.textContent = "review finished · exporting";
+        watchOutcome(badge);
       }
     } catch (err) {
       say(err.message, "error");
     }
   }
 
+  // After "Finish review" the flow exports and its process (with this page's server) then exits:
+  // poll the run's outcome and show it (files, counts, or the failure) while the server still answers.
+  function line(box, text, tag) {
+    const el = document.createElement(tag || "p");
+    el.textContent = text;
+    box.append(el);
+    return el;
+  }
+
+  async function watchOutcome(badge) {
+    const box = document.getElementById("outcome");
+    box.hidden = false;
+    box.className = "note outcome outcome-waiting";
+    box.textContent = "";
+    line(box, "Review finished: the flow is exporting. The outcome appears here.");
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      let o;
+      try {
+        o = await call("GET", "/outcome");
+      } catch (err) {
+        box.className = "note outcome outcome-gone";
+        box.textContent = "";
+        line(box, "The run's process stopped (and this page's server with it) before the outcome could be shown.");
+        line(box, "See it in the terminal that ran labelgate, or with: labelgate runs --db " + data.db_path, "code");
+        if (badge) badge.textContent = "review finished";
+        return;
+      }
+      if (!o.final) continue;
+      showOutcome(box, badge, o);
+      return;
+    }
+  }
+
+  function showOutcome(box, badge, o) {
+    box.textContent = "";
+    const ok = o.status === "completed";
+    box.className = "note outcome " + (ok ? "outcome-completed" : "outcome-failed");
+    if (badge) {
+      badge.textContent = ok ? "completed" : o.status;
+      badge.className = "badge badge-" + o.status;
+    }
+    if (!ok) {
+      line(box, "The run " + o.status + (o.message ? ": " + o.message : "") + ". The decisions are stored.");
+      return;
+    }
+    const d = o.decisions || {};
+    line(
+      box,
+      "Exported " + o.exported_train + " train and " + o.exported_val + " validation rows" +
+        " (decisions: keep " + (d.keep || 0) + ", relabel " + (d.relabel || 0) + ", exclude " + (d.exclude || 0) + ").",
+    );
+    const list = line(box, "", "ul");
+    list.className = "outcome-files";
+    o.files.forEach((f) => line(list, f, "li"));
+    o.warnings.forEach((w) => line(box, "warning: " + w).classList.add("outcome-warning"));
+    line(box, "This page's server stops with the run; `labelgate serve --db " + data.db_path + "` reopens it.");
+  }
+
   // --- wiring ---------------------------------------------------------------------------------
 
   document.addEventListener("click", (event) => {
+    const link = event.target.closest("a.related-link");
+    if (link) {
+      // a related row shown on this page: go to it; else the link opens it (all rows, searched by id)
+      const other = rowById(link.dataset.row);
+      if (other) {
+        event.preventDefault();
+        setActive(rows().indexOf(other));
+        other.classList.add("flash");
+        setTimeout(() => other.classList.remove("flash"), 600);
+      }
+      return;
+    }
     const target = event.target.closest("button, tr.item");
     if (!target) return;
     const row = target.closest("tr.item");

@@ -1,0 +1,55 @@
+"""Issue 15, item 8: the human gate's review server outlives the review until a watching page has the outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+from labelgate.tasks import review as review_task
+
+
+class FakeServer:
+    def __init__(self, watch: dict | None) -> None:
+        self.app = SimpleNamespace(state=SimpleNamespace(outcome_watch={} if watch is None else {"r1": watch}))
+        self.stopped_at: float | None = None
+
+    def stop(self) -> None:
+        self.stopped_at = time.monotonic()
+
+
+def test_no_page_watching_stops_at_once() -> None:
+    server = FakeServer(None)
+    review_task._SERVING["r1"] = server
+    started = time.monotonic()
+    assert review_task.release_review_server("r1") is True
+    assert server.stopped_at is not None and server.stopped_at - started < 0.5
+    assert review_task.release_review_server("r1") is False  # released once
+
+
+def test_a_watching_page_gets_the_final_outcome_before_the_server_stops() -> None:
+    watch = {"polled_at": time.monotonic(), "final_served": False}
+    server = FakeServer(watch)
+    review_task._SERVING["r1"] = server
+
+    def page() -> None:  # polls every 0.3 s; the third poll gets the final outcome
+        for _ in range(3):
+            time.sleep(0.3)
+            watch["polled_at"] = time.monotonic()
+        watch["served_at"] = time.monotonic()
+        watch["final_served"] = True
+
+    thread = threading.Thread(target=page)
+    thread.start()
+    review_task.release_review_server("r1", linger_s=5)
+    thread.join()
+    assert server.stopped_at is not None and server.stopped_at >= watch["served_at"]
+
+
+def test_a_page_gone_quiet_does_not_hold_the_process() -> None:
+    watch = {"polled_at": time.monotonic() - 60, "final_served": False}
+    server = FakeServer(watch)
+    review_task._SERVING["r1"] = server
+    started = time.monotonic()
+    review_task.release_review_server("r1", linger_s=5)
+    assert server.stopped_at - started < 0.5

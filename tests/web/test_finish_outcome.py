@@ -1,0 +1,83 @@
+"""Issue 15, item 8: after "Finish review" in `labelgate run --gate human`, the page shows the outcome (files written,
+counts) before the process and its server stop, instead of "exporting" forever. A real process and headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import CHROMIUM, CHROMIUM_SKIP, copy_db, launch_chromium
+
+if not CHROMIUM.exists():
+    pytest.skip(CHROMIUM_SKIP, allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
+
+
+def _review_url(proc: subprocess.Popen) -> str:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        if line.strip().startswith("open "):
+            return line.split()[1]
+    raise AssertionError(f"no review URL printed; exit {proc.poll()}")
+
+
+def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tmp_path: Path, sample_csv: Path) -> None:
+    db = copy_db(warm_run, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), LABELGATE_REVIEW_PORT="0")
+    out_dir = tmp_path / "exports"
+    command = [sys.executable, "-m", "labelgate.cli", "run", str(sample_csv), "--gate", "human", "--db", db]
+    proc = subprocess.Popen(
+        [*command, "--json", "--out", str(out_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        url = _review_url(proc)
+        rest: list[str] = []  # drain stderr meanwhile: a full pipe would stop the process
+        drain = threading.Thread(target=lambda: rest.extend(proc.stderr), daemon=True)
+        drain.start()
+        with sync_api.sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors: list[str] = []
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(url)
+            page.keyboard.press("e")  # exclude the first row
+            sync_api.expect(page.locator("tr.item").first.locator(".state")).to_have_text("excluded")
+            page.click("#finish")
+            page.click("#finish-go")
+            outcome = page.locator("#outcome")
+            sync_api.expect(outcome).to_be_visible(timeout=120_000)  # once the Prefect API resumed the flow run
+            sync_api.expect(outcome).to_contain_text("Exported", timeout=240_000)
+            text = outcome.inner_text()
+            files = page.locator("#outcome .outcome-files li").all_inner_texts()
+            badge = page.locator(".runinfo .badge").inner_text()
+            browser.close()
+        out = proc.stdout.read()
+        proc.wait(timeout=120)
+        drain.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(rest)
+    assert errors == []
+    assert "exclude 1" in text
+    assert badge == "completed"
+    written = sorted(str(f.resolve()) for f in out_dir.rglob("*") if f.is_file())
+    assert sorted(files) == written and any(f.endswith("manifest.json") for f in files)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert set(summary["export_files"]) <= set(files)
