@@ -182,8 +182,8 @@ def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: boo
             raise ConfigError(f"--{name.replace('_', '-')} is an option of --runner dask")
     params = _checked_params(input_path, chosen)
     prepare_environment(verbose)
-    if as_json:  # one JSON line at the end: no fine-tuning progress bar on stderr either
-        os.environ["LABELGATE_PROGRESS"] = "0"
+    if as_json:  # one JSON line at the end: no progress output on stderr either, unless LABELGATE_PROGRESS asks
+        os.environ.setdefault("LABELGATE_PROGRESS", "0")
     metrics = _curate(input_path, db_path, out_dir, params)
     _print_summary(metrics, db_path, params)
     if as_json:
