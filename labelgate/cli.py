@@ -158,7 +158,7 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 
 
 @main.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(dir_okay=False))
+@click.argument("input_path", metavar="INPUT", type=click.Path())
 @_run_options
 @trainer_options
 @db_option
@@ -167,7 +167,11 @@ def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[st
 @verbose_option
 @handle_errors
 def run(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose: bool, **options: Any) -> None:
-    """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`."""
+    """Curate INPUT (CSV, TSV, JSONL, chat JSONL, Parquet) with the Prefect flow `curate`.
+
+    INPUT may be a folder ('incoming/') or a quoted glob ('incoming/*.csv') of batch files of one format with the
+    same columns: they are read in path order as one input, and the dataset name defaults to the folder's name.
+    """
     from labelgate.config import CurateParams
 
     chosen = {k: v for k, v in options.items() if k in CurateParams.model_fields}

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labelgate.core.batches import columns_disagree, formats_disagree, input_files, is_batch_input
 from labelgate.core.sniff import Sniffed, detect_format, input_problems, sniff_jsonl, sniff_text_table
 from labelgate.errors import InputError, ValidationError
 
@@ -36,13 +37,18 @@ def check_run_input(input_path: str, params: Any) -> None:
     """Raise :class:`PreflightError` naming every problem of the run's input and test files that is certain.
 
     Args:
-        input_path: the INPUT argument as typed.
+        input_path: the INPUT argument as typed: a file, or a folder or glob pattern of batch files (each is
+            checked; they must be of one format with the same columns; the class check is per file).
         params: the run's :class:`labelgate.config.CurateParams`.
 
     Raises:
-        PreflightError: missing files, an extension of no known format, missing columns, fewer than 2 classes.
-            A file with one class only raises it as a :class:`ValidationError` too (it is both).
+        PreflightError: missing files, an extension of no known format, missing columns, fewer than 2 classes,
+            a folder or pattern with no file, batch files of different formats or columns. A file with one class
+            only raises it as a :class:`ValidationError` too (it is both).
     """
+    if is_batch_input(input_path):
+        _check_batches(input_path, params)
+        input_path = None
     problems: list[str] = []
     class_problem = False
     for path_text, option in ((input_path, "INPUT"), (params.test_path, "--test")):
@@ -65,24 +71,55 @@ def check_run_input(input_path: str, params: Any) -> None:
         raise (ClassPreflightError if class_problem and len(problems) == 1 else PreflightError)(problems)
 
 
+def _check_batches(pattern: str, params: Any) -> None:
+    """The pre-flight check of a folder or glob INPUT: every file's certain problems, except a one-class file
+    (a batch may hold one class; the run checks the classes of all of them together), then format and column
+    agreement."""
+    try:
+        files = input_files(pattern)
+    except InputError as err:
+        raise PreflightError([str(err)]) from None
+    problems: list[str] = []
+    formats: list[tuple[Path, str]] = []
+    headers: list[tuple[Path, list[str]]] = []
+    for f in files:
+        found, sniffed, fmt = _sniff_file(f, str(f), params)
+        problems += [p for p in found if not p.startswith("only ")]
+        if fmt is not None:
+            formats.append((f, fmt))
+        if sniffed is not None and sniffed.columns is not None and fmt in ("csv", "tsv", "parquet"):
+            headers.append((f, sniffed.columns))
+    if not problems and params.input_format == "auto" and formats:
+        problems += [p for p in [formats_disagree(pattern, formats)] if p]
+    if not problems and headers:
+        problems += [p for p in [columns_disagree(pattern, headers)] if p]
+    if problems:
+        raise PreflightError(problems)
+
+
 def _file_problems(path: Path, name: str, params: Any) -> list[str]:
+    return _sniff_file(path, name, params)[0]
+
+
+def _sniff_file(path: Path, name: str, params: Any) -> tuple[list[str], Sniffed | None, str | None]:
+    """The certain problems of one input file, what the quick read found, and its format (None: unknown)."""
     size = path.stat().st_size
     complete = size <= WHOLE_FILE_BYTES
     with path.open("rb") as fh:
         data = fh.read(size if complete else HEAD_BYTES)
     if not data.strip():
-        return [f"input file {name!r} is empty"]
+        return [f"input file {name!r} is empty"], None, None
     fmt = params.input_format
     if fmt == "auto":
         try:
             fmt = detect_format(path, data[:65536])
         except InputError as err:
-            return [str(err)]
+            return [str(err)], None, None
     cols = {"text_col": params.text_col, "label_col": params.label_columns[0]}
     if fmt in ("csv", "tsv", "jsonl"):
         text = _decode(data, params.encoding, complete=complete)
         if text is None:
-            return []
+            return [], None, fmt
         if fmt == "jsonl":
             sniffed = sniff_jsonl(text, complete=complete, label_case=params.label_case, **cols)
         else:
@@ -91,9 +128,9 @@ def _file_problems(path: Path, name: str, params: Any) -> list[str]:
     elif fmt == "parquet":
         sniffed = _sniff_parquet(path)
     else:  # chat JSONL: text and label are the messages
-        return []
+        return [], None, fmt
     delimiter = (params.delimiter or ("\t" if fmt == "tsv" else ",")) if fmt in ("csv", "tsv") else None
-    return input_problems(name, sniffed, id_col=params.id_col, delimiter=delimiter, **cols)
+    return input_problems(name, sniffed, id_col=params.id_col, delimiter=delimiter, **cols), sniffed, fmt
 
 
 def _decode(data: bytes, encoding: str, *, complete: bool) -> str | None:

@@ -145,7 +145,14 @@ class Proc:
                     return line
             seen = len(self.err_lines)
             if self.popen.poll() is not None and seen == len(self.err_lines):
-                raise AssertionError(f"process ended before printing {marker!r}: {''.join(self.err_lines)[-3000:]}")
+                for t in self._threads:  # what it printed last may still be on its way
+                    t.join(timeout=10)
+                if any(marker in line for line in self.err_lines[seen:]):
+                    continue
+                raise AssertionError(
+                    f"process ended (exit {self.popen.returncode}) before printing {marker!r}: "
+                    f"{''.join(self.err_lines)[-3000:]}{self.out[-2000:]}"
+                )
             time.sleep(0.02)
         raise AssertionError(f"no {marker!r} within {timeout}s")
 
@@ -254,3 +261,97 @@ def test_kill_during_embedding_and_export_then_resume(tmp_path: Path, sample_csv
             assert n == valid + quarantined == 400
         by_kind = dict(con.execute("SELECT model LIKE '%#mid-layers', count(*) FROM embeddings GROUP BY 1").fetchall())
         assert by_kind == {False: 394, True: 394}  # sentence vectors and the layers member's features, once each
+
+
+def _memory_log(db: str) -> list[tuple]:
+    """Every entry of the memory log, oldest first (every column: a changed entry is a different tuple)."""
+    with store.connect(db, read_only=True) as con:
+        return con.execute("SELECT * FROM memory ORDER BY memory_id").fetchall()
+
+
+def _chat_export(summary: dict) -> dict[str, str]:
+    """user text -> assistant label over the run's exported ``openai-chat`` train/val files."""
+    out = {}
+    for path in summary["export_files"]:
+        if not path.endswith(".openai-chat.jsonl"):
+            continue
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            messages = json.loads(line)["messages"]
+            user = next(m["content"] for m in messages if m["role"] == "user")
+            out[user] = next(m["content"] for m in messages if m["role"] == "assistant")
+    return out
+
+
+@pytest.mark.slow
+def test_kill_during_run_2_loses_no_remembered_decision(tmp_path: Path, warm_run: dict) -> None:
+    """Run 1 (the warm run), 4 relabels and 3 exclusions through the API; run 2 of the same dataset (shuffled,
+    new rows) killed -9 during embedding, again during export (after it carried the decisions and gated); the
+    memory log keeps every entry as it was, and run 3 completes and exports every decision."""
+    import pandas as pd
+    from conftest import REPO, copy_db
+    from fastapi.testclient import TestClient
+
+    from labelgate import review
+    from labelgate.web.app import create_app
+
+    db = copy_db(warm_run, tmp_path)
+    run1 = warm_run["run_id"]
+    sample = pd.read_csv(REPO / "data" / "sample.csv", dtype=str, keep_default_na=False)
+    once = set(sample["text"].drop_duplicates(keep=False))  # rows told apart by their text in the export files
+    client = TestClient(create_app(db, reviewer="ann"))
+    items = [it for it in client.get(f"/api/runs/{run1}/issues").json()["items"] if it["text"] in once]
+    with store.connect(db) as con:
+        classes = review.run_classes(con, run1)
+    relabel = [it for it in items if "label" in it["issue_types"]][:4]
+    exclude = [it for it in items if it["id"] not in {r["id"] for r in relabel}][:3]
+    body = {
+        "decisions": [
+            {"id": it["id"], "action": "relabel", "label": next(c for c in classes if c != it["given_label"])}
+            for it in relabel
+        ]
+        + [{"id": it["id"], "action": "exclude"} for it in exclude],
+        "reviewer": "ann",
+    }
+    answer = client.post(f"/api/runs/{run1}/decisions", json=body)
+    assert answer.status_code == 200, answer.text
+    decided = {d["id"]: d for d in answer.json()["recorded"]}
+    assert len(decided) == 7
+    log = _memory_log(db)
+    assert len(log) >= 7
+
+    # run 2's file: the same dataset (stem), rows shuffled, 40 new rows whose texts are not embedded yet
+    extra = pd.read_csv(REPO / "data" / "sample_test.csv", dtype=str, keep_default_na=False).head(40)
+    extra["id"] = "new-" + extra["id"]
+    path = tmp_path / "batch" / "sample.csv"
+    path.parent.mkdir()
+    pd.concat([sample.sample(frac=1.0, random_state=7), extra], ignore_index=True).to_csv(path, index=False)
+    env = {**_env(tmp_path), "LABELGATE_EMBED_CHUNK": "8"}
+    out = tmp_path / "out"
+
+    killed = Proc(_cmd(path, Path(db), out), env)  # killed while it embeds the new texts
+    killed.wait_for_line("texts (committed)")
+    killed.kill9()
+    assert killed.popen.returncode == -signal.SIGKILL
+    assert _memory_log(db)[: len(log)] == log
+
+    killed = Proc(_cmd(path, Path(db), out), env)  # killed during export: it has carried the decisions and gated
+    staging = _kill_during_export(killed, out)
+    killed_id = staging.split(".staging-", 1)[0].lstrip(".")
+    with store.connect(db, read_only=True) as con:
+        carried = store.latest_decisions(con, killed_id).set_index("row_id").loc[list(decided)]
+    assert set(carried["source"]) == {"memory"}  # the kill came after carry-memory
+    assert _memory_log(db)[: len(log)] == log  # every entry there before run 2, unchanged
+
+    summary = Proc(_cmd(path, Path(db), out), env).finish()  # run 3 completes
+    assert summary["memory"]["carried"] == 7 and summary["memory"]["from_runs"] == {run1: 7}
+    assert summary["memory"]["by_action"] == {"keep": 0, "relabel": 4, "exclude": 3}
+    exported = _chat_export(summary)
+    texts = dict(zip(sample["id"], sample["text"]))
+    for rid, d in decided.items():
+        if d["action"] == "relabel":
+            assert exported[texts[rid]] == d["label"], rid
+        else:
+            assert texts[rid] not in exported, rid
+    runs = _status(db)
+    assert [s for r, (s, _) in sorted(runs.items()) if r != run1] == ["crashed", "crashed", "completed"]
+    assert _memory_log(db)[: len(log)] == log

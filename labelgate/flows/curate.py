@@ -21,6 +21,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from labelgate.config import CurateParams
+from labelgate.core.batches import input_files, is_batch_input
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, worker_threads
@@ -72,14 +73,16 @@ def curate(
     """Curate one labelled text file into fine-tuning files; return the run's metrics.
 
     Args:
-        input_path: CSV, TSV, JSONL, chat JSONL or Parquet file.
+        input_path: CSV, TSV, JSONL, chat JSONL or Parquet file; or a folder or glob pattern of such files (one
+            format, the same columns), read in path order as one input (:mod:`labelgate.core.batches`).
         db_path: DuckDB file holding every intermediate artifact (created if absent).
         out_dir: folder under which ``<run_id>/train.jsonl``, ``val.jsonl`` and ``manifest.json`` are written.
         params: every other setting (see :class:`labelgate.config.CurateParams`).
     """
     params = params or CurateParams()
-    if not Path(input_path).exists():
+    if not is_batch_input(input_path) and not Path(input_path).exists():
         raise ConfigError(f"input file {input_path!r} does not exist")
+    input_files(input_path)  # a folder without data files, a glob matching nothing: InputError before the run starts
     run_id = start_run(db_path, input_path, params, flow_run_id=_flow_run_id())
     started = time.perf_counter()
     metrics: dict[str, Any] = {"run_id": run_id, "gate": params.gate}

@@ -16,7 +16,9 @@ from labelgate.tasks._common import TASK_OPTIONS, read_input
 
 @task(name="ingest", **TASK_OPTIONS)
 def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> dict[str, Any]:
-    """Read ``input_path``; store every record; return counts and notes."""
+    """Read ``input_path`` (a file, or a folder or glob of batch files read as one input); store every record;
+    return counts and notes. A batch input's files (path, rows, first_seq) go to the run's metrics as
+    ``input_files``."""
     result = read_input(input_path, params, annotator_col=params.annotator_col)
     rows = result.rows.assign(run_id=run_id)
     quarantine = result.quarantine.assign(run_id=run_id, stage="ingest")
@@ -74,6 +76,7 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
                 "notes": result.notes,
                 "quarantine_reasons_ingest": result.reason_counts,
                 "quarantine_reasons": result.reason_counts,
+                **({"input_files": result.input_files} if result.input_files else {}),
                 **extra,
             },
         )

@@ -15,6 +15,7 @@ from prefect import get_run_logger, task
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.batches import batch_dataset_name
 from labelgate.tasks._common import TASK_OPTIONS
 
 
@@ -31,7 +32,7 @@ def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: 
     Runs left ``running`` by a process that is gone (killed) are marked ``crashed`` in the same transaction.
     """
     run_id = new_run_id()
-    dataset = params.dataset or Path(input_path).stem
+    dataset = params.dataset or batch_dataset_name(input_path)  # a file's stem, a folder's or a glob's folder name
     store.set_process_run(run_id)
     with store.connect(db_path) as con, store.transaction(con):
         con.execute(
