@@ -116,6 +116,8 @@ def _sniff_file(path: Path, name: str, params: Any) -> tuple[list[str], Sniffed 
         except InputError as err:
             return [str(err)], None, None
     cols = {"text_col": params.text_col, "label_col": params.label_columns[0]}
+    if fmt in ("csv", "tsv", "jsonl") and b"\x00" in data:
+        return [], None, fmt  # NUL bytes: the reader quarantines such records or names the binary file exactly
     if fmt in ("csv", "tsv", "jsonl"):
         text = _decode(data, params.encoding, complete=complete)
         if text is None:

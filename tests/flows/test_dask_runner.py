@@ -102,6 +102,10 @@ def test_dask_run_gives_the_default_runs_results(warm_run: dict, dask_run: dict)
     manifests = [json.loads(Path(m["manifest"]).read_text()) for m in (ref, got)]
     for m in manifests:
         del m["run_id"], m["created_at"]
+    # the manifest records every setting: the runner's own are the only ones that differ
+    settings = [m.pop("settings") for m in manifests]
+    differ = {k for k in settings[0].keys() | settings[1].keys() if settings[0].get(k) != settings[1].get(k)}
+    assert differ <= {"runner", "dask_address", "dask_workers"} and "runner" in differ, differ
     assert manifests[0] == manifests[1]
 
 
@@ -128,6 +132,8 @@ def test_plain_flow_with_runner_dask_opens_its_own_cluster(
     from labelgate.flows.curate import curate
 
     db = copy_db(dask_run, tmp_path)  # embeddings cached: this run scores only
+    with store.connect(db) as con:  # not reusing the earlier run's detection (same rows and settings)
+        store.set_detection_key(con, dask_run["run_id"], "forgotten")
     params = CurateParams(runner="dask", dask_workers=2)
     threads = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "PYTHONHASHSEED")}
     metrics = curate(str(sample_csv), db_path=db, out_dir=str(tmp_path / "out"), params=params)
