@@ -126,6 +126,35 @@ def score(found: pd.DataFrame, truth: np.ndarray, is_error: np.ndarray) -> dict:
     }
 
 
+def labelgate_detect(
+    train: pd.DataFrame,
+    X: np.ndarray,
+    params: CurateParams,
+    *,
+    layer_vectors: np.ndarray | None = None,
+    test: pd.DataFrame | None = None,
+    test_vectors: np.ndarray | None = None,
+):
+    """labelgate's detection of ``train`` (id, text, label) with ``params``: :func:`detect_all` with token counts,
+    and the leakage check against ``test`` when given."""
+    from labelgate.core.tokens import CachedCounter, get_counter
+
+    counter = CachedCounter(get_counter(params.token_counter))
+    leak = {} if test is None else {"test_ids": list(test["id"]), "test_texts": list(test["text"])}
+    return detect_all(
+        list(train["id"]),
+        list(train["text"]),
+        list(train["label"]),
+        X,
+        settings=DetectorSettings.from_params(params),
+        token_counts=counter.count_many(list(train["text"])),
+        token_counter_name=counter.name,
+        test_vectors=test_vectors,
+        layer_vectors=layer_vectors,
+        **leak,
+    )
+
+
 def gated(train: pd.DataFrame, issues: pd.DataFrame, params: CurateParams) -> tuple[pd.DataFrame, dict]:
     """The rows the auto gate exports (decisions applied, leaks excluded) and the decision counts."""
     decisions = auto_decisions(
@@ -203,23 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
     recipe = find_label_issues_cleanlab(train["id"], recipe_probs)
     recipe_s = time.perf_counter() - started
 
-    from labelgate.core.tokens import CachedCounter, get_counter
-
-    counter = CachedCounter(get_counter(params.token_counter))
     started = time.perf_counter()
-    found = detect_all(
-        list(train["id"]),
-        list(train["text"]),
-        list(train["label"]),
-        X,
-        settings=DetectorSettings.from_params(params),
-        token_counts=counter.count_many(list(train["text"])),
-        token_counter_name=counter.name,
-        test_ids=list(test["id"]),
-        test_texts=list(test["text"]),
-        test_vectors=X_test,
-        layer_vectors=layer_vectors,
-    )
+    found = labelgate_detect(train, X, params, layer_vectors=layer_vectors, test=test, test_vectors=X_test)
     labelgate_s = time.perf_counter() - started
 
     export, decisions = gated(train, found.issues, params)

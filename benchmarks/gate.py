@@ -47,10 +47,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from detection import embed, embed_layers, flip_labels, read  # noqa: E402
+from detection import embed, embed_layers, flip_labels, labelgate_detect, read  # noqa: E402
 
 from labelgate.config import CurateParams  # noqa: E402
-from labelgate.core.detect import DetectorSettings, detect_all  # noqa: E402
 from labelgate.core.evaluate import proxy_pipeline  # noqa: E402
 from labelgate.core.export import apply_decisions, text_fingerprints  # noqa: E402
 from labelgate.core.policy import auto_decisions  # noqa: E402
@@ -89,20 +88,8 @@ def detect(train: pd.DataFrame, params: CurateParams, cache: Path, use_cache: bo
         return pd.read_parquet(paths[0]), pd.read_parquet(paths[1]), None
     X = embed(list(train["text"]), params.model, cache)
     layers = embed_layers(list(train["text"]), params.model, cache) if "layers" in params.detector_members else None
-    from labelgate.core.tokens import CachedCounter, get_counter
-
-    counter = CachedCounter(get_counter(params.token_counter))
     started = time.perf_counter()
-    found = detect_all(
-        list(train["id"]),
-        list(train["text"]),
-        list(train["label"]),
-        X,
-        settings=DetectorSettings.from_params(params),
-        token_counts=counter.count_many(list(train["text"])),
-        token_counter_name=counter.name,
-        layer_vectors=layers,
-    )
+    found = labelgate_detect(train, X, params, layer_vectors=layers)
     seconds = time.perf_counter() - started
     cache.mkdir(parents=True, exist_ok=True)
     found.issues.to_parquet(paths[0])
