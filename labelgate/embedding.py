@@ -57,6 +57,7 @@ from typing import Any, Literal
 import numpy as np
 
 from labelgate.config import DEFAULT_MODEL
+from labelgate.core.vectors import unit_rows
 from labelgate.errors import ConfigError, ModelLoadError
 
 #: cache key of the default model: vectors are shared across runs and installs under it
@@ -412,14 +413,9 @@ def _agreement(st, encoder: _OnnxEncoder) -> tuple[float, float]:
     """(min, mean) cosine of the encoder's vectors to sentence-transformers' torch vectors on the probe texts."""
     texts = list(PROBE_TEXTS)
     ref = np.asarray(st.encode(texts, normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
-    got = _normalise(encoder.run(st, texts))
+    got = unit_rows(encoder.run(st, texts))
     cos = (ref * got).sum(axis=1)
     return float(cos.min()), float(cos.mean())
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 
 
 def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Path:
@@ -693,7 +689,7 @@ def _run_batches(
             bar.update(sl.stop - sl.start)
     if bar is not None:
         bar.close()
-    return _normalise(np.vstack(parts))
+    return unit_rows(np.vstack(parts))
 
 
 def _encode_onnx(st, encoder: _OnnxEncoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:

@@ -17,7 +17,6 @@ matrix products (:mod:`labelgate.core.neighbours`), time ``O(n^1.5 * dim)``.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,25 +24,11 @@ import numpy as np
 import pandas as pd
 
 from labelgate.core.issues import ISSUE_COLUMNS, issue_frame, issue_rows
+from labelgate.core.text import normalise_text, text_key
+from labelgate.core.vectors import unit_rows
 
 #: rows of the query side multiplied at once (memory = CHUNK * n_other * 4 bytes)
 CHUNK = 1024
-
-
-def normalise_text(text: str | None) -> str:
-    """Case-folded text with runs of whitespace collapsed to one space and the ends trimmed."""
-    return " ".join(text.casefold().split()) if isinstance(text, str) else ""
-
-
-def text_key(text: str | None) -> str:
-    """sha256 of :func:`normalise_text` (the key of exact duplicates and exact leaks)."""
-    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()
-
-
-def _unit(X: np.ndarray) -> np.ndarray:
-    X = np.asarray(X, dtype=np.float32)
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    return X / np.maximum(norms, 1e-12)
 
 
 def _chunks(n: int, size: int = CHUNK) -> Iterator[slice]:
@@ -86,7 +71,7 @@ def neighbours(vectors: np.ndarray, *, k: int = 10, exact_max_rows: int | None =
     k = max(0, min(k, n - 1))
     if n > (ann.EXACT_MAX_ROWS if exact_max_rows is None else exact_max_rows) and k >= 1:
         return Neighbours(*ann.approximate_knn(vectors, k=k, seed=seed))
-    X = _unit(vectors)
+    X = unit_rows(vectors)
     earlier_index = np.full(n, -1, dtype=np.int64)
     earlier_sim = np.full(n, -1.0, dtype=np.float32)
     knn_index = np.zeros((n, k), dtype=np.int64)
@@ -126,7 +111,7 @@ def nearest_in(
     limit = ann.EXACT_MAX_PAIRS if exact_max_pairs is None else exact_max_pairs
     if len(queries) * len(others) > limit and len(others) > 1:
         return ann.approximate_nearest(queries, others, seed=seed)
-    Q, R = _unit(queries), _unit(others)
+    Q, R = unit_rows(queries), unit_rows(others)
     index = np.zeros(len(Q), dtype=np.int64)
     sim = np.full(len(Q), -1.0, dtype=np.float32)
     if len(R) == 0:

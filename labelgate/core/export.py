@@ -38,6 +38,7 @@ from labelgate.core.formats import (
     table_bytes,
     to_jsonl,
 )
+from labelgate.core.text import normalise_text
 from labelgate.core.tokens import CachedCounter, TokenCounter, get_counter
 from labelgate.errors import ExportError
 
@@ -109,11 +110,6 @@ def apply_decisions(rows: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.Da
 
 
 # --- leakage ------------------------------------------------------------------------------------------
-
-
-def normalise_text(text: str) -> str:
-    """Case-folded text with runs of whitespace collapsed to one space and the ends trimmed."""
-    return " ".join(text.casefold().split())
 
 
 def text_fingerprints(texts: Iterable[str | None]) -> set[str]:

@@ -38,6 +38,8 @@ import os
 
 import numpy as np
 
+from labelgate.core.vectors import unit_rows
+
 #: above this many rows, neighbour search is approximate (exact at or below it)
 EXACT_MAX_ROWS = 50_000
 #: above this many query x base pairs, :func:`labelgate.core.duplicates.nearest_in` is approximate
@@ -65,14 +67,6 @@ __all__ = [
     "nearest_cells",
     "unit_rows",
 ]
-
-
-def unit_rows(X: np.ndarray, rows: np.ndarray | slice | None = None) -> np.ndarray:
-    """``X[rows]`` as float32, each row divided by its L2 norm (a copy; zero rows stay zero)."""
-    part = np.array(X if rows is None else X[rows], dtype=np.float32)
-    norms = np.linalg.norm(part, axis=1, keepdims=True)
-    part /= np.maximum(norms, 1e-12)
-    return part
 
 
 def _parallel(function, items) -> list:
