@@ -137,7 +137,8 @@ def labelgate_detect(
 ):
     """labelgate's detection of ``train`` (id, text, label) with ``params``: :func:`detect_all` with token counts,
     and the leakage check against ``test`` when given."""
-    from labelgate.core.tokens import CachedCounter, get_counter
+    from labelgate.core.tokens import CachedCounter
+    from labelgate.tokenizers import get_counter
 
     counter = CachedCounter(get_counter(params.token_counter))
     leak = {} if test is None else {"test_ids": list(test["id"]), "test_texts": list(test["text"])}

@@ -39,7 +39,7 @@ from labelgate.core.formats import (
     to_jsonl,
 )
 from labelgate.core.text import normalise_text
-from labelgate.core.tokens import CachedCounter, TokenCounter, get_counter
+from labelgate.core.tokens import CachedCounter, RegexCounter, TokenCounter
 from labelgate.errors import ExportError
 
 __all__ = [
@@ -293,7 +293,8 @@ def plan_export(
         max_example_tokens: per-example token limit for every format (None: each format's documented one).
         min_train_examples: minimum training examples (None: each format's documented minimum; 0: none).
         price_per_mtok: price per million training tokens for the cost estimate (None: tokens only).
-        counter: token counter (None: :func:`labelgate.core.tokens.get_counter`).
+        counter: token counter (None: :class:`labelgate.core.tokens.RegexCounter`; the export service passes
+            :func:`labelgate.tokenizers.get_counter` of the run's ``token_counter``).
 
     Raises:
         ExportError: nothing left to export, or a file failed its checks (names the file and line).
@@ -320,7 +321,7 @@ def plan_export(
     split.loc[kept.index] = np.where(is_val, "val", "train")
     table = cleaned.assign(split=split)
 
-    cached = CachedCounter(counter or get_counter())
+    cached = CachedCounter(counter or RegexCounter())
     splits = {"train": kept[~is_val]}
     if val_fraction > 0:
         splits["val"] = kept[is_val]

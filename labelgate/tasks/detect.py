@@ -38,7 +38,8 @@ from labelgate.tasks.progress import stage_reporter
 def _token_counts(texts: list[str], params: CurateParams) -> tuple[list[int] | None, str]:
     if params.max_text_tokens is None:
         return None, "tokens"
-    from labelgate.core.tokens import CachedCounter, get_counter
+    from labelgate.core.tokens import CachedCounter
+    from labelgate.tokenizers import get_counter
 
     counter = CachedCounter(get_counter(getattr(params, "token_counter", "auto")))
     return counter.count_many(texts), f"{counter.name} estimate"

@@ -42,10 +42,10 @@ from labelgate.core.export import (
     text_fingerprints,
 )
 from labelgate.core.ingest import sha256_file
-from labelgate.core.tokens import get_counter
 from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
 from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.tokenizers import get_counter
 
 MANIFEST = "manifest.json"
 

@@ -18,8 +18,9 @@ from labelgate.core.checks import (
     default_epochs,
 )
 from labelgate.core.formats import get_format, make_templates, table_bytes, to_jsonl
-from labelgate.core.tokens import CachedCounter, get_counter
+from labelgate.core.tokens import CachedCounter
 from labelgate.errors import ExportError
+from labelgate.tokenizers import get_counter
 
 TPL = make_templates(["neg", "pos"])
 COUNTER = CachedCounter(get_counter())

@@ -18,8 +18,8 @@ from labelgate.core.export import (
     text_fingerprints,
 )
 from labelgate.core.formats import Example, get_format, read_table_bytes
-from labelgate.core.tokens import get_counter
 from labelgate.errors import ConfigError, ExportError
+from labelgate.tokenizers import get_counter
 
 
 def _rows(n: int = 40) -> pd.DataFrame:
@@ -102,7 +102,13 @@ def _cleaned() -> pd.DataFrame:
 
 def test_every_format_is_planned_checked_and_round_trips() -> None:
     cleaned = _cleaned()
-    plan = plan_export(cleaned, formats=list(FORMATS), label_map={"pos": "Positive"}, user_template="Text: {text}")
+    plan = plan_export(
+        cleaned,
+        formats=list(FORMATS),
+        label_map={"pos": "Positive"},
+        user_template="Text: {text}",
+        counter=get_counter(),
+    )
     names = [f.name for f in plan.files]
     assert names[:2] == ["train.openai-chat.jsonl", "val.openai-chat.jsonl"]
     assert {"cleaned.csv", "cleaned.parquet", "train.bedrock-claude.jsonl", "val.vertex-gemini.jsonl"} <= set(names)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from labelgate.core.tokens import CachedCounter, chat_tokens, get_counter
+from labelgate.core.tokens import CachedCounter, chat_tokens
+from labelgate.tokenizers import get_counter
 
 
 def test_auto_uses_cl100k_offline_with_known_counts() -> None:
