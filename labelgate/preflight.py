@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from labelgate.core.batches import columns_disagree, formats_disagree, input_files, is_batch_input
+from labelgate.batches import columns_disagree, formats_disagree, input_files, is_batch_input
 from labelgate.core.sniff import Sniffed, detect_format, input_problems, sniff_jsonl, sniff_text_table
 from labelgate.errors import InputError, ValidationError
 

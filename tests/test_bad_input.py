@@ -377,7 +377,7 @@ def test_tricky_texts_and_labels_are_stored_verbatim(name: str, tmp_path: Path) 
 
 
 def test_crlf_multiline_records_keep_their_starting_line(tmp_path: Path) -> None:
-    from labelgate.core.ingest import read_dataset
+    from labelgate.readers import read_dataset
 
     rows = read_dataset(CORPUS / "crlf_multiline.csv").rows
     raw = (CORPUS / "crlf_multiline.csv").read_bytes().decode()

@@ -16,9 +16,9 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.ingest import read_dataset
 from labelgate.core.validate import validate_rows
 from labelgate.errors import LabelgateError
+from labelgate.readers import read_dataset
 
 #: examples per test; raise it for a longer hunt: LABELGATE_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_ingest.py
 _EXAMPLES = int(os.environ.get("LABELGATE_FUZZ_EXAMPLES", "40"))

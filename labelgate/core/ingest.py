@@ -10,8 +10,9 @@ Supported formats (``fmt``):
 - ``auto``: by extension (``.csv``, ``.tsv``, ``.jsonl``/``.ndjson``/``.json``, ``.parquet``/``.pq``);
   JSONL whose first object has a ``messages`` key is read as chat JSONL.
 
-``path`` may also be a folder or a glob pattern of batch files (:mod:`labelgate.core.batches`): every file is read
-as above, in path order, and the rows are concatenated into one input (one format, the same columns; ``seq``
+This module parses bytes (:func:`parse_dataset`); :func:`labelgate.readers.read_dataset` reads the files. A folder
+or a glob pattern of batch files (:mod:`labelgate.batches`) is read file by file, in path order, and
+:func:`combine_batches` concatenates the rows into one input (one format, the same columns; ``seq``
 continues across files, ``source_line`` is the line in the row's own file, and
 :attr:`IngestResult.input_files` says which rows came from which file).
 
@@ -40,7 +41,6 @@ from typing import Any
 
 import pandas as pd
 
-from labelgate.core.batches import columns_disagree, formats_disagree, input_files, is_batch_input
 from labelgate.core.sniff import delimiter_hint, detect_format
 from labelgate.errors import InputError, MissingColumnError
 
@@ -70,7 +70,7 @@ Broken = tuple[int, str, str, str]
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What :func:`read_dataset` returns.
+    """What :func:`labelgate.readers.read_dataset` returns.
 
     Attributes:
         rows: one row per input record (columns :data:`ROW_COLUMNS`).
@@ -108,18 +108,10 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def read_dataset(
-    path: str | Path,
+def parse_dataset(
+    data: bytes,
     *,
+    source: str,
     fmt: str = "auto",
     text_col: str = "text",
     label_col: str = "label",
@@ -128,126 +120,23 @@ def read_dataset(
     delimiter: str | None = None,
     label_case: str = "keep",
     annotator_col: str | None = None,
-) -> IngestResult:
-    """Read ``path`` into the canonical row table.
+) -> tuple[IngestResult, list[str]]:
+    """Parse one input file's bytes into the canonical row table; also its columns (header, or JSON keys).
 
     Args:
-        path: the input file, or a folder or glob pattern of batch files read as one input (see the module).
-        fmt: one of ``auto``, ``csv``, ``tsv``, ``jsonl``, ``chat-jsonl``, ``parquet``.
-        text_col / label_col: the column or JSON key of the text and the label (unused for chat JSONL).
-        id_col: the column holding row ids; ``None`` uses a column named ``id`` when there is one,
-            else a content hash of (text, label) with a ``~N`` suffix for repeats.
-        encoding: text encoding of CSV/TSV/JSONL (a UTF-8 byte-order mark is always skipped).
-        delimiter: CSV delimiter (default ``,``; ``\\t`` for TSV).
-        label_case: ``keep`` or ``lower`` (fold label case after trimming).
-        annotator_col: multi-annotator long format: the column naming who gave each label (one record per
-            label); its values come back in :attr:`IngestResult.annotators` (the rows stay one per record).
+        data: the file's bytes.
+        source: the file's path as the user named it: its extension picks the format when ``fmt`` is ``auto``,
+            and messages quote it (nothing is read from it).
+        fmt / text_col / label_col / id_col / encoding / delimiter / label_case / annotator_col: as
+            :func:`labelgate.readers.read_dataset` documents them.
 
     Raises:
-        InputError: the file is missing, empty, undecodable or not of the format; a folder without data files,
-            a pattern matching no file, batch files of different formats or columns.
+        InputError: empty, undecodable or not of the format.
         MissingColumnError: the text, label, id or annotator column is absent.
     """
-    settings: dict[str, Any] = {
-        "text_col": text_col,
-        "label_col": label_col,
-        "id_col": id_col,
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "label_case": label_case,
-        "annotator_col": annotator_col,
-    }
-    if is_batch_input(path):
-        return _read_batches(str(path), fmt=fmt, **settings)
-    return _read_file(Path(path), fmt=fmt, **settings)[0]
-
-
-def _read_batches(pattern: str, *, fmt: str, **settings: Any) -> IngestResult:
-    """Every file of the folder or glob ``pattern`` read by :func:`_read_file`, concatenated (see the module)."""
-    files = input_files(pattern)
-    if fmt == "auto":
-        formats = []
-        for f in files:
-            with f.open("rb") as fh:
-                formats.append((f, detect_format(f, fh.read(65536))))
-        problem = formats_disagree(pattern, formats)
-        if problem:
-            raise InputError(problem)
-    parts: list[tuple[Path, IngestResult, list[str]]] = []
-    for f in files:
-        result, columns = _read_file(f, fmt=fmt, **settings)
-        parts.append((f, result, columns))
-        problem = None
-        if result.input_format in ("csv", "tsv", "parquet"):  # JSON lines may leave out optional keys
-            problem = columns_disagree(pattern, [(g, cols) for g, _, cols in parts])
-        if problem is None and result.id_source != parts[0][1].id_source:
-            problem = (
-                f"the files of INPUT {pattern!r} do not name their rows alike: {f.name!r} takes ids from "
-                f"{result.id_source!r}, {parts[0][0].name!r} from {parts[0][1].id_source!r}; pass --id-col NAME"
-            )
-        if problem:
-            raise InputError(problem)
-    rows, quarantine, annotators, listed = [], [], [], []
-    offset = 0
-    for f, result, _ in parts:
-        rows.append(result.rows.assign(seq=result.rows["seq"] + offset))
-        q = result.quarantine.assign(seq=result.quarantine["seq"] + offset)
-        quarantine.append(q.assign(reason=f"{f.name}: " + q["reason"].astype(str)))
-        if result.annotators is not None:
-            annotators.append(result.annotators)
-        listed.append({"path": str(f), "rows": len(result.rows), "first_seq": offset})
-        offset += len(result.rows)
-    first = parts[0][1]
-    all_rows = pd.concat(rows, ignore_index=True)
-    all_bad = pd.concat(quarantine, ignore_index=True)
-    if first.id_source == "content-hash":  # a text repeated in two files: `~N` counts over all of them
-        base = all_rows["row_id"].str.split("~", n=1).str[0]
-        n = base.groupby(base).cumcount() + 1
-        all_rows["row_id"] = base.where(n == 1, base + "~" + n.astype(str))
-        all_bad["row_id"] = all_bad["seq"].map(dict(zip(all_rows["seq"], all_rows["row_id"])))
-    reasons: dict[str, int] = {}
-    for _, result, _ in parts:
-        for kind, count in result.reason_counts.items():
-            reasons[kind] = reasons.get(kind, 0) + count
-    shown = ", ".join(f"{f.name} ({len(r.rows)})" for f, r, _ in parts[:5]) + (", …" if len(parts) > 5 else "")
-    notes = [f"read {len(parts)} file{'s' * (len(parts) != 1)} of {pattern!r} as one input: {shown}"]
-    notes += list(dict.fromkeys(n for _, r, _ in parts for n in r.notes))
-    digest = hashlib.sha256("".join(f"{f.name}\x1f{r.input_sha256}\n" for f, r, _ in parts).encode()).hexdigest()
-    return IngestResult(
-        rows=all_rows[ROW_COLUMNS],
-        quarantine=all_bad[QUARANTINE_COLUMNS],
-        input_sha256=digest,
-        input_format=first.input_format,
-        dataset_version=_dataset_version(all_rows),
-        id_source=first.id_source,
-        labels_normalised=sum(r.labels_normalised for _, r, _ in parts),
-        notes=notes,
-        reason_counts=dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-        annotators=pd.concat(annotators, ignore_index=True) if annotators else None,
-        input_files=listed,
-    )
-
-
-def _read_file(
-    p: Path,
-    *,
-    fmt: str,
-    text_col: str,
-    label_col: str,
-    id_col: str | None,
-    encoding: str,
-    delimiter: str | None,
-    label_case: str,
-    annotator_col: str | None,
-) -> tuple[IngestResult, list[str]]:
-    """One file read as :func:`read_dataset` describes; also its columns (header, or JSON keys)."""
-    if not p.exists():
-        raise InputError(f"input file {str(p)!r} does not exist")
-    if p.is_dir():
-        raise InputError(f"input {str(p)!r} is a directory, not a file")
+    p = Path(source)
     if label_case not in ("keep", "lower"):
         raise InputError(f"label_case must be 'keep' or 'lower', got {label_case!r}")
-    data = p.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if not data.strip():
         raise InputError(f"input file {str(p)!r} is empty")
@@ -267,7 +156,7 @@ def _read_file(
                 err.args = (f"{err.args[0]} {hint}",)
             raise
     elif fmt == "parquet":
-        records, columns = _read_parquet(p)
+        records, columns = _read_parquet(data, p)
         _check_unique_columns(columns, p, (text_col, label_col, id_col or "id"))
         rows, bad = _from_records(
             records, columns, text_col, label_col, id_col, table=True, annotator_col=annotator_col
@@ -316,6 +205,53 @@ def _read_file(
         reason_counts=reason_counts,
         annotators=annotators,
     ), columns
+
+
+def combine_batches(pattern: str, parts: list[tuple[Path, IngestResult, list[str]]]) -> IngestResult:
+    """The batch files of ``pattern`` (each parsed by :func:`parse_dataset`, in path order) as one input.
+
+    ``seq`` continues across files, quarantine reasons name their file, content-hash ids count repeats over all
+    files, and :attr:`IngestResult.input_files` says which rows came from which file.
+    """
+    rows, quarantine, annotators, listed = [], [], [], []
+    offset = 0
+    for f, result, _ in parts:
+        rows.append(result.rows.assign(seq=result.rows["seq"] + offset))
+        q = result.quarantine.assign(seq=result.quarantine["seq"] + offset)
+        quarantine.append(q.assign(reason=f"{f.name}: " + q["reason"].astype(str)))
+        if result.annotators is not None:
+            annotators.append(result.annotators)
+        listed.append({"path": str(f), "rows": len(result.rows), "first_seq": offset})
+        offset += len(result.rows)
+    first = parts[0][1]
+    all_rows = pd.concat(rows, ignore_index=True)
+    all_bad = pd.concat(quarantine, ignore_index=True)
+    if first.id_source == "content-hash":  # a text repeated in two files: `~N` counts over all of them
+        base = all_rows["row_id"].str.split("~", n=1).str[0]
+        n = base.groupby(base).cumcount() + 1
+        all_rows["row_id"] = base.where(n == 1, base + "~" + n.astype(str))
+        all_bad["row_id"] = all_bad["seq"].map(dict(zip(all_rows["seq"], all_rows["row_id"])))
+    reasons: dict[str, int] = {}
+    for _, result, _ in parts:
+        for kind, count in result.reason_counts.items():
+            reasons[kind] = reasons.get(kind, 0) + count
+    shown = ", ".join(f"{f.name} ({len(r.rows)})" for f, r, _ in parts[:5]) + (", …" if len(parts) > 5 else "")
+    notes = [f"read {len(parts)} file{'s' * (len(parts) != 1)} of {pattern!r} as one input: {shown}"]
+    notes += list(dict.fromkeys(n for _, r, _ in parts for n in r.notes))
+    digest = hashlib.sha256("".join(f"{f.name}\x1f{r.input_sha256}\n" for f, r, _ in parts).encode()).hexdigest()
+    return IngestResult(
+        rows=all_rows[ROW_COLUMNS],
+        quarantine=all_bad[QUARANTINE_COLUMNS],
+        input_sha256=digest,
+        input_format=first.input_format,
+        dataset_version=_dataset_version(all_rows),
+        id_source=first.id_source,
+        labels_normalised=sum(r.labels_normalised for _, r, _ in parts),
+        notes=notes,
+        reason_counts=dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        annotators=pd.concat(annotators, ignore_index=True) if annotators else None,
+        input_files=listed,
+    )
 
 
 def _check_unique_columns(columns: list[str], path: Path, used: tuple[str, ...]) -> None:
@@ -439,11 +375,11 @@ def _check_nul_bytes(text: str, path: Path) -> None:
     raise InputError(f"{str(path)!r} contains a NUL byte at line {first} ({with_nul} of {len(lines)} lines); {hint}")
 
 
-def _read_parquet(path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
+def _read_parquet(data: bytes, path: Path) -> tuple[list[tuple[int, dict]], list[str]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(io.BytesIO(data))
     except Exception as err:  # pyarrow raises several types for corrupt files
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(

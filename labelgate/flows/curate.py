@@ -21,7 +21,7 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from labelgate.config import CurateParams
-from labelgate.core.batches import input_files, is_batch_input
+from labelgate.batches import input_files, is_batch_input
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, worker_threads
@@ -74,7 +74,7 @@ def curate(
 
     Args:
         input_path: CSV, TSV, JSONL, chat JSONL or Parquet file; or a folder or glob pattern of such files (one
-            format, the same columns), read in path order as one input (:mod:`labelgate.core.batches`).
+            format, the same columns), read in path order as one input (:mod:`labelgate.batches`).
         db_path: DuckDB file holding every intermediate artifact (created if absent).
         out_dir: folder under which ``<run_id>/train.jsonl``, ``val.jsonl`` and ``manifest.json`` are written.
         params: every other setting (see :class:`labelgate.config.CurateParams`).

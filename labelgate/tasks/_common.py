@@ -11,8 +11,9 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 
 from labelgate.config import CurateParams
-from labelgate.core.ingest import IngestResult, read_dataset
+from labelgate.core.ingest import IngestResult
 from labelgate.errors import DatabaseBusyError
+from labelgate.readers import read_dataset
 
 
 def retry_if_busy(task: Any, task_run: Any, state: Any) -> bool:

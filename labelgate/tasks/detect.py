@@ -25,10 +25,11 @@ import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.detect import Detection, DetectorSettings, detect_all, detection_key
-from labelgate.core.ingest import sha256_file, sha256_text
+from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
+from labelgate.readers import sha256_file
 from labelgate.tasks._common import TASK_OPTIONS, read_input
 from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes, where_am_i
 from labelgate.tasks.layers import layer_vectors, wants_layers

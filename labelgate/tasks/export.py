@@ -41,9 +41,9 @@ from labelgate.core.export import (
     plan_export,
     text_fingerprints,
 )
-from labelgate.core.ingest import sha256_file
 from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
+from labelgate.readers import sha256_file
 from labelgate.tasks._common import TASK_OPTIONS, read_input
 from labelgate.tokenizers import get_counter
 

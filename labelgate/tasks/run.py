@@ -14,8 +14,8 @@ from prefect import get_run_logger, task
 
 import labelgate
 from labelgate import store
+from labelgate.batches import batch_dataset_name
 from labelgate.config import CurateParams
-from labelgate.core.batches import batch_dataset_name
 from labelgate.tasks._common import TASK_OPTIONS
 
 

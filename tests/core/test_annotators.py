@@ -113,7 +113,7 @@ def test_disagreement_matrix_counts_every_label() -> None:
 
 def test_long_format_ingest_collapses_to_items_and_keeps_every_label(tmp_path) -> None:
     from labelgate.core.annotators import collapse_long
-    from labelgate.core.ingest import read_dataset
+    from labelgate.readers import read_dataset
 
     path = tmp_path / "long.csv"
     path.write_text(
@@ -144,8 +144,8 @@ def test_long_format_ingest_collapses_to_items_and_keeps_every_label(tmp_path) -
 
 
 def test_missing_annotator_column_names_the_option(tmp_path) -> None:
-    from labelgate.core.ingest import read_dataset
     from labelgate.errors import MissingColumnError
+    from labelgate.readers import read_dataset
 
     path = tmp_path / "long.csv"
     path.write_text("id,text,label\n1,hi,a\n")

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.ingest import ROW_COLUMNS, read_dataset
+from labelgate.core.ingest import ROW_COLUMNS
 from labelgate.errors import InputError, MissingColumnError
+from labelgate.readers import read_dataset
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:

@@ -6,7 +6,8 @@ one input. A folder means its data files: not hidden, with an extension of :data
 across folders); an existing file whose name holds such characters is read as that one file.
 
 Like :mod:`labelgate.core.sniff`, this module only lists files and stays light to import (standard library only):
-the pre-flight check (:mod:`labelgate.preflight`) and the reader (:mod:`labelgate.core.ingest`) both use it.
+the pre-flight check (:mod:`labelgate.preflight`) and the reader (:mod:`labelgate.readers`) both use it.
+It lists files, so it lives outside ``core``.
 """
 
 from __future__ import annotations

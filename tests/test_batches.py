@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from labelgate.batches import batch_dataset_name, input_files, is_batch_input
 from labelgate.config import CurateParams
-from labelgate.core.batches import batch_dataset_name, input_files, is_batch_input
-from labelgate.core.ingest import read_dataset
 from labelgate.errors import InputError, MissingColumnError
 from labelgate.preflight import PreflightError, check_run_input
+from labelgate.readers import read_dataset
 
 
 def _csv(path: Path, rows: list[tuple[str, ...]], header: str = "id,text,label") -> Path:
