@@ -16,8 +16,8 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.validate import validate_rows
 from labelgate.errors import LabelgateError
+from labelgate.gx import validate
 from labelgate.readers import read_dataset
 
 #: examples per test; raise it for a longer hunt: LABELGATE_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_ingest.py
@@ -34,7 +34,7 @@ def ingest_and_validate(path: Path, **options: object) -> dict | LabelgateError:
     try:
         res = read_dataset(path, **options)
         parsed = res.rows[~res.rows["seq"].isin(res.quarantine["seq"])]
-        outcome = validate_rows(parsed, min_rows_per_class=2)
+        outcome = validate(parsed, min_rows_per_class=2)
     except LabelgateError as err:
         return err
     assert res.rows["seq"].is_unique and res.quarantine["seq"].is_unique

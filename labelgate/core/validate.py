@@ -39,14 +39,11 @@ Table-level checks (raise :class:`~labelgate.errors.ValidationError`):
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -54,7 +51,6 @@ import pandas as pd
 from labelgate.errors import ConfigError, ValidationError
 
 if TYPE_CHECKING:
-    from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.core.expectation_suite import ExpectationSuite
 
 __all__ = ["REQUIRED_COLUMNS", "ValidationOutcome", "dropped_classes_message", "merge_reason_counts", "validate_rows"]
@@ -118,9 +114,18 @@ class ValidationOutcome:
     class_counts: dict[str, int]
 
 
+class SuiteRunner(Protocol):
+    """Runs a GX expectation suite on a frame (:class:`labelgate.gx.GxEngine`); ``version`` is GX's version."""
+
+    version: str
+
+    def run(self, suite: ExpectationSuite, frame: pd.DataFrame, *, result_format: dict[str, Any]) -> Any: ...
+
+
 def validate_rows(
     rows: pd.DataFrame,
     *,
+    engine: SuiteRunner,
     min_text_chars: int = 1,
     max_text_chars: int = 20_000,
     min_rows_per_class: int = 5,
@@ -128,6 +133,7 @@ def validate_rows(
     """Validate ingested rows: quarantine the bad ones, then check the table as a whole.
 
     Args:
+        engine: the Great Expectations runner (:func:`labelgate.gx.default_engine`; the caller owns its context).
         rows: the ingested rows, one per example. Columns ``row_id`` (str, unique in a healthy input),
             ``text`` (str or None), ``label`` (str or None, already trimmed; ``""`` counts as missing),
             ``source_line`` (int, 1-based line/record number in the source file) and any number of extra
@@ -174,7 +180,7 @@ def validate_rows(
         }
     )
     row_suite = _row_suite(min_text_chars, max_text_chars)
-    row_result = _run_suite(row_suite, check_frame)
+    row_result = _run_suite(engine, row_suite, check_frame)
     failed = _failed_positions(row_result, n_rows)
 
     reasons = _ReasonBuilder(n_rows)
@@ -249,7 +255,7 @@ def validate_rows(
 
     # --- pass 3: table-level GX suite over the valid rows -------------------------------------------------------
     table_suite = _table_suite()
-    table_result = _run_suite(table_suite, pd.DataFrame({"label": valid_labels.reset_index(drop=True)}))
+    table_result = _run_suite(engine, table_suite, pd.DataFrame({"label": valid_labels.reset_index(drop=True)}))
 
     reason_counts = reasons.kind_counts()
     result_json: dict[str, Any] = {
@@ -265,7 +271,7 @@ def validate_rows(
                 "max_text_chars": max_text_chars,
                 "min_rows_per_class": min_rows_per_class,
             },
-            "great_expectations_version": _gx_version(),
+            "great_expectations_version": engine.version,
             "note": "unexpected_index_list is left out of the GX results; the quarantine table lists every row",
         },
         "suites": [_suite_json(row_suite), _suite_json(table_suite)],
@@ -425,9 +431,6 @@ class _ReasonBuilder:
 # helpers: Great Expectations
 # --------------------------------------------------------------------------------------------------------------------
 
-_GX_LOCK = threading.RLock()
-_GX_BATCH_DEFINITION: BatchDefinition | None = None
-
 
 @contextmanager
 def _quiet() -> Iterator[None]:
@@ -437,49 +440,12 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _batch_definition() -> BatchDefinition:
-    """The whole-dataframe batch definition of the cached ephemeral GX context; created on first use."""
-    global _GX_BATCH_DEFINITION
-    with _GX_LOCK:
-        if _GX_BATCH_DEFINITION is None:
-            os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-            gx_logger = logging.getLogger("great_expectations")
-            if gx_logger.level == logging.NOTSET:
-                gx_logger.setLevel(logging.ERROR)
-            with _quiet():
-                import great_expectations as gx
-                from great_expectations.data_context.types.base import (
-                    DataContextConfig,
-                    InMemoryStoreBackendDefaults,
-                    ProgressBarsConfig,
-                )
-
-                config = DataContextConfig(
-                    # no temporary data-docs directory, no analytics, no tqdm bars
-                    store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
-                    analytics_enabled=False,
-                    progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
-                )
-                context = gx.get_context(mode="ephemeral", project_config=config)
-                asset = context.data_sources.add_pandas("labelgate").add_dataframe_asset("rows")
-                _GX_BATCH_DEFINITION = asset.add_batch_definition_whole_dataframe("whole")
-        return _GX_BATCH_DEFINITION
-
-
-def _gx_version() -> str:
-    """Version string of the installed great_expectations."""
-    import great_expectations as gx
-
-    return str(gx.__version__)
-
-
 def _row_suite(min_text_chars: int, max_text_chars: int) -> ExpectationSuite:
     """The row-level suite, run on a frame with columns row_id, text, text_stripped (None if blank), label."""
-    _batch_definition()  # imports GX quietly
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
     with _quiet():
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+
         suite = gx.ExpectationSuite(name=ROW_SUITE_NAME)
         for key, exp in (
             ("text_missing", gxe.ExpectColumnValuesToNotBeNull(column="text")),
@@ -501,11 +467,10 @@ def _row_suite(min_text_chars: int, max_text_chars: int) -> ExpectationSuite:
 
 def _table_suite() -> ExpectationSuite:
     """The table-level suite, run on a frame with the single column ``label`` of the final valid rows."""
-    _batch_definition()
-    import great_expectations as gx
-    import great_expectations.expectations as gxe
-
     with _quiet():
+        import great_expectations as gx
+        import great_expectations.expectations as gxe
+
         suite = gx.ExpectationSuite(name=TABLE_SUITE_NAME)
         for key, exp in (
             ("has_valid_rows", gxe.ExpectTableRowCountToBeBetween(min_value=1)),
@@ -516,23 +481,12 @@ def _table_suite() -> ExpectationSuite:
     return suite
 
 
-def _run_suite(suite: ExpectationSuite, frame: pd.DataFrame) -> Any:
-    """Validate ``frame`` (RangeIndex) against ``suite``; return the GX ExpectationSuiteValidationResult.
+def _run_suite(engine: SuiteRunner, suite: ExpectationSuite, frame: pd.DataFrame) -> Any:
+    """Validate ``frame`` (RangeIndex) against ``suite`` with ``engine``; return the GX suite validation result.
 
     Raises RuntimeError when GX itself failed on an expectation (an exception inside GX is a bug, not bad data).
     """
-    batch_definition = _batch_definition()
-    from great_expectations.validator.v1_validator import Validator
-
-    with _GX_LOCK, _quiet():
-        # What ValidationDefinition.run does, minus storing the result in the context: the batch is loaded (and
-        # fingerprinted by GX) once, whereas batch_definition.get_batch(...).validate(...) loads it twice.
-        validator = Validator(
-            batch_definition=batch_definition,
-            batch_parameters={"dataframe": frame},
-            result_format=_RESULT_FORMAT,
-        )
-        result = validator.validate_expectation_suite(suite)
+    result = engine.run(suite, frame, result_format=_RESULT_FORMAT)
     for r in result.results:
         info = r.exception_info or {}
         if info.get("raised_exception"):

@@ -12,6 +12,7 @@ from labelgate.config import CurateParams
 from labelgate.core.probs import AUTO_MIN_FOLDS
 from labelgate.core.validate import dropped_classes_message, merge_reason_counts, validate_rows
 from labelgate.errors import ValidationError
+from labelgate.gx import default_engine
 from labelgate.tasks._common import TASK_OPTIONS
 
 
@@ -25,6 +26,7 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     try:
         outcome = validate_rows(
             rows,
+            engine=default_engine(),
             min_text_chars=params.min_text_chars,
             max_text_chars=params.max_text_chars,
             min_rows_per_class=params.n_folds if params.n_folds is not None else AUTO_MIN_FOLDS,

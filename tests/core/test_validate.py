@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.validate import ValidationOutcome, validate_rows
+from labelgate.core.validate import ValidationOutcome
 from labelgate.errors import ConfigError, ValidationError
+from labelgate.gx import validate
 
 
 def frame(rows: list[tuple[str, str | None, str | None]], *, first_line: int = 2, **extra: list[Any]) -> pd.DataFrame:
@@ -71,7 +72,7 @@ def test_clean_input_is_all_valid_and_keeps_extra_columns(string_dtype: str) -> 
         df = df.astype({"row_id": "string", "text": "string", "label": "string"})
     df.index = pd.Index(range(100, 100 + len(df)))  # any index is accepted; valid gets a RangeIndex
 
-    out = validate_rows(df, min_rows_per_class=3)
+    out = validate(df, min_rows_per_class=3)
 
     check_reconciles(df, out)
     assert out.quarantine.empty
@@ -85,13 +86,13 @@ def test_non_string_label_columns_are_compared_as_strings() -> None:
     rows = balanced(2, ("x", "y"))
     df = frame(rows)
     df["label"] = pd.Categorical([r[2] for r in rows], categories=["x", "y", "unused"])
-    out = validate_rows(df, min_rows_per_class=2)
+    out = validate(df, min_rows_per_class=2)
     assert out.class_counts == {"x": 2, "y": 2}
     assert out.result_json["labelgate"]["dropped_classes"] == {}
     assert out.valid["label"].dtype == df["label"].dtype  # valid keeps the input's columns as they are
 
     df["label"] = pd.array([0, 0, 1, None], dtype="Int64")
-    out = validate_rows(df, min_rows_per_class=1)
+    out = validate(df, min_rows_per_class=1)
     assert out.class_counts == {"0": 2, "1": 1}
     assert reasons(out) == {"ok3": "label is missing"}
 
@@ -117,7 +118,7 @@ def test_text_missing_blank_short_and_long_reasons() -> None:
         ]
     )
 
-    out = validate_rows(df, min_text_chars=3, max_text_chars=25, min_rows_per_class=3)
+    out = validate(df, min_text_chars=3, max_text_chars=25, min_rows_per_class=3)
 
     check_reconciles(df, out)
     assert reasons(out) == {
@@ -144,7 +145,7 @@ def test_text_missing_blank_short_and_long_reasons() -> None:
 def test_label_missing_for_null_and_empty_label() -> None:
     df = frame([*balanced(2), ("nolabel", "some text", None), ("emptylabel", "other text", "")])
 
-    out = validate_rows(df, min_rows_per_class=2)
+    out = validate(df, min_rows_per_class=2)
 
     check_reconciles(df, out)
     assert reasons(out) == {"nolabel": "label is missing", "emptylabel": "label is missing"}
@@ -164,7 +165,7 @@ def test_duplicate_ids_keep_the_first_occurrence() -> None:
         first_line=10,
     )
 
-    out = validate_rows(df, min_rows_per_class=1)
+    out = validate(df, min_rows_per_class=1)
 
     check_reconciles(df, out)
     assert list(out.valid["text"]) == ["first a", "first b", "only c"]
@@ -186,7 +187,7 @@ def test_a_row_failing_several_checks_gets_every_reason_in_check_order() -> None
         ]
     )
 
-    out = validate_rows(df, min_text_chars=2, min_rows_per_class=2)
+    out = validate(df, min_text_chars=2, min_rows_per_class=2)
 
     check_reconciles(df, out)
     assert reasons(out) == {
@@ -209,7 +210,7 @@ def test_small_classes_are_quarantined_counting_only_rows_valid_after_the_first_
         ]
     )
 
-    out = validate_rows(df, min_rows_per_class=3)
+    out = validate(df, min_rows_per_class=3)
 
     check_reconciles(df, out)
     msg = "class 'small' has only 2 valid rows; at least 3 are needed (one per cross-validation fold)"
@@ -232,14 +233,14 @@ def test_small_classes_are_quarantined_counting_only_rows_valid_after_the_first_
 
 def test_empty_input_raises() -> None:
     with pytest.raises(ValidationError, match=r"^the input has no data rows$"):
-        validate_rows(frame([]))
+        validate(frame([]))
 
 
 def test_no_valid_rows_raises_with_count_and_most_common_reason() -> None:
     df = frame([("a", None, "x"), ("b", None, "y"), ("c", "   ", "x"), ("d", "text", "")])
 
     with pytest.raises(ValidationError) as info:
-        validate_rows(df, min_rows_per_class=1)
+        validate(df, min_rows_per_class=1)
 
     msg = str(info.value)
     assert "no valid rows: all 4 rows were quarantined" in msg
@@ -257,14 +258,14 @@ def test_no_valid_rows_when_every_class_is_too_small() -> None:
     with pytest.raises(
         ValidationError, match=r"all 2 rows were quarantined \(most common reason: 'class with fewer than 2 valid rows'"
     ):
-        validate_rows(df, min_rows_per_class=2)
+        validate(df, min_rows_per_class=2)
 
 
 def test_a_single_class_raises_naming_the_class_and_its_count() -> None:
     df = frame([(f"r{i}", f"text {i}", "only") for i in range(4)] + [("bad", None, "other")])
 
     with pytest.raises(ValidationError) as info:
-        validate_rows(df, min_rows_per_class=2)
+        validate(df, min_rows_per_class=2)
 
     msg = str(info.value)
     assert "only 1 class remains among the 4 valid rows ('only': 4)" in msg
@@ -284,7 +285,7 @@ def test_a_single_class_left_after_the_class_size_pass_mentions_the_dropped_clas
     df = frame([(f"r{i}", f"text {i}", "big") for i in range(5)] + [("s", "small text", "small")])
 
     with pytest.raises(ValidationError, match=r"\('big': 5\).*1 other class\(es\) had fewer than 3 valid rows"):
-        validate_rows(df, min_rows_per_class=3)
+        validate(df, min_rows_per_class=3)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -302,18 +303,18 @@ def test_a_single_class_left_after_the_class_size_pass_mentions_the_dropped_clas
 )
 def test_bad_parameters_raise_config_error(kwargs: dict[str, int], pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
-        validate_rows(frame(balanced()), **kwargs)
+        validate(frame(balanced()), **kwargs)
 
 
 def test_missing_required_column_is_a_caller_bug() -> None:
     with pytest.raises(ValueError, match="label"):
-        validate_rows(frame(balanced()).drop(columns=["label"]))
+        validate(frame(balanced()).drop(columns=["label"]))
 
 
 def test_result_json_round_trips_and_describes_suites_and_results() -> None:
     df = frame([*balanced(3), ("dup", "t", "pos"), ("dup", "t2", "neg"), ("n", None, "pos")])
 
-    out = validate_rows(df, min_rows_per_class=3)
+    out = validate(df, min_rows_per_class=3)
 
     record = json.loads(json.dumps(out.result_json))
     assert record == out.result_json
@@ -340,9 +341,9 @@ def test_result_json_round_trips_and_describes_suites_and_results() -> None:
 
 
 def test_repeated_calls_with_different_frames_are_independent() -> None:
-    first = validate_rows(frame([*balanced(2), ("n", None, "pos")]), min_rows_per_class=2)
-    second = validate_rows(frame(balanced(4, ("a", "b", "c"))), min_rows_per_class=2)
-    third = validate_rows(frame([*balanced(2), ("n", None, "pos")]), min_rows_per_class=2)
+    first = validate(frame([*balanced(2), ("n", None, "pos")]), min_rows_per_class=2)
+    second = validate(frame(balanced(4, ("a", "b", "c"))), min_rows_per_class=2)
+    third = validate(frame([*balanced(2), ("n", None, "pos")]), min_rows_per_class=2)
 
     assert reasons(first) == reasons(third) == {"n": "text is missing"}
     assert second.quarantine.empty
@@ -370,7 +371,7 @@ def test_property_valid_and_quarantine_partition_the_input(
 ) -> None:
     df = frame(rows)
     try:
-        out = validate_rows(df, min_text_chars=min_chars, max_text_chars=max_chars, min_rows_per_class=min_rows)
+        out = validate(df, min_text_chars=min_chars, max_text_chars=max_chars, min_rows_per_class=min_rows)
     except ValidationError as err:
         assert str(err) and "\n" not in str(err)
         return
