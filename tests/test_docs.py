@@ -113,7 +113,8 @@ def test_every_command_and_option_is_in_the_cli_reference() -> None:
             missing.append(f"command {path}")
             continue
         for param in command.get_params(ctx):
-            names = param.opts + param.secondary_opts if isinstance(param, click.Option) else [param.human_readable_name]
+            is_option = isinstance(param, click.Option)
+            names = param.opts + param.secondary_opts if is_option else [param.human_readable_name]
             missing += [f"{path} {n}" for n in names if f"`{n}`" not in body]
     assert not missing, f"not in docs/cli.md: {missing}; regenerate it with `{REGENERATE}`"
 
