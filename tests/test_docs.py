@@ -3,6 +3,7 @@ every link and repository path, and the README's length. Reads files only; write
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import re
 from pathlib import Path
@@ -101,7 +102,9 @@ def missing_targets(doc: Path, root: Path) -> list[str]:
 def test_cli_reference_is_current() -> None:
     generated = _load_generator().render()
     current = (DOCS / "cli.md").read_text(encoding="utf-8")
-    assert current == generated, f"docs/cli.md is stale: regenerate it with `{REGENERATE}`"
+    diff = difflib.unified_diff(current.splitlines(), generated.splitlines(), "docs/cli.md", "generated", n=0)
+    first = "\n".join(list(diff)[:12])
+    assert current == generated, f"docs/cli.md is stale: regenerate it with `{REGENERATE}`\n{first}"
 
 
 def test_every_command_and_option_is_in_the_cli_reference() -> None:
