@@ -102,7 +102,9 @@ def missing_targets(doc: Path, root: Path) -> list[str]:
 def test_cli_reference_is_current() -> None:
     generated = _load_generator().render()
     current = (DOCS / "cli.md").read_text(encoding="utf-8")
-    diff = difflib.unified_diff(current.splitlines(), generated.splitlines(), "docs/cli.md", "generated", n=0)
+    diff = difflib.unified_diff(
+        current.splitlines(), generated.splitlines(), "docs/cli.md", "generated", n=0, lineterm=""
+    )
     first = "\n".join(list(diff)[:12])
     assert current == generated, f"docs/cli.md is stale: regenerate it with `{REGENERATE}`\n{first}"
 
