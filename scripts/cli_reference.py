@@ -115,7 +115,7 @@ def _option_row(param: click.Parameter, command_path: str) -> tuple[str, str, st
         default = "off" if param.is_flag else ("required" if param.required else "none")
     if envvar:
         help_text = f"{help_text} (env: {_code(envvar)})".strip()
-    if param.multiple:
+    if param.multiple and "repeatable" not in help_text:
         help_text = f"{help_text} (may be given several times)".strip()
     return names, _type_name(param), default, help_text or "—"
 
