@@ -69,12 +69,21 @@ def env_vars_in_code(package: Path) -> set[str]:
     return names
 
 
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a markdown file's headings: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"^```.*?^```", "", doc.read_text(encoding="utf-8"), flags=re.M | re.S)
+    slugs = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", text, flags=re.M):
+        slugs.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
+    return slugs
+
+
 def missing_targets(doc: Path, root: Path) -> list[str]:
     """Relative links and repository paths in backticks of ``doc`` that do not exist under ``root``.
 
-    A link is checked relative to the document (its #anchor dropped); a code span is a repository path when
-    it is one word starting with a top-level folder of the repo (``labelgate/``, ``tests/``, …) or naming a
-    top-level file; ``path:obj`` and ``path::test`` suffixes are dropped, and spans with a placeholder
+    A link is checked relative to the document, and its #anchor against the target's headings; a code span is
+    a repository path when it is one word starting with a top-level folder of the repo (``labelgate/``,
+    ``tests/``, …) or naming a top-level file; ``path:obj`` and ``path::test`` suffixes are dropped, and spans with a placeholder
     (``<``, ``*``, ``{``, ``…``) are skipped.
     """
     text = doc.read_text(encoding="utf-8")
@@ -82,11 +91,14 @@ def missing_targets(doc: Path, root: Path) -> list[str]:
     missing: list[str] = []
     for match in MD_LINK.finditer(text_no_fences):
         target = match.group(1) or match.group(2)
-        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):
             continue
-        target = target.split("#", 1)[0]
-        if target and not (doc.parent / target).exists():
-            missing.append(f"link {target}")
+        path, _, anchor = target.partition("#")
+        file = doc.parent / path if path else doc
+        if not file.exists():
+            missing.append(f"link {path}")
+        elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+            missing.append(f"anchor {target}")
     for match in CODE_SPAN.finditer(text_no_fences):
         span = match.group(1).strip()
         if " " in span or any(c in span for c in "<*{…$") or span.startswith(("-", "/")):
@@ -166,9 +178,14 @@ def test_the_checkers_find_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "labelgate" / "real.py").write_text('X = os.environ.get("LABELGATE_SOME_VAR_2")\n')
     doc = tmp_path / "docs" / "x.md"
     doc.write_text(
-        "[ok](../labelgate/real.py) [gone](nope.md#a) [web](https://example.org) [here](#top)\n"
+        "# Top\n[ok](../labelgate/real.py) [gone](nope.md#a) [web](https://example.org) [here](#top) [no](#nowhere)\n"
         "`labelgate/real.py:func` `labelgate/missing.py` `tests/x.py::test_y` `exports/<run_id>/` `not a path`\n"
         "```\n`labelgate/in_a_fence.py`\n```\n"
     )
-    assert missing_targets(doc, tmp_path) == ["link nope.md", "path labelgate/missing.py", "path tests/x.py::test_y"]
+    assert missing_targets(doc, tmp_path) == [
+        "link nope.md",
+        "anchor #nowhere",
+        "path labelgate/missing.py",
+        "path tests/x.py::test_y",
+    ]
     assert env_vars_in_code(tmp_path / "labelgate") == {"LABELGATE_SOME_VAR_2"}
