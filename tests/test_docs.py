@@ -83,8 +83,8 @@ def missing_targets(doc: Path, root: Path) -> list[str]:
 
     A link is checked relative to the document, and its #anchor against the target's headings; a code span is
     a repository path when it is one word starting with a top-level folder of the repo (``labelgate/``,
-    ``tests/``, …) or naming a top-level file; ``path:obj`` and ``path::test`` suffixes are dropped, and spans with a placeholder
-    (``<``, ``*``, ``{``, ``…``) are skipped.
+    ``tests/``, …) or naming a top-level file; ``path:obj`` and ``path::test`` suffixes are dropped, and spans
+    with a placeholder (``<``, ``*``, ``{``, ``…``) are skipped.
     """
     text = doc.read_text(encoding="utf-8")
     text_no_fences = re.sub(r"^```.*?^```", "", text, flags=re.M | re.S)
