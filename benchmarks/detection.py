@@ -141,7 +141,10 @@ def labelgate_detect(
     from labelgate.tokenizers import get_counter
 
     counter = CachedCounter(get_counter(params.token_counter))
-    leak = {} if test is None else {"test_ids": list(test["id"]), "test_texts": list(test["text"])}
+    leak = {}
+    if test is not None:  # a test file without ids (banking77's) gets positional ones, as ingest would name them
+        test_ids = list(test["id"]) if "id" in test.columns else [f"test-{i}" for i in range(len(test))]
+        leak = {"test_ids": test_ids, "test_texts": list(test["text"])}
     return detect_all(
         list(train["id"]),
         list(train["text"]),
