@@ -64,3 +64,26 @@ class QualityGateError(LabelgateError):
     """An unattended run was stopped by a quality-gate limit; nothing was exported."""
 
     exit_code = 4
+
+
+class PreflightError(InputError):
+    """Problems found before the run started, every one of them (``problems``), in one line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + " | ".join(problems))
+
+
+class ClassPreflightError(PreflightError, ValidationError):
+    """A file with fewer than 2 classes: a pre-flight problem and a table-level validation failure."""
+
+
+class DeployError(LabelgateError):
+    """A Prefect CLI step of ``labelgate deploy`` failed (the message quotes its last output line)."""
+
+
+class FormatViolation(ValueError):
+    """One fine-tuning example breaks its format's schema; the message says how (the caller adds the line).
+
+    Not a user error by itself: the export checks turn it into a report line naming the file and line.
+    """

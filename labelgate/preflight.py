@@ -13,24 +13,12 @@ from typing import Any
 
 from labelgate.batches import columns_disagree, formats_disagree, input_files, is_batch_input
 from labelgate.core.sniff import Sniffed, detect_format, input_problems, sniff_jsonl, sniff_text_table
-from labelgate.errors import InputError, ValidationError
+from labelgate.errors import ClassPreflightError, InputError, PreflightError
 
 #: files up to this size are read whole for the class check; larger ones only for their header
 WHOLE_FILE_BYTES = 64 << 20
 #: bytes read for the header of a larger file
 HEAD_BYTES = 1 << 20
-
-
-class PreflightError(InputError):
-    """Problems found before the run started, every one of them (``problems``), in one line."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = list(problems)
-        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + " | ".join(problems))
-
-
-class ClassPreflightError(PreflightError, ValidationError):
-    """A file with fewer than 2 classes: a pre-flight problem and a table-level validation failure."""
 
 
 def check_run_input(input_path: str, params: Any) -> None:

@@ -21,15 +21,11 @@ from pathlib import Path
 import click
 
 from labelgate.clikit import handle_errors, verbose_option
-from labelgate.errors import ConfigError, LabelgateError
+from labelgate.errors import ConfigError, DeployError
 
 DEFAULT_POOL = "labelgate-local"
 #: seconds one Prefect CLI call may take
 CLI_TIMEOUT_S = 300
-
-
-class DeployError(LabelgateError):
-    """A Prefect CLI step of ``labelgate deploy`` failed (the message quotes its last output line)."""
 
 
 def find_project(start: str | Path | None = None) -> Path:

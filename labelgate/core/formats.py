@@ -38,11 +38,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from labelgate.errors import ConfigError
-
-
-class FormatViolation(ValueError):
-    """One example breaks its format's schema; the message says how (the caller adds the line)."""
+from labelgate.errors import ConfigError, FormatViolation
 
 
 @dataclass(frozen=True)
