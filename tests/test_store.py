@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from labelgate import store
 from labelgate.errors import DatabaseBusyError, RunNotFoundError
 
+pytestmark = pytest.mark.unit
+
 
 def _add_run(con, run_id: str, started: str) -> None:
     con.execute(
@@ -89,7 +91,7 @@ def test_latest_decision_per_row_wins_and_history_is_kept(tmp_path: Path) -> Non
         latest = store.latest_decisions(con, "r").set_index("row_id")["action"].to_dict()
         assert latest == {"a": "exclude", "b": "keep"}
         assert store.scalar(con, "SELECT count(*) FROM decisions") == 3
-        with pytest.raises(Exception, match="CHECK|constraint"):
+        with pytest.raises(Exception, match=r"CHECK|constraint"):
             con.execute("INSERT INTO decisions (run_id, row_id, action, source) VALUES ('r', 'c', 'delete', 'human')")
 
 
@@ -98,12 +100,16 @@ def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(
     with store.connect(db):
         pass
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys, time
             con = duckdb.connect({str(db)!r})
             print("locked", flush=True)
             time.sleep(30)
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -13,6 +13,8 @@ from labelgate.core.ingest import read_dataset
 from labelgate.errors import InputError, MissingColumnError
 from labelgate.preflight import PreflightError, check_run_input
 
+pytestmark = pytest.mark.unit
+
 
 def _csv(path: Path, rows: list[tuple[str, ...]], header: str = "id,text,label") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from labelgate.core.formats import get_format, make_templates, table_bytes, to_j
 from labelgate.core.tokens import CachedCounter, get_counter
 from labelgate.errors import ExportError
 
+pytestmark = pytest.mark.unit
+
 TPL = make_templates(["neg", "pos"])
 COUNTER = CachedCounter(get_counter())
 

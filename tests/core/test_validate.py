@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from labelgate.core.validate import ValidationOutcome, validate_rows
 from labelgate.errors import ConfigError, ValidationError
 
+pytestmark = pytest.mark.unit
+
 
 def frame(rows: list[tuple[str, str | None, str | None]], *, first_line: int = 2, **extra: list[Any]) -> pd.DataFrame:
     """Build an ingest-shaped frame from (row_id, text, label) tuples; source_line counts from ``first_line``."""
