@@ -129,6 +129,37 @@ def copy_db(warm: dict, dest: Path) -> str:
     return str(target)
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The tiny run of :mod:`unit_support` (no model, no Prefect) after the auto policy: a ``TinyRun``.
+
+    Treat its database as read-only: copy it (``tiny_run.copy(tmp_path)`` or the ``tiny_db`` fixture) before writing.
+    """
+    from unit_support import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run_undecided(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The same tiny run without any decision (nobody reviewed it, no policy ran)."""
+    from unit_support import build_tiny_run
+
+    return build_tiny_run(tmp_path_factory.mktemp("tiny-undecided"), policy=False)
+
+
+@pytest.fixture
+def tiny_db(tiny_run: Any, tmp_path: Path) -> str:
+    """A writable copy of the tiny run's database."""
+    return tiny_run.copy(tmp_path)
+
+
+@pytest.fixture
+def undecided_db(tiny_run_undecided: Any, tmp_path: Path) -> str:
+    """A writable copy of the undecided tiny run's database."""
+    return tiny_run_undecided.copy(tmp_path)
+
+
 # --- test layers: the unit layer's import guard ----------------------------------------------------------------
 
 #: packages a unit test must not import (the model and Prefect)
