@@ -40,9 +40,11 @@ def test_migrate_is_idempotent_and_records_the_version(tmp_path: Path) -> None:
 
 
 def test_read_only_connect_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(RunNotFoundError, match="does not exist"):
-        with store.connect(tmp_path / "nope.duckdb", read_only=True):
-            pass
+    with (
+        pytest.raises(RunNotFoundError, match="does not exist"),
+        store.connect(tmp_path / "nope.duckdb", read_only=True),
+    ):
+        pass
 
 
 def test_embedding_cache_returns_vectors_in_the_requested_order(tmp_path: Path) -> None:
@@ -116,9 +118,11 @@ def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        with pytest.raises(DatabaseBusyError, match=r"in use by another process.*waited 1s"):
-            with store.connect(db, wait_s=1.0):
-                pass
+        with (
+            pytest.raises(DatabaseBusyError, match=r"in use by another process.*waited 1s"),
+            store.connect(db, wait_s=1.0),
+        ):
+            pass
         assert time.monotonic() - started >= 1.0
     finally:
         holder.kill()

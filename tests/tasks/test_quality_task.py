@@ -21,6 +21,8 @@ from labelgate import reports, store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
 
+pytestmark = pytest.mark.flow
+
 
 def _write(frame: pd.DataFrame, path: Path) -> str:
     frame.to_csv(path, index=False)

@@ -27,6 +27,8 @@ from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
+pytestmark = pytest.mark.flow
+
 HOSTILE = "<script>alert('x')</script>"
 TOKEN = "dash-token-42"
 
@@ -194,6 +196,7 @@ def browser_page() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.mark.browser
 def test_dashboard_in_chromium_and_the_readme_screenshot(
     browser_page: Any, history: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
