@@ -134,7 +134,7 @@ def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(
 _cell = st.one_of(st.none(), st.text(max_size=30))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.lists(st.tuples(_cell, _cell), min_size=1, max_size=20))
 def test_rows_round_trip_through_duckdb(tmp_path: Path, data: list[tuple[str | None, str | None]]) -> None:
     """Texts and labels (None, unicode, quotes, NUL-free control chars) come back exactly."""

@@ -175,7 +175,7 @@ def test_dataset_version_ignores_row_order_and_format(tmp_path: Path) -> None:
 _text = st.text(alphabet=string.printable + "éü€<>&\"'\u2028", min_size=0, max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     records=st.lists(
         st.tuples(_text, st.text(alphabet=string.ascii_letters, min_size=1, max_size=8)), min_size=1, max_size=15

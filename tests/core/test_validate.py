@@ -360,7 +360,7 @@ _labels = st.one_of(st.none(), st.sampled_from(["", "a", "b", "c"]))
 _ids = st.sampled_from([f"id{i}" for i in range(12)])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.tuples(_ids, _texts, _labels), min_size=1, max_size=25),
     min_chars=st.integers(1, 4),
