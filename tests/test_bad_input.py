@@ -31,6 +31,8 @@ from labelgate.tasks.ingest import ingest
 from labelgate.tasks.run import start_run
 from labelgate.tasks.validate import validate
 
+pytestmark = pytest.mark.flow
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 README = CORPUS / "README.md"
 

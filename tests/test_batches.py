@@ -13,6 +13,8 @@ from labelgate.errors import InputError, MissingColumnError
 from labelgate.preflight import PreflightError, check_run_input
 from labelgate.readers import read_dataset
 
+pytestmark = pytest.mark.unit
+
 
 def _csv(path: Path, rows: list[tuple[str, ...]], header: str = "id,text,label") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)

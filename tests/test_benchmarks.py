@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,3 +78,23 @@ def test_gate_benchmark_export_beats_raw_on_seeded_synthetic_noise(tmp_path: Pat
         assert acc["auto"] > acc["raw"], (proxy, acc)
         assert out["proxies"][proxy]["gap_recovered"]["auto"] > 0.5, (proxy, out["proxies"][proxy])
     assert sum(out["auto_decisions"].values()) >= out["label_issues_flagged"]
+
+
+def test_scale_benchmark_prints_one_json_line():
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--rows", "3000", "--folds", "3", "--sample", "200"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},  # fast on shared cores; results are checked, not time
+    )
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 1
+    result = json.loads(lines[0])
+    assert result["rows"] == 3000 and result["search"] == "exact"
+    assert {"generate", "label", "neighbours", "detect", "total"} <= set(result["seconds"])
+    assert result["peak_rss_gib"]["self"] > 0
+    assert result["exact_duplicates"]["recall"] == 1.0 and result["near_duplicates"]["recall"] == 1.0
+    assert result["search_vs_exact"]["nearest_recall"] == 1.0
+    assert result["label_issues"]["recall"] > 0.5

@@ -16,6 +16,8 @@ from conftest import copy_db
 
 from labelgate.cli import main
 
+pytestmark = pytest.mark.flow
+
 
 @pytest.fixture()
 def runner() -> CliRunner:

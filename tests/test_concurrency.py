@@ -23,6 +23,8 @@ from conftest import copy_db
 from labelgate import store
 from labelgate.errors import ConfigError, DatabaseBusyError
 
+pytestmark = pytest.mark.flow
+
 
 def _env(tmp_path: Path, name: str, **extra: str) -> dict[str, str]:
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / f"prefect-{name}"), "LABELGATE_PROGRESS": "1", **extra}

@@ -7,6 +7,8 @@ from pydantic import ValidationError
 
 from labelgate.config import CurateParams
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_are_usable() -> None:
     p = CurateParams()

@@ -28,6 +28,8 @@ import pytest
 from labelgate import store
 from labelgate.tasks.export import verify_manifest
 
+pytestmark = pytest.mark.flow
+
 CHUNK = 64
 #: several formats: more files to compare, and a longer file-writing window for the export kill
 FORMATS = "openai-chat,hf-messages,alpaca,csv"

@@ -32,7 +32,7 @@ from conftest import REPO, copy_db
 
 from labelgate import reports, store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.flow]
 
 #: seconds to wait for one flow run to reach a state (the machine is shared: generous)
 RUN_WAIT_S = 600

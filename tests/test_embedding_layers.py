@@ -10,6 +10,8 @@ from labelgate.config import CurateParams
 from labelgate.errors import ModelLoadError
 from labelgate.tasks.layers import layer_vectors
 
+pytestmark = pytest.mark.flow
+
 TEXTS = [
     "Could you please take a look at the references when you have a moment?",
     "Why did you revert my edit again?",

@@ -8,6 +8,8 @@ import pytest
 
 from labelgate.fileio import atomic_write_bytes
 
+pytestmark = pytest.mark.unit
+
 
 def test_atomic_write_creates_and_replaces_without_leftovers(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "f.jsonl"

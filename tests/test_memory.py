@@ -17,6 +17,8 @@ from labelgate.config import CurateParams
 from labelgate.tasks.export import export_run
 from labelgate.web.app import create_app
 
+pytestmark = pytest.mark.flow
+
 
 @pytest.fixture
 def db(warm_run: dict, tmp_path: Path) -> str:

@@ -1,18 +1,20 @@
-"""The review library on a real curated run: decisions, history, undo, progress, policy fill, finish."""
+"""The review library on the tiny run (tests/unit_support.py): decisions, history, undo, progress, policy fill,
+finish."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import copy_db
+from unit_support import CLASSES, MARKUP_ID, MARKUP_TEXT, MISLABELLED, PLAIN_ID
 
 from labelgate import review, store
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
-def db(warm_run: dict, tmp_path: Path) -> str:
-    return copy_db(warm_run, tmp_path)
+def db(tiny_db: str) -> str:
+    """The tiny run after the auto policy (every flagged row has a policy decision)."""
+    return tiny_db
 
 
 def _run(db: str) -> str:
@@ -20,36 +22,50 @@ def _run(db: str) -> str:
         return store.resolve_run(con, "latest")
 
 
-def _clear_policy(db: str, run_id: str) -> None:
-    """Start from a run nobody decided (the warm run went through the auto gate)."""
-    with store.connect(db) as con:
-        con.execute("DELETE FROM decisions WHERE run_id = ?", [run_id])
+def test_the_tiny_run_plants_what_these_tests_use(tiny_run) -> None:
+    """Guards the fixture: two label errors flagged with their words' class, the markup row and a plain row."""
+    with store.connect(tiny_run.db_path, read_only=True) as con:
+        items = review.review_items(con, tiny_run.run_id).set_index("id")
+    label_rows = items[items["issue_types"].map(lambda t: "label" in t)]
+    assert {
+        r: (g, s) for r, g, s in zip(label_rows.index, label_rows["given_label"], label_rows["suggested_label"])
+    } == (MISLABELLED)
+    assert PLAIN_ID not in items.index
+    assert tiny_run.metrics["rows_flagged"] == len(items) >= 4
 
 
-def test_items_are_flagged_rows_worst_first_with_types_reasons_and_state(db: str, warm_run: dict) -> None:
+def test_items_are_flagged_rows_worst_first_with_types_reasons_and_state(db: str, tiny_run) -> None:
     run_id = _run(db)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
         everything = review.review_items(con, run_id, scope="all")
         classes = review.run_classes(con, run_id)
     assert list(items.columns) == review.ITEM_COLUMNS
-    assert len(items) == warm_run["rows_flagged"] > 0
+    assert len(items) == tiny_run.metrics["rows_flagged"] > 0
     assert items["severity"].is_monotonic_decreasing
     assert items["flagged"].all()
-    known = {"label", "exact_duplicate", "near_duplicate", "conflicting_label", "outlier", "empty", "too_long",
-             "leakage"}
+    known = {
+        "label",
+        "exact_duplicate",
+        "near_duplicate",
+        "conflicting_label",
+        "outlier",
+        "empty",
+        "too_long",
+        "leakage",
+    }
     assert all(t and set(t) <= known for t in items["issue_types"])
-    assert sum("label" in t for t in items["issue_types"]) == warm_run["label_issues"]
+    assert sum("label" in t for t in items["issue_types"]) == tiny_run.metrics["label_issues"]
     assert all(r and r[0] for r in items["reasons"])
-    assert len(everything) == warm_run["rows_valid"]
-    assert classes == ["account", "billing", "shipping", "technical"]
-    # the warm run used the auto gate: every flagged row carries a policy decision
+    assert len(everything) == tiny_run.metrics["rows_valid"]
+    assert classes == CLASSES
+    # the tiny run went through the auto policy: every flagged row carries a policy decision
     assert items["decided"].all() and (items["decision_source"] == "policy").all()
 
 
-def test_filters_by_class_status_and_text(db: str) -> None:
+def test_filters_by_class_status_and_text(undecided_db: str) -> None:
+    db = undecided_db
     run_id = _run(db)
-    _clear_policy(db, run_id)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
         first = items.iloc[0]
@@ -65,17 +81,17 @@ def test_filters_by_class_status_and_text(db: str) -> None:
     assert len(suggested) and (suggested["suggested_label"] == first["suggested_label"]).all()
     assert list(decided["id"]) == [first["id"]]
     assert len(undecided) == len(items) - 1
-    assert list(found["id"]) == ["t0229"]
-    assert "<script>alert(1)</script>" in found.iloc[0]["text"]
+    assert list(found["id"]) == [MARKUP_ID]
+    assert found.iloc[0]["text"] == MARKUP_TEXT
     assert all("label" in t for t in by_type["issue_types"]) and none_of_type.empty
     assert len(by_type) == sum("label" in t for t in items["issue_types"])
     with store.connect(db) as con, pytest.raises(review.ReviewError, match="scope"):
         review.review_items(con, run_id, scope="some")
 
 
-def test_decisions_append_latest_wins_and_history_is_kept(db: str) -> None:
+def test_decisions_append_latest_wins_and_history_is_kept(undecided_db: str) -> None:
+    db = undecided_db
     run_id = _run(db)
-    _clear_policy(db, run_id)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
         row = items[items["suggested_label"] != items["given_label"]].iloc[0]  # a row with a suggestion to accept
@@ -98,9 +114,9 @@ def test_decisions_append_latest_wins_and_history_is_kept(db: str) -> None:
     ("decision", "message"),
     [
         ({"id": "no-such-row", "action": "keep"}, "not a valid row"),
-        ({"id": "t0297", "action": "delete"}, "action must be one of"),
-        ({"id": "t0297", "action": "relabel"}, "needs a 'label'"),
-        ({"id": "t0297", "action": "relabel", "label": "<b>refunds</b>"}, "not a class of run"),
+        ({"id": PLAIN_ID, "action": "delete"}, "action must be one of"),
+        ({"id": PLAIN_ID, "action": "relabel"}, "needs a 'label'"),
+        ({"id": PLAIN_ID, "action": "relabel", "label": "<b>refunds</b>"}, "not a class of run"),
         ({"action": "keep"}, "needs the row 'id'"),
     ],
 )
@@ -117,7 +133,7 @@ def test_bad_decisions_are_refused_and_a_batch_is_all_or_nothing(db: str, decisi
 def test_a_reviewer_name_is_required(db: str) -> None:
     run_id = _run(db)
     with store.connect(db) as con, pytest.raises(review.ReviewError, match="reviewer name is required"):
-        review.record_decision(con, run_id, row_id="t0297", action="keep", reviewer="  ")
+        review.record_decision(con, run_id, row_id=PLAIN_ID, action="keep", reviewer="  ")
 
 
 def test_undo_steps_back_through_single_and_bulk_decisions(db: str) -> None:
@@ -150,9 +166,9 @@ def test_undo_steps_back_through_single_and_bulk_decisions(db: str) -> None:
     assert history["reason"].fillna("").str.startswith("undo of #").sum() == 4  # nothing deleted, undo appended
 
 
-def test_undo_of_a_first_decision_means_no_decision_again(db: str) -> None:
+def test_undo_of_a_first_decision_means_no_decision_again(undecided_db: str) -> None:
+    db = undecided_db
     run_id = _run(db)
-    _clear_policy(db, run_id)
     with store.connect(db) as con:
         rid = review.review_items(con, run_id).iloc[0]["id"]
         review.record_decision(con, run_id, row_id=rid, action="exclude", reviewer="ann")
@@ -175,9 +191,9 @@ def test_undo_of_a_first_decision_means_no_decision_again(db: str) -> None:
     assert counts == {"keep": 0, "relabel": 0, "exclude": 0}
 
 
-def test_progress_counts_human_decisions_of_flagged_rows(db: str) -> None:
+def test_progress_counts_human_decisions_of_flagged_rows(undecided_db: str) -> None:
+    db = undecided_db
     run_id = _run(db)
-    _clear_policy(db, run_id)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
         suggests = items["suggested_label"] != items["given_label"]
@@ -190,7 +206,7 @@ def test_progress_counts_human_decisions_of_flagged_rows(db: str) -> None:
                 {"id": ids[0], "action": "accept"},
                 {"id": ids[1], "action": "exclude"},
                 {"id": ids[2], "action": "keep"},
-                {"id": "t0229", "action": "exclude"},  # not flagged
+                {"id": PLAIN_ID, "action": "exclude"},  # not flagged
             ],
             reviewer="ann",
         )
@@ -200,9 +216,9 @@ def test_progress_counts_human_decisions_of_flagged_rows(db: str) -> None:
     assert prog["other_reviewed"] == 1 and prog["policy"] == 0
 
 
-def test_policy_fills_only_rows_nobody_decided(db: str) -> None:
+def test_policy_fills_only_rows_nobody_decided(undecided_db: str) -> None:
+    db = undecided_db
     run_id = _run(db)
-    _clear_policy(db, run_id)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
         rid = items.iloc[0]["id"]
@@ -220,35 +236,3 @@ def test_finishing_a_run_that_is_not_paused_points_to_export(db: str) -> None:
     assert "labelgate export" in result["message"]
     with pytest.raises(review.ReviewError, match="finish action"):
         review.finish_review(db, "latest", reviewer="ann", action="publish")
-
-
-def test_labelgate_export_after_a_later_review_writes_the_human_decisions(db: str, tmp_path: Path) -> None:
-    """A completed run reviewed afterwards: `labelgate export` applies the human decisions over the policy's."""
-    import json
-
-    from click.testing import CliRunner
-
-    from labelgate.cli import main
-
-    run_id = _run(db)
-    with store.connect(db) as con:
-        items = review.review_items(con, run_id)
-        rows = store.valid_rows(con, run_id).set_index("row_id")
-        relabel = items[items["suggested_label"] != items["given_label"]].iloc[0]
-        target = next(
-            c for c in review.run_classes(con, run_id) if c not in (relabel["given_label"], relabel["suggested_label"])
-        )
-        review.record_decision(con, run_id, row_id=relabel["id"], action="relabel", label=target, reviewer="ann")
-        review.record_decision(con, run_id, row_id="t0229", action="exclude", reviewer="ann")
-    result = CliRunner().invoke(main, ["export", "--db", db, "--run", run_id, "--out", str(tmp_path / "out"), "--json"])
-    assert result.exit_code == 0, result.output
-    files = json.loads(result.output.strip().splitlines()[-1])["export_files"]
-    exported = {}
-    for path in files:
-        if not path.endswith(".jsonl"):
-            continue
-        for line in Path(path).read_text().splitlines():
-            messages = json.loads(line)["messages"]
-            exported[messages[-2]["content"]] = messages[-1]["content"]
-    assert exported[rows.loc[relabel["id"], "text"]] == target
-    assert rows.loc["t0229", "text"] not in exported

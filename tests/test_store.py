@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from labelgate import store
 from labelgate.errors import DatabaseBusyError, RunNotFoundError
 
+pytestmark = pytest.mark.unit
+
 
 def _add_run(con, run_id: str, started: str) -> None:
     con.execute(
@@ -38,9 +40,11 @@ def test_migrate_is_idempotent_and_records_the_version(tmp_path: Path) -> None:
 
 
 def test_read_only_connect_of_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(RunNotFoundError, match="does not exist"):
-        with store.connect(tmp_path / "nope.duckdb", read_only=True):
-            pass
+    with (
+        pytest.raises(RunNotFoundError, match="does not exist"),
+        store.connect(tmp_path / "nope.duckdb", read_only=True),
+    ):
+        pass
 
 
 def test_embedding_cache_returns_vectors_in_the_requested_order(tmp_path: Path) -> None:
@@ -89,7 +93,7 @@ def test_latest_decision_per_row_wins_and_history_is_kept(tmp_path: Path) -> Non
         latest = store.latest_decisions(con, "r").set_index("row_id")["action"].to_dict()
         assert latest == {"a": "exclude", "b": "keep"}
         assert store.scalar(con, "SELECT count(*) FROM decisions") == 3
-        with pytest.raises(Exception, match="CHECK|constraint"):
+        with pytest.raises(Exception, match=r"CHECK|constraint"):
             con.execute("INSERT INTO decisions (run_id, row_id, action, source) VALUES ('r', 'c', 'delete', 'human')")
 
 
@@ -98,21 +102,27 @@ def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(
     with store.connect(db):
         pass
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import duckdb, sys, time
             con = duckdb.connect({str(db)!r})
             print("locked", flush=True)
             time.sleep(30)
-        """)],
+        """),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         started = time.monotonic()
-        with pytest.raises(DatabaseBusyError, match=r"in use by another process.*waited 1s"):
-            with store.connect(db, wait_s=1.0):
-                pass
+        with (
+            pytest.raises(DatabaseBusyError, match=r"in use by another process.*waited 1s"),
+            store.connect(db, wait_s=1.0),
+        ):
+            pass
         assert time.monotonic() - started >= 1.0
     finally:
         holder.kill()
@@ -124,7 +134,7 @@ def test_a_second_process_holding_the_file_makes_connect_wait_then_fail_clearly(
 _cell = st.one_of(st.none(), st.text(max_size=30))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.lists(st.tuples(_cell, _cell), min_size=1, max_size=20))
 def test_rows_round_trip_through_duckdb(tmp_path: Path, data: list[tuple[str | None, str | None]]) -> None:
     """Texts and labels (None, unicode, quotes, NUL-free control chars) come back exactly."""

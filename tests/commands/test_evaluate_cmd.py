@@ -12,6 +12,8 @@ from conftest import REPO, copy_db
 from labelgate import store
 from labelgate.cli import main
 
+pytestmark = pytest.mark.flow
+
 
 def test_evaluate_prints_every_trainer_side_by_side(warm_run: dict, tmp_path: Path) -> None:
     db = copy_db(warm_run, tmp_path)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import copy_db
 
 from labelgate.cli import main
+
+pytestmark = pytest.mark.flow
 
 
 def test_export_writes_the_requested_formats(warm_run: dict, tmp_path: Path) -> None:

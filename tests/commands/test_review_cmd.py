@@ -14,6 +14,8 @@ from labelgate import review, store
 from labelgate.cli import main
 from labelgate.commands.review import safe_text
 
+pytestmark = pytest.mark.flow
+
 
 @pytest.fixture
 def db(warm_run: dict, tmp_path: Path) -> str:

@@ -7,11 +7,14 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 from conftest import REPO, copy_db
 
 from labelgate import store
 from labelgate.cli import main
+
+pytestmark = pytest.mark.flow
 
 
 def _run(args: list[str]) -> dict:

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from labelgate.cli import main
 
+pytestmark = pytest.mark.flow
+
 
 def _error_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("labelgate: error:")]

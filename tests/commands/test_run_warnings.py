@@ -6,10 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import copy_db
 
 from labelgate.cli import main
+
+pytestmark = pytest.mark.flow
 
 
 def _with_small_class(sample_csv: Path, tmp_path: Path) -> Path:

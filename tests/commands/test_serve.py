@@ -15,6 +15,8 @@ from conftest import copy_db
 
 from labelgate.cli import main
 
+pytestmark = pytest.mark.flow
+
 
 def test_a_non_loopback_host_without_token_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--db", str(tmp_path / "x.duckdb"), "--host", "0.0.0.0"])

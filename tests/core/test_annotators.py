@@ -7,6 +7,8 @@ import pytest
 from labelgate.core.annotators import consensus, disagreement_matrix, encode, majority_vote
 from labelgate.errors import ValidationError
 
+pytestmark = pytest.mark.unit
+
 CLASSES = ["a", "b", "c"]
 
 
@@ -151,26 +153,6 @@ def test_missing_annotator_column_names_the_option(tmp_path) -> None:
     path.write_text("id,text,label\n1,hi,a\n")
     with pytest.raises(MissingColumnError, match="--annotator-col"):
         read_dataset(path, annotator_col="annotator")
-
-
-def test_wide_format_becomes_one_annotation_per_filled_cell(tmp_path) -> None:
-    from labelgate.config import CurateParams
-    from labelgate.tasks._common import read_input
-    from labelgate.tasks.ingest import _wide
-
-    path = tmp_path / "wide.csv"
-    path.write_text("id,text,r1,r2,r3\n1,hello,pos,pos,neg\n2,bye,neg,,neg\n3,meh,,,\n")
-    params = CurateParams(label_col="r1,r2,r3")
-    assert params.multi_annotator and params.label_columns == ["r1", "r2", "r3"]
-    first = read_input(str(path), params)
-    long, n_labels, unparsed = _wide(str(path), params, first)
-    assert (n_labels, unparsed) == (5, 0)
-    assert long.items["row_id"].tolist() == ["1", "2", "3"]
-    assert long.items["label"].tolist() == ["pos", "neg", None]
-    usable = long.usable
-    assert sorted(usable["annotator"].unique()) == ["r1", "r2", "r3"]
-    assert usable.groupby("item_id").size().to_dict() == {"1": 3, "2": 2}
-    assert usable["seq"].is_unique
 
 
 def test_label_issues_are_the_items_with_an_unreliable_consensus() -> None:

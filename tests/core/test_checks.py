@@ -22,6 +22,8 @@ from labelgate.core.tokens import CachedCounter
 from labelgate.errors import ExportError
 from labelgate.tokenizers import get_counter
 
+pytestmark = pytest.mark.unit
+
 TPL = make_templates(["neg", "pos"])
 COUNTER = CachedCounter(get_counter())
 
@@ -143,7 +145,7 @@ def test_tables_are_read_back(fmt: str) -> None:
     assert broken.errors == ["row 1: column 'split' reads back as 'x'"]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(texts=st.lists(st.text(min_size=1, max_size=40).filter(str.strip), min_size=1, max_size=5))
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_any_text_survives_the_table_round_trip(fmt: str, texts: list[str]) -> None:

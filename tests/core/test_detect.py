@@ -28,6 +28,8 @@ from labelgate.core.probs import (
 )
 from labelgate.errors import ValidationError
 
+pytestmark = pytest.mark.unit
+
 WORDS = {
     "billing": ["refund", "invoice", "charged", "payment", "card", "price"],
     "shipping": ["parcel", "delivery", "tracking", "courier", "shipped", "package"],

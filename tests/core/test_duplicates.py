@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from labelgate.core.duplicates import duplicate_issues, leakage_issues, nearest_in, neighbours, normalise_text
+
+pytestmark = pytest.mark.unit
 
 
 def _vectors():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import labelgate.core.probs as probs
+
+pytestmark = pytest.mark.unit
 
 
 def _data(n: int = 1200, k: int = 4, seed: int = 0, spread: float = 2.0):

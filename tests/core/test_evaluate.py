@@ -24,6 +24,8 @@ from labelgate.core.evaluate import (
 )
 from labelgate.errors import ConfigError, ValidationError
 
+pytestmark = pytest.mark.unit
+
 WORDS = {
     "sport": ["goal", "match", "team", "coach", "score", "league"],
     "tech": ["laptop", "software", "chip", "server", "code", "cloud"],

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from labelgate.core.explain import label_basis
 from labelgate.core.issues import issue_rows
 from labelgate.core.policy import auto_decisions
+
+pytestmark = pytest.mark.unit
 
 
 def test_the_basis_is_the_number_the_policy_compared_for_every_row() -> None:

@@ -21,6 +21,8 @@ from labelgate.core.formats import Example, get_format, read_table_bytes
 from labelgate.errors import ConfigError, ExportError
 from labelgate.tokenizers import get_counter
 
+pytestmark = pytest.mark.unit
+
 
 def _rows(n: int = 40) -> pd.DataFrame:
     labels = ["pos", "neg", "neutral", "pos"]

@@ -19,6 +19,8 @@ from labelgate.core.formats import (
 )
 from labelgate.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 JSONL = [name for name, spec in FORMATS.items() if spec.kind == "jsonl"]
 TPL = make_templates(["neg", "pos"], task_description="Classify the review")
 SYSTEM = "Classify the review into one of: neg, pos. Answer with the label only."

@@ -16,6 +16,8 @@ from labelgate.core.ingest import ROW_COLUMNS
 from labelgate.errors import InputError, MissingColumnError
 from labelgate.readers import read_dataset
 
+pytestmark = pytest.mark.unit
+
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
     path.write_bytes(text.encode(encoding))
@@ -84,7 +86,7 @@ def test_non_utf8_input_names_the_line_and_the_fix(tmp_path: Path) -> None:
 
 def test_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
     f = tmp_path / "d.csv"
-    f.write_bytes(b"\xef\xbb\xbfid,text,label\r\n1,hi,a\r\n2,\"two\r\nlines\",b\r\n")
+    f.write_bytes(b'\xef\xbb\xbfid,text,label\r\n1,hi,a\r\n2,"two\r\nlines",b\r\n')
     rows = read_dataset(f).rows
     assert list(rows["row_id"]) == ["1", "2"]
     assert rows["text"].iloc[1] == "two\r\nlines"
@@ -126,8 +128,13 @@ def test_jsonl_broken_lines_are_quarantined_not_fatal(tmp_path: Path) -> None:
 
 def test_chat_jsonl_takes_last_user_and_assistant_messages(tmp_path: Path) -> None:
     lines = [
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"},
-                      {"role": "assistant", "content": "greeting"}]},
+        {
+            "messages": [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "greeting"},
+            ]
+        },
         {"messages": [{"role": "user", "content": "no answer"}]},
     ]
     f = write(tmp_path / "chat.jsonl", "".join(json.dumps(x) + "\n" for x in lines))
@@ -145,7 +152,7 @@ def test_parquet_and_corrupt_parquet(tmp_path: Path) -> None:
     assert list(rows["row_id"]) == ["1", "2"] and list(rows["label"]) == ["p", "q"]
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 not really parquet")
-    with pytest.raises(InputError, match="cannot read .* as Parquet"):
+    with pytest.raises(InputError, match=r"cannot read .* as Parquet"):
         read_dataset(bad)
 
 
@@ -169,13 +176,21 @@ def test_dataset_version_ignores_row_order_and_format(tmp_path: Path) -> None:
 _text = st.text(alphabet=string.printable + "éü€<>&\"'\u2028", min_size=0, max_size=40)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(records=st.lists(st.tuples(_text, st.text(alphabet=string.ascii_letters, min_size=1, max_size=8)),
-                        min_size=1, max_size=15))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(
+        st.tuples(_text, st.text(alphabet=string.ascii_letters, min_size=1, max_size=8)), min_size=1, max_size=15
+    )
+)
 def test_jsonl_and_csv_round_trip_text_exactly(tmp_path: Path, records: list[tuple[str, str]]) -> None:
     """Whatever the text (quotes, newlines, unicode), CSV and JSONL give back the same strings."""
-    df = pd.DataFrame({"id": [f"r{i}" for i in range(len(records))],
-                       "text": [t for t, _ in records], "label": [lab for _, lab in records]})
+    df = pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(len(records))],
+            "text": [t for t, _ in records],
+            "label": [lab for _, lab in records],
+        }
+    )
     jl = tmp_path / "h.jsonl"
     jl.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in df.to_dict("records")), encoding="utf-8")
     cv = tmp_path / "h.csv"

@@ -6,6 +6,8 @@ import pytest
 
 from labelgate.core.lengths import length_issues, word_count
 
+pytestmark = pytest.mark.unit
+
 
 def test_empty_short_and_long():
     out = length_issues(

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +9,8 @@ import pytest
 
 from labelgate.core import neighbours as ann
 from labelgate.core.duplicates import nearest_in, neighbours
+
+pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,23 +87,3 @@ def test_nearest_in_approximate_matches_exact_on_clustered_data():
 def test_k_must_leave_another_row():
     with pytest.raises(ValueError, match="k must be between 1 and n - 1 = 2"):
         ann.approximate_knn(np.eye(3, dtype=np.float32), k=3)
-
-
-def test_scale_benchmark_prints_one_json_line():
-    out = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--rows", "3000", "--folds", "3", "--sample", "200"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},  # fast on shared cores; results are checked, not time
-    )
-    lines = out.stdout.strip().splitlines()
-    assert len(lines) == 1
-    result = json.loads(lines[0])
-    assert result["rows"] == 3000 and result["search"] == "exact"
-    assert {"generate", "label", "neighbours", "detect", "total"} <= set(result["seconds"])
-    assert result["peak_rss_gib"]["self"] > 0
-    assert result["exact_duplicates"]["recall"] == 1.0 and result["near_duplicates"]["recall"] == 1.0
-    assert result["search_vs_exact"]["nearest_recall"] == 1.0
-    assert result["label_issues"]["recall"] > 0.5

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from labelgate.core.duplicates import neighbours
 from labelgate.core.outliers import modified_z, outlier_issues
+
+pytestmark = pytest.mark.unit
 
 
 def test_far_row_is_flagged_and_typical_rows_are_not():

@@ -8,6 +8,8 @@ import pytest
 from labelgate.core.issues import issue_rows
 from labelgate.core.policy import DECISION_COLUMNS, auto_decisions
 
+pytestmark = pytest.mark.unit
+
 
 def _label(row_id, given, suggested, prob, score, flagged=True):
     return {
@@ -200,6 +202,8 @@ def test_an_outlier_that_is_a_confident_label_issue_is_relabelled_not_dropped():
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "relabel" and "also outlier" in d.loc["a", "reason"]
     assert d.loc["b", "action"] == "exclude" and d.loc["b", "reason"].startswith("outlier")
+
+
 def test_accept_action_is_the_policys_proposal() -> None:
     from labelgate.core.policy import accept_action
 

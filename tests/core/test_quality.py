@@ -18,6 +18,8 @@ from labelgate.core.quality import (
     label_shift,
 )
 
+pytestmark = pytest.mark.unit
+
 BASE = {"account": 75, "billing": 121, "shipping": 100, "technical": 100}
 
 

@@ -7,6 +7,8 @@ import pytest
 from labelgate.core.tokens import CachedCounter, chat_tokens
 from labelgate.tokenizers import get_counter
 
+pytestmark = pytest.mark.unit
+
 
 def test_auto_uses_cl100k_offline_with_known_counts() -> None:
     counter = get_counter("auto")

@@ -15,6 +15,8 @@ from labelgate.core.validate import ValidationOutcome
 from labelgate.errors import ConfigError, ValidationError
 from labelgate.gx import validate
 
+pytestmark = pytest.mark.unit
+
 
 def frame(rows: list[tuple[str, str | None, str | None]], *, first_line: int = 2, **extra: list[Any]) -> pd.DataFrame:
     """Build an ingest-shaped frame from (row_id, text, label) tuples; source_line counts from ``first_line``."""
@@ -359,7 +361,7 @@ _labels = st.one_of(st.none(), st.sampled_from(["", "a", "b", "c"]))
 _ids = st.sampled_from([f"id{i}" for i in range(12)])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.tuples(_ids, _texts, _labels), min_size=1, max_size=25),
     min_chars=st.integers(1, 4),

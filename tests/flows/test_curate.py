@@ -16,6 +16,8 @@ from labelgate.config import CurateParams
 from labelgate.errors import ValidationError
 from labelgate.flows.curate import SUMMARY_KEYS, curate
 
+pytestmark = pytest.mark.flow
+
 
 def _jsonl(path: str) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]

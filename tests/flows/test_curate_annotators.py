@@ -10,10 +10,13 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from labelgate.cli import main
 from tests.conftest import copy_db
+
+pytestmark = pytest.mark.flow
 
 
 def _long_file(sample_csv: Path, sample_truth: Path, dest: Path) -> tuple[Path, pd.Series]:

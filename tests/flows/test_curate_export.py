@@ -14,6 +14,8 @@ from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
 from labelgate.tasks.export import verify_manifest
 
+pytestmark = pytest.mark.flow
+
 
 def _artifact_keys(flow_run_id: str) -> set[str]:
     from prefect.client.orchestration import get_client

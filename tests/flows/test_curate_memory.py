@@ -20,6 +20,8 @@ from labelgate.flows.curate import curate
 from labelgate.tasks.export import export_run
 from labelgate.web.app import create_app
 
+pytestmark = pytest.mark.flow
+
 
 def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}

@@ -22,6 +22,8 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError
 from labelgate.tasks.embed import cache_key, plan_shards
 
+pytestmark = pytest.mark.flow
+
 pytest.importorskip("prefect_dask", reason="the dask extra is part of .[test]")
 
 

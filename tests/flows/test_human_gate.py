@@ -25,6 +25,8 @@ from labelgate import review, store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
 
+pytestmark = pytest.mark.flow
+
 
 def _free_port() -> int:
     with socket.socket() as sock:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from labelgate.core.evaluate import Comparison, ProxyScore
 from labelgate.tasks.artifacts import summary_markdown
+
+pytestmark = pytest.mark.flow
 
 
 def _comparison(trainer: str, raw: float, cleaned: float, seconds: float | None) -> Comparison:

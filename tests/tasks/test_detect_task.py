@@ -14,7 +14,7 @@ from labelgate.cli import main
 from labelgate.config import CurateParams
 from labelgate.core.issues import ISSUE_TYPES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.flow]
 
 
 def test_every_valid_row_has_a_label_row_and_flags_carry_reasons(warm_run):

@@ -14,6 +14,8 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError
 from labelgate.tasks.evaluate import evaluate_run, evaluations_frame
 
+pytestmark = pytest.mark.flow
+
 SAMPLE_TEST = REPO / "data" / "sample_test.csv"
 
 

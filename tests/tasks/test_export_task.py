@@ -16,6 +16,8 @@ from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, ExportError
 from labelgate.tasks.export import MANIFEST, clean_stale_staging, export_run, verify_manifest
 
+pytestmark = pytest.mark.flow
+
 ALL = ["openai-chat", "openai-completion", "hf-messages", "alpaca", "vertex-gemini", "bedrock-claude", "csv", "parquet"]
 
 

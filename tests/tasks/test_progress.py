@@ -16,6 +16,8 @@ from labelgate.core.detect import DetectorSettings, detect_all
 from labelgate.tasks import progress as progress_mod
 from labelgate.tasks.progress import StageProgress, stage_reporter
 
+pytestmark = pytest.mark.flow
+
 
 def _rows(n_per_class: int = 12) -> tuple[list[str], list[str], list[str], np.ndarray]:
     rng = np.random.default_rng(0)

@@ -6,7 +6,11 @@ import threading
 import time
 from types import SimpleNamespace
 
+import pytest
+
 from labelgate.tasks import review as review_task
+
+pytestmark = pytest.mark.flow
 
 
 class FakeServer:

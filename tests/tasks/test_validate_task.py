@@ -14,6 +14,8 @@ from labelgate.tasks.ingest import ingest
 from labelgate.tasks.run import start_run
 from labelgate.tasks.validate import validate
 
+pytestmark = pytest.mark.flow
+
 
 def _stages(path: Path, db: Path, **options: object) -> dict:
     params = CurateParams(**options)

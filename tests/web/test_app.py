@@ -1,25 +1,26 @@
-"""The review app over HTTP (in-process client): API, pages, escaping, token auth, CSRF guards."""
+"""The review app over HTTP (in-process client) on the tiny run: API, pages, escaping, token auth, CSRF guards."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from conftest import copy_db
 from fastapi.testclient import TestClient
+from unit_support import CLASSES, MARKUP_TEXT, PLAIN_ID
 
 from labelgate import review, store
 from labelgate.errors import ConfigError
 from labelgate.web.app import create_app
 from labelgate.web.server import ReviewServerSettings, check_host, is_loopback
 
+pytestmark = pytest.mark.unit
+
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
-def db(warm_run: dict, tmp_path: Path) -> str:
-    return copy_db(warm_run, tmp_path)
+def db(tiny_db: str) -> str:
+    return tiny_db
 
 
 @pytest.fixture
@@ -27,17 +28,17 @@ def client(db: str) -> TestClient:
     return TestClient(create_app(db, reviewer="tester"))
 
 
-def test_issues_api_lists_flagged_rows_worst_first(client: TestClient, warm_run: dict) -> None:
+def test_issues_api_lists_flagged_rows_worst_first(client: TestClient, tiny_run) -> None:
     body = client.get("/api/runs/latest/issues").json()
-    assert body["run_id"] == warm_run["run_id"]
-    assert body["count"] == warm_run["rows_flagged"] == len(body["items"])
-    assert body["classes"] == ["account", "billing", "shipping", "technical"]
+    assert body["run_id"] == tiny_run.run_id
+    assert body["count"] == tiny_run.metrics["rows_flagged"] == len(body["items"])
+    assert body["classes"] == CLASSES
     severities = [it["severity"] for it in body["items"]]
     assert severities == sorted(severities, reverse=True)
     first = body["items"][0]
     assert set(first) == set(review.ITEM_COLUMNS)
     assert first["issue_types"] and len(first["reasons"]) >= len(first["issue_types"])
-    prefix = warm_run["run_id"][:12]
+    prefix = tiny_run.run_id[:12]
     assert client.get(f"/api/runs/{prefix}/issues?given=billing&limit=2").json()["count"] >= 1
     assert client.get("/api/runs/nope/issues").status_code == 404
 
@@ -72,36 +73,37 @@ def test_post_decisions_single_and_bulk_then_undo(client: TestClient, db: str) -
 
 
 def test_bad_requests_get_one_line_json_errors(client: TestClient) -> None:
-    bad = client.post("/api/runs/latest/decisions", json={"id": "t0297", "action": "relabel", "label": "nope"})
+    bad = client.post("/api/runs/latest/decisions", json={"id": PLAIN_ID, "action": "relabel", "label": "nope"})
     assert bad.status_code == 400 and "not a class" in bad.json()["error"]
     assert client.post("/api/runs/latest/decisions", json=[1, 2]).status_code == 400
     assert client.post("/api/runs/latest/decisions", json={"decisions": "x"}).status_code == 400
 
 
 def test_state_changes_need_a_json_body_and_the_same_origin(client: TestClient) -> None:
-    form = client.post("/api/runs/latest/decisions", data={"id": "t0297", "action": "exclude"})
+    form = client.post("/api/runs/latest/decisions", data={"id": PLAIN_ID, "action": "exclude"})
     assert form.status_code == 415
     foreign = client.post(
         "/api/runs/latest/decisions",
-        json={"id": "t0297", "action": "exclude"},
+        json={"id": PLAIN_ID, "action": "exclude"},
         headers={"Origin": "http://evil.example"},
     )
     assert foreign.status_code == 403
     same = client.post(
         "/api/runs/latest/decisions",
-        json={"id": "t0297", "action": "exclude"},
+        json={"id": PLAIN_ID, "action": "exclude"},
         headers={"Origin": "http://testserver"},
     )
     assert same.status_code == 200
-    assert client.get("/api/runs/latest/decisions").json()[-1]["row_id"] == "t0297"
+    assert client.get("/api/runs/latest/decisions").json()[-1]["row_id"] == PLAIN_ID
 
 
 def test_review_page_escapes_texts_and_forbids_inline_scripts(client: TestClient) -> None:
     page = client.get("/runs/latest", params={"scope": "all", "q": "alert(1)"})
     assert page.status_code == 200
     html = page.text
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<script>alert(1)" not in html
+    assert MARKUP_TEXT.startswith("<SCRIPT>alert(1)</SCRIPT>")
+    assert "&lt;SCRIPT&gt;alert(1)&lt;/SCRIPT&gt;" in html
+    assert "<SCRIPT>alert(1)" not in html and "<script>alert(1)" not in html
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     # every <script> element of the page is the bundled JS or the (non-executed) JSON data block
@@ -109,14 +111,14 @@ def test_review_page_escapes_texts_and_forbids_inline_scripts(client: TestClient
     assert scripts == [' type="application/json" id="lg-data"', ' src="/static/review.js" defer']
 
 
-def test_review_page_shows_progress_filters_and_keyboard_help(client: TestClient, warm_run: dict) -> None:
+def test_review_page_shows_progress_filters_and_keyboard_help(client: TestClient, tiny_run) -> None:
     html = client.get("/runs/latest").text
-    assert f"0</b> / {warm_run['rows_flagged']} reviewed" in html
-    assert html.count('<tr class="item') == warm_run["rows_flagged"]
+    assert f"0</b> / {tiny_run.metrics['rows_flagged']} reviewed" in html
+    assert html.count('<tr class="item') == tiny_run.metrics["rows_flagged"]
     for needle in ('name="issue_type"', 'name="given"', 'name="suggested"', "Finish review", "<kbd>W</kbd>"):
         assert needle in html
     filtered = client.get("/runs/latest", params={"given": "billing"}).text
-    assert 0 < filtered.count('<tr class="item') < warm_run["rows_flagged"]
+    assert 0 < filtered.count('<tr class="item') < tiny_run.metrics["rows_flagged"]
     assert client.get("/runs/latest", params={"q": "zzzz-not-there"}).text.count('<tr class="item') == 0
     assert client.get("/").status_code == 200
 
@@ -132,7 +134,7 @@ def test_with_a_token_every_request_needs_it(db: str) -> None:
         assert client.get(path).status_code == 401, path
     page = client.get("/runs/latest")
     assert page.status_code == 401 and 'name="token"' in page.text  # the login form, not the data
-    assert client.post("/api/runs/latest/decisions", json={"id": "t0297", "action": "exclude"}).status_code == 401
+    assert client.post("/api/runs/latest/decisions", json={"id": PLAIN_ID, "action": "exclude"}).status_code == 401
     wrong = client.get("/api/runs", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     ok = client.get("/api/runs/latest/issues", headers={"Authorization": f"Bearer {TOKEN}"})

@@ -15,6 +15,8 @@ from labelgate import store
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
+pytestmark = [pytest.mark.browser, pytest.mark.flow]
+
 if not CHROMIUM.exists():
     pytest.skip(CHROMIUM_SKIP, allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")

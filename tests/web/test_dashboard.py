@@ -27,6 +27,8 @@ from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
+pytestmark = pytest.mark.flow
+
 HOSTILE = "<script>alert('x')</script>"
 TOKEN = "dash-token-42"
 
@@ -97,8 +99,10 @@ def test_dashboard_data_has_every_run_with_outcomes(history: dict) -> None:
     assert sum(map(sum, nm["matrix"])) == pytest.approx(valid, abs=1)
     dist = sel["class_distribution"]
     assert sum(v["before"] for v in dist.values()) == valid
-    excluded = sum(v["before"] - v["after"] for v in dist.values())
-    assert excluded >= 0 and sel["has_decisions"]
+    excluded = sum(v["before"] - v["after"] for v in dist.values())  # relabels move rows, exclusions remove them
+    with store.connect(history["db"], read_only=True) as con:
+        decided = store.latest_decisions(con, history["batch3"])
+    assert sel["has_decisions"] and excluded == int((decided["action"] == "exclude").sum())
     assert all(v["previous"] > 0 for v in dist.values())
 
 
@@ -192,6 +196,7 @@ def browser_page() -> Iterator[Any]:
         browser.close()
 
 
+@pytest.mark.browser
 def test_dashboard_in_chromium_and_the_readme_screenshot(
     browser_page: Any, history: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, CHROMIUM_SKIP, copy_db, launch_chromium
 
+pytestmark = [pytest.mark.browser, pytest.mark.flow]
+
 if not CHROMIUM.exists():
     pytest.skip(CHROMIUM_SKIP, allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")

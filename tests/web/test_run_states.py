@@ -16,6 +16,8 @@ from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
+pytestmark = [pytest.mark.browser, pytest.mark.flow]
+
 FAILED = "20200101T000000-faiiled"
 MESSAGE = "only 1 class remains among the 12 valid rows ('billing': 12)"
 
