@@ -85,14 +85,10 @@ class ReviewTimeoutError(LabelgateError):
 
 def run_classes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     """The classes a row of ``run_id`` may be labelled with: the detector's classes, else the given labels."""
-    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
-    classes = found[0][0] if found else None
+    classes = store.detection_classes(con, run_id=run_id)
     if classes:
         return [str(c) for c in classes]
-    rows = con.execute(
-        "SELECT DISTINCT label FROM valid_rows WHERE run_id = ? AND label IS NOT NULL ORDER BY label", [run_id]
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+    return store.given_labels(con, run_id=run_id)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -349,8 +345,7 @@ def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     human_flagged = flagged[human[is_flagged]]
     carried = flagged["carried"]
     by_action = {a: int((human_flagged["decision_action"] == a).sum()) for a in ACTIONS}
-    found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    status = found[0][0] if found else None
+    status = store.run_status(con, run_id=run_id)
     open_rows = ~human[is_flagged] & ~carried
     return {
         "run_id": run_id,
@@ -561,12 +556,7 @@ def decision_history(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFram
 
     Columns: decision_id, row_id, action, label, source, reviewer, reason, decided_at.
     """
-    return store.query_df(
-        con,
-        """SELECT decision_id, row_id, action, label, source, reviewer, reason, decided_at
-           FROM decisions WHERE run_id = ? ORDER BY decision_id""",
-        [run_id],
-    )
+    return store.decision_log(con, run_id=run_id)
 
 
 def _none(value: Any) -> Any:

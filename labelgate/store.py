@@ -770,20 +770,30 @@ def replace_run_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
     run_id: str,
-    frame: pd.DataFrame | pa.Table,
+    frame: pd.DataFrame | pa.Table | None = None,
     *,
-    where: str = "",
-    params: list[Any] | None = None,
+    match: Mapping[str, Any] | None = None,
 ) -> int:
-    """Delete ``run_id``'s rows of ``table`` (optionally narrowed by ``where``) and insert ``frame``, atomically.
+    """Delete ``run_id``'s rows of ``table`` (only those whose columns equal ``match``, when given) and insert
+    ``frame`` (nothing when None); return the number of rows inserted.
 
-    This is how a stage that runs again inside the same run replaces its own output, and only it.
+    This is how a stage that runs again inside the same run replaces its own output, and only it. It runs in
+    the caller's transaction (:func:`transaction`), so the replacement is atomic with what goes with it.
+
+    Args:
+        table: one of the schema's tables (checked, never interpolated from user data).
+        match: column -> value the deleted rows must also have, e.g. ``{"stage": "validate"}`` (quarantine of
+            one stage) or ``{"source": "policy"}`` (the policy's decisions).
     """
     if table not in _TABLES:
         raise ValueError(f"unknown table {table!r}")
-    with transaction(con):
-        con.execute(f'DELETE FROM "{table}" WHERE run_id = ? {where}', [run_id, *(params or [])])
-        return insert_frame(con, table, frame)
+    match = dict(match or {})
+    for column in match:
+        if not column.isidentifier():
+            raise ValueError(f"bad column name {column!r}")
+    narrowed = "".join(f' AND "{c}" = ?' for c in match)
+    con.execute(f'DELETE FROM "{table}" WHERE run_id = ?{narrowed}', [run_id, *match.values()])
+    return 0 if frame is None else insert_frame(con, table, frame)
 
 
 def flagged_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[pd.DataFrame, int | None]:
@@ -1285,3 +1295,374 @@ def relabel_queue(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return query_df(con, sql, [run_id])
+
+
+# --- opening and closing a run --------------------------------------------------------------------
+
+
+def insert_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    dataset: str,
+    input_path: str,
+    params_json: str,
+    flow_run_id: str | None,
+    labelgate_version: str,
+    pid: int,
+    host: str,
+) -> None:
+    """Insert the ``runs`` row of a new run with status ``running``, started now.
+
+    Args:
+        input_path: the resolved input path (a file, folder or glob).
+        params_json: the run's parameters as JSON text.
+        flow_run_id: the Prefect flow run's id (None outside a flow run).
+        pid: the process running it; ``host`` its host name (:func:`mark_crashed_runs` reads both).
+    """
+    con.execute(
+        """INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at,
+                             prefect_flow_run_id, labelgate_version, pid, host)
+           VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?, ?, ?)""",
+        [run_id, dataset, input_path, params_json, flow_run_id, labelgate_version, pid, host],
+    )
+
+
+def close_run(con: duckdb.DuckDBPyConnection, *, run_id: str, status: str, message: str | None) -> None:
+    """Set the run's final ``status`` (completed | failed) and ``message``; ``finished_at`` becomes now."""
+    con.execute(
+        "UPDATE runs SET status = ?, message = ?, finished_at = current_timestamp WHERE run_id = ?",
+        [status, message, run_id],
+    )
+
+
+def run_status(con: duckdb.DuckDBPyConnection, *, run_id: str) -> str | None:
+    """The ``runs.status`` of ``run_id`` (running, awaiting_review, completed, failed, crashed); None when absent."""
+    found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    return found[0][0] if found else None
+
+
+def run_of_flow_run(con: duckdb.DuckDBPyConnection, *, flow_run_id: str) -> str | None:
+    """The newest run id started by the Prefect flow run ``flow_run_id`` (None when there is none)."""
+    found = con.execute(
+        "SELECT run_id FROM runs WHERE prefect_flow_run_id = ? ORDER BY started_at DESC LIMIT 1", [flow_run_id]
+    ).fetchall()
+    return found[0][0] if found else None
+
+
+def stored_metrics(con: duckdb.DuckDBPyConnection, *, run_id: str) -> Any:
+    """The ``metrics_json`` cell of ``run_id`` as stored (JSON text, or None when the run or its metrics are absent)."""
+    return scalar(con, "SELECT metrics_json FROM runs WHERE run_id = ?", [run_id])
+
+
+def ended_runs(con: duckdb.DuckDBPyConnection, *, run_ids: list[str]) -> set[str]:
+    """Those of ``run_ids`` this database knows as no longer running (completed, failed, crashed, ...)."""
+    return {
+        str(r)
+        for (r,) in con.execute(
+            "SELECT run_id FROM runs WHERE status <> 'running' AND list_contains(?, run_id)", [list(run_ids)]
+        ).fetchall()
+    }
+
+
+def has_table(con: duckdb.DuckDBPyConnection, *, name: str) -> bool:
+    """True when the database has a table ``name`` (an old database opened read-only may lack newer ones)."""
+    return bool(scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
+
+
+def runs_table(con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> pd.DataFrame:
+    """Every run (the newest ``limit`` when given), newest first.
+
+    Columns: run_id, dataset, dataset_version, status, started_at, finished_at, metrics_json (JSON text), message.
+    """
+    return query_df(
+        con,
+        "SELECT run_id, dataset, dataset_version, status, started_at, finished_at, metrics_json, message "
+        "FROM runs ORDER BY started_at DESC, run_id DESC" + (" LIMIT ?" if limit else ""),
+        [limit] if limit else [],
+    )
+
+
+def run_history_rows(
+    con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, limit: int | None = None
+) -> list[tuple[Any, ...]]:
+    """Runs (of ``dataset`` when given; the newest ``limit`` when given), newest first, with their quality verdict.
+
+    Each tuple: run_id, dataset, dataset_version, status, started_at, finished_at, duration_s, metrics_json,
+    message, prefect_flow_run_id, params_json, enforced, passed, q_message, reasons, checks_json,
+    baseline_run_id, baseline_version (the quality columns None when the run has no verdict).
+    """
+    where = "WHERE r.dataset = ?" if dataset else ""
+    params: list[object] = [dataset] if dataset else []
+    if limit:
+        params.append(int(limit))
+    # a database written before the quality table (schema < 4) opened read-only has none: no verdicts
+    quality = (
+        "quality"
+        if has_table(con, name="quality")
+        else "(SELECT NULL::VARCHAR AS run_id, NULL::BOOLEAN AS enforced, NULL::BOOLEAN AS passed, "
+        "NULL::VARCHAR AS message, NULL::JSON AS reasons, NULL::JSON AS checks_json, "
+        "NULL::VARCHAR AS baseline_run_id, NULL::VARCHAR AS baseline_version WHERE false)"
+    )
+    return con.execute(
+        f"""SELECT r.run_id, r.dataset, r.dataset_version, r.status, r.started_at, r.finished_at,
+                   date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS duration_s,
+                   r.metrics_json, r.message, r.prefect_flow_run_id, r.params_json,
+                   q.enforced, q.passed, q.message AS q_message, q.reasons, q.checks_json,
+                   q.baseline_run_id, q.baseline_version
+            FROM runs r LEFT JOIN {quality} q ON q.run_id = r.run_id {where}
+            ORDER BY r.started_at DESC, r.run_id DESC {"LIMIT ?" if limit else ""}""",
+        params,
+    ).fetchall()
+
+
+def datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Dataset names, the one with the newest run first."""
+    rows = con.execute("SELECT dataset FROM runs GROUP BY dataset ORDER BY max(started_at) DESC, dataset").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def previous_version(con: duckdb.DuckDBPyConnection, *, run_id: str) -> dict | None:
+    """The previous completed version of ``run_id``'s dataset: ``{"run_id", "dataset_version"}`` or None.
+
+    That is the newest run of the same dataset that completed, started before ``run_id`` and holds other
+    content (another ``dataset_version``). A run blocked by the quality gate (failed) never becomes one.
+    """
+    rows = con.execute(
+        """SELECT p.run_id, p.dataset_version FROM runs r JOIN runs p
+               ON p.dataset = r.dataset AND p.run_id <> r.run_id AND p.status = 'completed'
+              AND p.started_at <= r.started_at AND p.dataset_version IS DISTINCT FROM r.dataset_version
+           WHERE r.run_id = ? ORDER BY p.started_at DESC, p.run_id DESC LIMIT 1""",
+        [run_id],
+    ).fetchall()
+    return {"run_id": rows[0][0], "dataset_version": rows[0][1]} if rows else None
+
+
+# --- rows, quarantine and validations ------------------------------------------------------------
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, *, run_id: str) -> int:
+    """How many records ingest stored for ``run_id`` (valid or quarantined)."""
+    return scalar(con, "SELECT count(*) FROM rows WHERE run_id = ?", [run_id])
+
+
+def count_quarantined(con: duckdb.DuckDBPyConnection, *, run_id: str) -> int:
+    """How many records of ``run_id`` a stage quarantined (ingest and validate)."""
+    return scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
+
+
+def save_validation(con: duckdb.DuckDBPyConnection, *, run_id: str, success: bool, result_json: str) -> None:
+    """Replace the Great Expectations result of ``run_id`` (``result_json``: JSON text) and its success flag."""
+    con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
+    con.execute("INSERT INTO validations VALUES (?, ?, ?)", [run_id, success, result_json])
+
+
+def given_labels(con: duckdb.DuckDBPyConnection, *, run_id: str) -> list[str]:
+    """The distinct given labels of the valid rows of ``run_id``, sorted."""
+    rows = con.execute(
+        "SELECT DISTINCT label FROM valid_rows WHERE run_id = ? AND label IS NOT NULL ORDER BY label", [run_id]
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def class_counts(con: duckdb.DuckDBPyConnection, *, run_id: str) -> dict[str, int]:
+    """Given label -> number of valid rows of ``run_id``, sorted by label."""
+    rows = con.execute(
+        "SELECT label, count(*) FROM valid_rows WHERE run_id = ? AND label IS NOT NULL GROUP BY label ORDER BY label",
+        [run_id],
+    ).fetchall()
+    return {str(label): int(n) for label, n in rows}
+
+
+def counts_after_decisions(con: duckdb.DuckDBPyConnection, *, run_id: str) -> dict[str, int]:
+    """Label -> valid rows of ``run_id`` once the latest decisions apply (relabelled, excluded rows dropped)."""
+    rows = con.execute(
+        """WITH d AS (
+               SELECT row_id, action, label FROM decisions WHERE run_id = ?
+               QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1)
+           SELECT coalesce(CASE WHEN d.action = 'relabel' THEN d.label END, r.label) AS lab, count(*)
+           FROM valid_rows r LEFT JOIN d ON d.row_id = r.row_id
+           WHERE r.run_id = ? AND coalesce(d.action, 'keep') <> 'exclude' AND r.label IS NOT NULL
+           GROUP BY lab ORDER BY lab""",
+        [run_id, run_id],
+    ).fetchall()
+    return {str(label): int(n) for label, n in rows}
+
+
+def quarantine_kinds(con: duckdb.DuckDBPyConnection, *, run_id: str) -> list[tuple[str, int]]:
+    """``(stage: reason kind, rows)`` of ``run_id``'s quarantine, most frequent first (the kind is the reason up to
+    its first quote)."""
+    return con.execute(
+        "SELECT stage || ': ' || split_part(reason, '''', 1) AS kind, count(*) AS n FROM quarantine "
+        "WHERE run_id = ? GROUP BY kind ORDER BY n DESC, kind",
+        [run_id],
+    ).fetchall()
+
+
+# --- detection, predictions and issues -----------------------------------------------------------
+
+
+def save_detection(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    method: str,
+    classes: list[str],
+    n_folds: int | None,
+    metrics_json: str,
+    detection_key: str | None,
+    predictions: pd.DataFrame,
+    issues: pd.DataFrame,
+) -> None:
+    """Replace ``run_id``'s detection, predictions and issues (the caller's transaction).
+
+    Args:
+        metrics_json: the detection's figures as JSON text.
+        predictions: columns run_id, row_id, probs (one float list per row, in ``classes`` order).
+        issues: the long ``issues`` shape with run_id (one row per row and issue type).
+    """
+    for table in ("detections", "predictions", "issues"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
+    con.execute(
+        "INSERT INTO detections (run_id, method, classes, n_folds, metrics_json, detection_key) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [run_id, method, classes, n_folds, metrics_json, detection_key],
+    )
+    insert_frame(con, "predictions", predictions)
+    insert_frame(con, "issues", issues)
+
+
+def detection_classes(con: duckdb.DuckDBPyConnection, *, run_id: str) -> list[Any] | None:
+    """The classes of ``run_id``'s probability model as stored (None when the run has no detection yet)."""
+    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
+    return found[0][0] if found else None
+
+
+def predictions_with_labels(con: duckdb.DuckDBPyConnection, *, run_id: str) -> pa.Table:
+    """The out-of-fold probabilities of ``run_id`` with each row's given label, ordered by row id.
+
+    Columns: probs (float list in the detection's class order), label.
+    """
+    return con.sql(
+        """SELECT p.probs, r.label FROM predictions p
+           JOIN (SELECT DISTINCT row_id, label FROM valid_rows WHERE run_id = $run) r ON r.row_id = p.row_id
+           WHERE p.run_id = $run ORDER BY p.row_id""",
+        params={"run": run_id},
+    ).to_arrow_table()
+
+
+def flagged_row_ids(con: duckdb.DuckDBPyConnection, *, run_id: str, issue_type: str) -> list[str]:
+    """The row ids of ``run_id`` the ``issue_type`` detector flagged (label, duplicate, conflict, leakage, ...)."""
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT row_id FROM issues WHERE run_id = ? AND issue_type = ? AND is_issue", [run_id, issue_type]
+        ).fetchall()
+    ]
+
+
+def top_label_issues(con: duckdb.DuckDBPyConnection, *, run_id: str, limit: int) -> pd.DataFrame:
+    """The ``limit`` flagged ``label`` issues of ``run_id`` with the lowest score (the likeliest wrong labels).
+
+    Columns: row_id, text, given_label, suggested_label, suggested_prob (3 decimals), label_score (4 decimals),
+    reason.
+    """
+    return query_df(
+        con,
+        """SELECT i.row_id, r.text, i.given_label, i.suggested_label, round(i.suggested_prob, 3) AS suggested_prob,
+                  round(i.score, 4) AS label_score, i.reason
+           FROM issues i JOIN valid_rows r ON r.run_id = i.run_id AND r.row_id = i.row_id
+           WHERE i.run_id = ? AND i.issue_type = 'label' AND i.is_issue
+           ORDER BY i.score ASC, i.row_id LIMIT ?""",
+        [run_id, limit],
+    )
+
+
+def issue_rows(con: duckdb.DuckDBPyConnection, *, run_id: str, flagged_only: bool = False) -> pd.DataFrame:
+    """Every valid row of ``run_id`` joined with its issues (one row per row and issue type; a row without issues
+    once, its issue columns null). ``flagged_only``: only rows some detector flagged.
+
+    Columns: id, text, label, source_line, issue_type, score, is_issue, given_label, suggested_label,
+    suggested_prob, model_prob, reason, related_row_id.
+    """
+    flagged_filter = (
+        "AND EXISTS (SELECT 1 FROM issues f WHERE f.run_id = r.run_id AND f.row_id = r.row_id AND f.is_issue)"
+        if flagged_only
+        else ""
+    )
+    return query_df(
+        con,
+        f"""SELECT r.row_id AS id, r.text, r.label, r.source_line, i.issue_type, i.score, i.is_issue,
+                   i.given_label, i.suggested_label, i.suggested_prob, i.model_prob, i.reason, i.related_row_id
+            FROM valid_rows r LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id
+            WHERE r.run_id = ? {flagged_filter}""",
+        [run_id],
+    )
+
+
+# --- decisions (the log) ---------------------------------------------------------------------------
+
+
+def decision_log(con: duckdb.DuckDBPyConnection, *, run_id: str) -> pd.DataFrame:
+    """Every decision of ``run_id`` in the order made (the append-only log, undo entries included).
+
+    Columns: decision_id, row_id, action, label, source, reviewer, reason, decided_at.
+    """
+    return query_df(
+        con,
+        """SELECT decision_id, row_id, action, label, source, reviewer, reason, decided_at
+           FROM decisions WHERE run_id = ? ORDER BY decision_id""",
+        [run_id],
+    )
+
+
+def count_decisions(con: duckdb.DuckDBPyConnection, *, run_id: str) -> int:
+    """How many decisions (of any source, undo entries included) the log holds for ``run_id``."""
+    return scalar(con, "SELECT count(*) FROM decisions WHERE run_id = ?", [run_id])
+
+
+# --- quality gate ----------------------------------------------------------------------------------
+
+
+def save_quality(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    run_id: str,
+    enforced: bool,
+    passed: bool,
+    message: str,
+    reasons: list[str],
+    checks: list[dict[str, Any]],
+    baseline_run_id: str | None,
+    baseline_version: str | None,
+) -> None:
+    """Replace the quality gate's verdict of ``run_id`` (``reasons`` and ``checks`` are stored as JSON)."""
+    con.execute("DELETE FROM quality WHERE run_id = ?", [run_id])
+    con.execute(
+        """INSERT INTO quality (run_id, enforced, passed, message, reasons, checks_json, baseline_run_id,
+                                baseline_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+        [
+            run_id,
+            enforced,
+            passed,
+            message,
+            json.dumps(reasons),
+            json.dumps(checks),
+            baseline_run_id,
+            baseline_version,
+        ],
+    )
+
+
+def quality_row(con: duckdb.DuckDBPyConnection, *, run_id: str) -> tuple[Any, ...] | None:
+    """The stored verdict of ``run_id``: (enforced, passed, message, reasons, checks_json, baseline_run_id,
+    baseline_version, created_at), JSON columns as text; None when the run never reached the gate or the
+    database has no ``quality`` table."""
+    if not has_table(con, name="quality"):
+        return None
+    rows = con.execute(
+        """SELECT enforced, passed, message, reasons, checks_json, baseline_run_id, baseline_version, created_at
+           FROM quality WHERE run_id = ?""",
+        [run_id],
+    ).fetchall()
+    return rows[0] if rows else None

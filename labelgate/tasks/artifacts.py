@@ -90,15 +90,7 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
 def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> None:
     """Create the run's markdown summary and top-issues table artifacts."""
     with store.connect(db_path) as con:
-        top = store.query_df(
-            con,
-            """SELECT i.row_id, r.text, i.given_label, i.suggested_label, round(i.suggested_prob, 3) AS suggested_prob,
-                      round(i.score, 4) AS label_score, i.reason
-               FROM issues i JOIN valid_rows r ON r.run_id = i.run_id AND r.row_id = i.row_id
-               WHERE i.run_id = ? AND i.issue_type = 'label' AND i.is_issue
-               ORDER BY i.score ASC, i.row_id LIMIT ?""",
-            [run_id, TOP_ISSUES],
-        )
+        top = store.top_label_issues(con, run_id=run_id, limit=TOP_ISSUES)
     top["text"] = top["text"].str.slice(0, 200)
     create_markdown_artifact(
         key="labelgate-summary",

@@ -198,15 +198,17 @@ def _store(
         "detection_reused_from": None,
     }
     with store.connect(db_path) as con, store.transaction(con):
-        for table in ("detections", "predictions", "issues"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        con.execute(
-            "INSERT INTO detections (run_id, method, classes, n_folds, metrics_json, detection_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [run_id, probs.method, probs.classes, probs.n_folds, json.dumps(metrics), key],
+        store.save_detection(
+            con,
+            run_id=run_id,
+            method=probs.method,
+            classes=probs.classes,
+            n_folds=probs.n_folds,
+            metrics_json=json.dumps(metrics),
+            detection_key=key,
+            predictions=predictions,
+            issues=issues,
         )
-        store.insert_frame(con, "predictions", predictions)
-        store.insert_frame(con, "issues", issues)
         store.merge_metrics(con, run_id, metrics)
     return metrics
 

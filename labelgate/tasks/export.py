@@ -95,12 +95,7 @@ def load_curated(
         run = store.run_record(con, run_id)
         rows = store.valid_rows(con, run_id)
         decisions = store.latest_decisions(con, run_id) if apply else None
-        flagged = [
-            r[0]
-            for r in con.execute(
-                "SELECT row_id FROM issues WHERE run_id = ? AND issue_type = 'leakage' AND is_issue", [run_id]
-            ).fetchall()
-        ]
+        flagged = store.flagged_row_ids(con, run_id=run_id, issue_type="leakage")
     test_path = test_path or params.test_path
     test = read_test_set(test_path, params) if test_path else None
     cleaned = apply_decisions(rows, decisions)
@@ -313,12 +308,7 @@ def clean_stale_staging(db_path: str, out_dir: Path) -> list[str]:
         return []
     with store.connect(db_path) as con:
         store.mark_crashed_runs(con)
-        ended = {
-            str(r)
-            for (r,) in con.execute(
-                "SELECT run_id FROM runs WHERE status <> 'running' AND list_contains(?, run_id)", [list(found)]
-            ).fetchall()
-        }
+        ended = store.ended_runs(con, run_ids=list(found))
     removed = []
     for run, paths in sorted(found.items()):
         if run in ended:

@@ -51,13 +51,9 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
             "annotators": int(long.usable["annotator"].nunique()),
         }
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM rows WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM annotations WHERE run_id = ?", [run_id])
-        store.insert_frame(con, "rows", rows)
-        store.insert_frame(con, "quarantine", quarantine)
-        if annotations is not None:
-            store.insert_frame(con, "annotations", annotations)
+        store.replace_run_rows(con, "rows", run_id, rows)
+        store.replace_run_rows(con, "quarantine", run_id, quarantine)
+        store.replace_run_rows(con, "annotations", run_id, annotations)
         store.update_run(
             con,
             run_id,

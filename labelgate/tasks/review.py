@@ -154,10 +154,7 @@ def _force_running() -> None:
 
 def _mark_failed(db_path: str, run_id: str, message: str) -> None:
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute(
-            "UPDATE runs SET status = 'failed', message = ?, finished_at = current_timestamp WHERE run_id = ?",
-            [message, run_id],
-        )
+        store.close_run(con, run_id=run_id, status="failed", message=message)
 
 
 #: review servers kept up after the review, until the run's outcome is written (run id -> server)

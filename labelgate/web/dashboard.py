@@ -150,7 +150,7 @@ def dashboard_data(
     """
     limit = max(1, min(int(limit), 500))
     with store.connect(db_path, read_only=True, wait_s=DB_WAIT_S) as con:
-        names = reports.datasets(con)
+        names = store.datasets(con)
         history = reports.run_history(con, dataset=dataset or None, limit=limit)
         run_id: str | None = None
         if run:
@@ -173,7 +173,7 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
     quality = reports.quality_record(con, run_id)
     found = reports.run_history(con, dataset=record["dataset"])
     item = next((r for r in found if r["run_id"] == run_id), None)
-    baseline = reports.previous_version(con, run_id)
+    baseline = store.previous_version(con, run_id=run_id)
     metrics = record["metrics_json"] or {}
     return {
         "run_id": run_id,
