@@ -152,7 +152,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
     """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner)."""
-    from labelgate.runners import curate_flow
+    from labelgate.flows.curate import curate_flow
 
     return curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
 

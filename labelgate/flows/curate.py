@@ -24,7 +24,7 @@ from labelgate.config import CurateParams
 from labelgate.core.batches import input_files, is_batch_input
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.notify import on_curate_failure
-from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.runners import describe, shard_runner, task_runner, worker_threads
 from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
 from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring, reuse_detection
@@ -125,6 +125,12 @@ def curate(
         f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
     )
     return metrics
+
+
+def curate_flow(params: CurateParams) -> Any:
+    """The ``curate`` flow with the task runner ``params`` asks for (call it like the flow itself)."""
+    runner = task_runner(params)
+    return curate if runner is None else curate.with_options(task_runner=runner)
 
 
 #: committed embedding chunks whose shards are queued on the cluster at once (bounds memory; keeps workers busy)
