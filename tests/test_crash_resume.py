@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from labelgate import store
-from labelgate.tasks.export import verify_manifest
+from labelgate.services.export import verify_manifest
 
 CHUNK = 64
 #: several formats: more files to compare, and a longer file-writing window for the export kill

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from labelgate import memory, review, store
 from labelgate.cli import main
 from labelgate.config import CurateParams
-from labelgate.tasks.export import export_run
+from labelgate.services.export import export_run
 from labelgate.web.app import create_app
 
 

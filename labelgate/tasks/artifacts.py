@@ -17,6 +17,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from labelgate import store
+from labelgate.services.review_gate import review_page_url
 from labelgate.tasks._common import TASK_OPTIONS
 
 TOP_ISSUES = 25
@@ -171,17 +172,6 @@ class EmbeddingProgress:
     def finish(self) -> None:
         """Mark every text embedded."""
         self.update(self.total)
-
-
-def review_page_url(run_id: str, review_url: str | None = None) -> str:
-    """The review page of ``run_id``: ``review_url`` when the run has one, else the configured review server's."""
-    if review_url:
-        return review_url
-    from labelgate.web.server import ReviewServerSettings, base_url
-
-    settings = ReviewServerSettings.from_env()
-    base = settings.public_url or base_url(settings.host, settings.port)
-    return f"{base}/runs/{run_id}"
 
 
 def publish_review_link(run_id: str, url: str, *, db_path: str | None = None) -> UUID | None:

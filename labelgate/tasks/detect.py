@@ -29,7 +29,8 @@ from labelgate.core.ingest import sha256_file, sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
-from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.services.inputs import read_input
+from labelgate.tasks._common import TASK_OPTIONS
 from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes, where_am_i
 from labelgate.tasks.layers import layer_vectors, wants_layers
 from labelgate.tasks.progress import stage_reporter

@@ -11,7 +11,8 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.annotators import LongInput, collapse_long
 from labelgate.errors import ConfigError
-from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.services.inputs import read_input
+from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="ingest", **TASK_OPTIONS)

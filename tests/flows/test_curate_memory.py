@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from labelgate import reports, review, store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
-from labelgate.tasks.export import export_run
+from labelgate.services.export import export_run
 from labelgate.web.app import create_app
 
 

@@ -6,7 +6,7 @@ import threading
 import time
 from types import SimpleNamespace
 
-from labelgate.tasks import review as review_task
+from labelgate.services import review_gate as review_task
 
 
 class FakeServer:

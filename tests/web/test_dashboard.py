@@ -234,7 +234,7 @@ def test_dashboard_in_chromium_and_the_readme_screenshot(
 
 
 def test_the_latest_evaluation_per_trainer_is_on_the_dashboard(warm_run: dict, tmp_path: Path) -> None:
-    from labelgate.tasks.evaluate import evaluate_run
+    from labelgate.services.evaluate import evaluate_run
 
     db = copy_db(warm_run, tmp_path)
     run_id = warm_run["run_id"]
