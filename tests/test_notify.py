@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 from conftest import copy_db
 
-from labelgate import notify, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError
+from labelgate.services import notify
 
 
 class Hook:

@@ -24,8 +24,8 @@ from labelgate.config import CurateParams
 from labelgate.core.batches import input_files, is_batch_input
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.flows.review_gate import human_gate
-from labelgate.notify import on_curate_failure
 from labelgate.runners import describe, shard_runner, task_runner, worker_threads
+from labelgate.services.notify import on_curate_failure
 from labelgate.services.review_gate import release_review_server
 from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts

@@ -8,13 +8,13 @@
 2. mark the run ``awaiting_review`` and print/log the review URL,
 3. ``pause_flow_run(wait_for_input=ReviewInput, timeout=params.review_timeout_s)``; no DuckDB
    connection is open during the pause,
-4. on resume (the page's "Finish review", ``labelgate review``'s F, ``labelgate.review.finish_review``
+4. on resume (the page's "Finish review", ``labelgate review``'s F, ``labelgate.services.review.finish_review``
    or the Prefect UI's resume form) optionally let the auto policy decide the rows nobody decided,
    record the decision counts and hand back to the flow, which exports. The review server stays up through
    the export (the page shows the files written, or the failure) until the flow calls
    :func:`release_review_server`.
 
-On timeout, ``params.on_review_timeout`` decides: ``fail`` raises :class:`labelgate.review.ReviewTimeoutError`
+On timeout, ``params.on_review_timeout`` decides: ``fail`` raises :class:`labelgate.services.review.ReviewTimeoutError`
 (the run fails, nothing is exported, the decisions stay), ``auto`` applies the auto policy to the
 undecided rows and the flow exports.
 """
@@ -29,8 +29,9 @@ from prefect import get_run_logger
 from prefect.input import RunInput
 from pydantic import Field
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.services import review
 from labelgate.services.review_gate import keep_serving, mark_failed, start_review_server
 from labelgate.tasks.review import close_review, open_review
 from labelgate.web.server import ReviewServerSettings

@@ -9,8 +9,9 @@ from typing import Any
 
 from prefect import task
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.services import review
 from labelgate.tasks._common import TASK_OPTIONS
 
 

@@ -9,8 +9,9 @@ import pytest
 from conftest import copy_db
 from fastapi.testclient import TestClient
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.errors import ConfigError
+from labelgate.services import review
 from labelgate.web.app import create_app
 from labelgate.web.server import ReviewServerSettings, check_host, is_loopback
 

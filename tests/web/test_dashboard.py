@@ -21,8 +21,9 @@ import pytest
 from conftest import CHROMIUM, CHROMIUM_SKIP, REPO, copy_db, launch_chromium
 from fastapi.testclient import TestClient
 
-from labelgate import notify, store
+from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.services import notify
 from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer

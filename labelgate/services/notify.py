@@ -172,7 +172,8 @@ def _find_run(db_path: str, flow_run_id: str) -> tuple[dict[str, Any] | None, di
     """The ``runs`` record and the quality verdict of the run of ``flow_run_id`` (Nones when not found)."""
     from pathlib import Path
 
-    from labelgate import reports, store
+    from labelgate import store
+    from labelgate.services import reports
 
     if not Path(db_path).exists():
         return None, None

@@ -25,9 +25,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.core.policy import accept_action
 from labelgate.errors import LabelgateError
+from labelgate.services import reports
 
 #: actions a reviewer can record (``accept`` is stored as relabel-to-suggestion, or keep when they agree)
 ACTIONS = ("keep", "relabel", "exclude")
@@ -117,7 +118,7 @@ def _issue_types(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _flagged_scores(rec: pd.Series, types: list[str]) -> dict[str, float | None]:
-    """issue type -> score of a row's flagged types (from an :func:`labelgate.reports.issues_frame` row)."""
+    """issue type -> score of a row's flagged types (from an :func:`labelgate.services.reports.issues_frame` row)."""
     out: dict[str, float | None] = {}
     for t in types:
         col = "label_score" if t == "label" else f"{t}_score"
@@ -140,7 +141,7 @@ def review_items(
 ) -> pd.DataFrame:
     """The rows of ``run_id`` to review with their current decision, most severe first.
 
-    Built on :func:`labelgate.reports.issues_frame`; extra columns it may have are ignored.
+    Built on :func:`labelgate.services.reports.issues_frame`; extra columns it may have are ignored.
 
     Args:
         scope: ``flagged`` (rows some detector flagged) or ``all`` (every valid row).
