@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
         finetune_max_seconds=args.max_seconds,
         seed=args.seed,
     )
-    from labelgate.tasks.evaluate import make_trainers
+    from labelgate.services.evaluate import make_trainers
 
     result: dict = {
         "data": args.data.name,

@@ -152,7 +152,7 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
     """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner)."""
-    from labelgate.runners import curate_flow
+    from labelgate.flows.curate import curate_flow
 
     return curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
 
@@ -269,7 +269,8 @@ def sample_path() -> Path:
 def _demo_score(truth_path: Path, db_path: str, run_id: str) -> str:
     import pandas as pd
 
-    from labelgate import reports, store
+    from labelgate import store
+    from labelgate.services import reports
 
     truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False)
     errors = set(truth.loc[truth["is_label_error"] == "True", "id"])
@@ -421,7 +422,8 @@ def issues_cmd(
     Severity is the largest (1 - score) over a row's flagged issue types. Decision columns: decision
     (keep/relabel/exclude), decision_label, decided_by (policy, human:REVIEWER, ...), decided_at.
     """
-    from labelgate import reports, store
+    from labelgate import store
+    from labelgate.services import reports
 
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
@@ -514,7 +516,8 @@ def runs_cmd(db_path: str, as_json: bool, dataset: str | None, limit: int | None
 
     Outcomes: exported, blocked (stopped by the quality gate), failed, crashed, running, awaiting_review.
     """
-    from labelgate import reports, store
+    from labelgate import store
+    from labelgate.services import reports
 
     with store.connect(db_path, read_only=True) as con:
         runs = reports.run_history(con, dataset=dataset, limit=limit)

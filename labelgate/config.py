@@ -350,7 +350,7 @@ class CurateParams(BaseModel):
 
     def policy_settings(self) -> dict[str, Any]:
         """The auto policy's thresholds, as keyword arguments of :func:`labelgate.core.policy.auto_decisions`
-        (and :func:`labelgate.review.fill_with_policy`)."""
+        (and :func:`labelgate.services.review.fill_with_policy`)."""
         return {
             "relabel_threshold": self.relabel_threshold,
             "model_threshold": self.relabel_model_threshold,

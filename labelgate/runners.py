@@ -14,7 +14,8 @@ Everything that reads or writes DuckDB stays in the flow's process (DuckDB allow
 per file): shard tasks get their inputs as arguments and return arrays. Results are the default
 runner's: the embedding batches are the same (bitwise the same vectors), the jobs are the same fits.
 
-Entry points: :func:`curate_flow` gives the flow with its task runner (``labelgate run`` uses it); a run
+Entry points: :func:`task_runner` gives the flow's task runner (:func:`labelgate.flows.curate.curate_flow`
+wraps the flow with it; ``labelgate run`` uses that); a run
 of the plain flow with ``params.runner == "dask"`` (a deployment, a library call) opens the same runner
 for its sharded stages by itself (:func:`shard_runner`).
 """
@@ -129,14 +130,6 @@ def task_runner(params: CurateParams) -> Any | None:
     if params.dask_address:
         return DaskTaskRunner(address=params.dask_address, client_kwargs=client_kwargs)
     return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(params.dask_workers), client_kwargs=client_kwargs)
-
-
-def curate_flow(params: CurateParams) -> Any:
-    """The ``curate`` flow with the task runner ``params`` asks for (call it like the flow itself)."""
-    from labelgate.flows.curate import curate
-
-    runner = task_runner(params)
-    return curate if runner is None else curate.with_options(task_runner=runner)
 
 
 def describe(runner: Any) -> dict[str, Any]:
@@ -269,7 +262,6 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "INSTALL_HINT",
     "check_api_reachable",
-    "curate_flow",
     "describe",
     "local_cluster_kwargs",
     "require_dask",

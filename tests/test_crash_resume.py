@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from labelgate import store
-from labelgate.tasks.export import verify_manifest
+from labelgate.services.export import verify_manifest
 
 pytestmark = pytest.mark.flow
 
@@ -293,7 +293,7 @@ def test_kill_during_run_2_loses_no_remembered_decision(tmp_path: Path, warm_run
     from conftest import REPO, copy_db
     from fastapi.testclient import TestClient
 
-    from labelgate import review
+    from labelgate.services import review
     from labelgate.web.app import create_app
 
     db = copy_db(warm_run, tmp_path)

@@ -30,7 +30,8 @@ import pytest
 import yaml
 from conftest import REPO, copy_db
 
-from labelgate import reports, store
+from labelgate import store
+from labelgate.services import reports
 
 pytestmark = [pytest.mark.slow, pytest.mark.flow]
 

@@ -11,10 +11,11 @@ from click.testing import CliRunner
 from conftest import copy_db
 from fastapi.testclient import TestClient
 
-from labelgate import memory, review, store
+from labelgate import store
 from labelgate.cli import main
 from labelgate.config import CurateParams
-from labelgate.tasks.export import export_run
+from labelgate.services import memory, review
+from labelgate.services.export import export_run
 from labelgate.web.app import create_app
 
 pytestmark = pytest.mark.flow

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from labelgate import notify
 from labelgate.errors import ConfigError
+from labelgate.services import notify
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from unit_support import CLASSES, MARKUP_ID, MARKUP_TEXT, MISLABELLED, PLAIN_ID
 
-from labelgate import review, store
+from labelgate import store
+from labelgate.services import review
 
 pytestmark = pytest.mark.unit
 

@@ -33,10 +33,10 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.detect import DetectorSettings, detect_all
 from labelgate.core.export import apply_decisions, exclude_leakage, plan_export
-from labelgate.core.ingest import read_dataset
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.policy import auto_decisions
 from labelgate.fileio import atomic_write_bytes
+from labelgate.readers import read_dataset
 
 #: the embedding cache key of the fake encoder
 FAKE_MODEL = "fake-hash-encoder/32"

@@ -70,7 +70,7 @@ def evaluate_cmd(db_path: str, run: str, test_path: str | None, as_json: bool, v
     """
     from labelgate import store
     from labelgate.core.evaluate import format_details, format_overview, format_table
-    from labelgate.tasks.evaluate import evaluate_run
+    from labelgate.services.evaluate import evaluate_run
 
     settings = trainer_settings(options)
     with store.connect(db_path, read_only=True) as con:

@@ -64,7 +64,7 @@ def export_cmd(
     """
     from labelgate import store
     from labelgate.core.formats import parse_formats
-    from labelgate.tasks.export import export_run
+    from labelgate.services.export import export_run
 
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)

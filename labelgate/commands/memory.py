@@ -3,7 +3,7 @@
 ``labelgate history ROW_ID`` prints every decision on the row's content (its text and given label) in every run
 of its dataset, and every memory entry: who, when, why. ``labelgate memory list | revoke | set`` lists the
 remembered decisions, revokes one (later runs carry nothing for that content) or changes it (a new decision on
-the row in the run, remembered in its turn). See :mod:`labelgate.memory`.
+the row in the run, remembered in its turn). See :mod:`labelgate.services.memory`.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def _print_history(found: dict[str, Any]) -> None:
 @handle_errors
 def history_cmd(row_id: str, db_path: str, run: str, as_json: bool, verbose: bool) -> None:
     """Every decision on ROW_ID's content (text and given label) across the runs of its dataset: who, when, why."""
-    from labelgate import memory, store
+    from labelgate import store
+    from labelgate.services import memory
 
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
@@ -101,7 +102,8 @@ def memory_cmd() -> None:
 @handle_errors
 def memory_list(db_path: str, dataset: str | None, as_json: bool, verbose: bool) -> None:
     """List the remembered decisions (not revoked), newest first."""
-    from labelgate import memory, store
+    from labelgate import store
+    from labelgate.services import memory
 
     with store.connect(db_path, read_only=True) as con:
         found = memory.remembered(con, dataset)
@@ -129,7 +131,8 @@ def memory_list(db_path: str, dataset: str | None, as_json: bool, verbose: bool)
 @handle_errors
 def memory_revoke(db_path: str, row_id: str, run: str, reviewer: str | None, reason: str | None, verbose: bool) -> None:
     """Revoke the remembered decision of ROW_ID's content: later runs decide it again (the log keeps it)."""
-    from labelgate import memory, review, store
+    from labelgate import store
+    from labelgate.services import memory, review
 
     with store.connect(db_path) as con:
         run_id = store.resolve_run(con, run)
@@ -158,7 +161,8 @@ def memory_set(
     verbose: bool,
 ) -> None:
     """Change the remembered decision of ROW_ID's content: a new decision on the row in the run, remembered."""
-    from labelgate import memory, review, store
+    from labelgate import store
+    from labelgate.services import memory, review
 
     with store.connect(db_path) as con:
         run_id = store.resolve_run(con, run)

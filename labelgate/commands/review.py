@@ -56,7 +56,8 @@ class TerminalReview:
     ) -> None:
         import shutil
 
-        from labelgate import review, store
+        from labelgate import store
+        from labelgate.services import review
 
         self.width = max(40, width or shutil.get_terminal_size((100, 24)).columns)
         self.db_path = db_path
@@ -80,7 +81,8 @@ class TerminalReview:
     # --- state ------------------------------------------------------------------------------------
 
     def _refresh(self) -> None:
-        from labelgate import review, store
+        from labelgate import store
+        from labelgate.services import review
 
         with store.connect(self.db_path) as con:
             items = review.review_items(con, self.run_id, scope="flagged")
@@ -90,7 +92,8 @@ class TerminalReview:
                 self.items[rec["id"]] = rec
 
     def _decide(self, action: str, label: str | None = None) -> None:
-        from labelgate import review, store
+        from labelgate import store
+        from labelgate.services import review
 
         rid = self.order[self.position]
         with store.connect(self.db_path) as con:
@@ -102,7 +105,8 @@ class TerminalReview:
         self.position = min(self.position + 1, len(self.order) - 1)
 
     def _undo(self) -> None:
-        from labelgate import review, store
+        from labelgate import store
+        from labelgate.services import review
 
         with store.connect(self.db_path) as con:
             restored = review.undo_last(con, self.run_id, reviewer=self.reviewer)
@@ -183,7 +187,7 @@ class TerminalReview:
 
     def run(self) -> dict[str, Any] | None:
         """Review until quit or finish; return the finish result (None when quit)."""
-        from labelgate.review import ReviewError
+        from labelgate.services.review import ReviewError
 
         self._refresh()
         while True:
@@ -230,7 +234,7 @@ class TerminalReview:
                 self.message = f"error: {err}"
 
     def _finish(self) -> dict[str, Any] | None:
-        from labelgate.review import finish_review
+        from labelgate.services.review import finish_review
 
         p = self.progress
         self.write(
@@ -317,7 +321,7 @@ def review_cmd(db_path: str, run: str, reviewer: str | None, status: str, verbos
     from pathlib import Path
 
     from labelgate.errors import RunNotFoundError
-    from labelgate.review import default_reviewer
+    from labelgate.services.review import default_reviewer
 
     if not Path(db_path).exists():
         raise RunNotFoundError(f"database {db_path!r} does not exist; run `labelgate run` first or pass --db")

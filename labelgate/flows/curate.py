@@ -20,11 +20,13 @@ from typing import Any
 from prefect import flow
 from prefect.runtime import flow_run
 
-from labelgate.config import CurateParams
 from labelgate.batches import input_files, is_batch_input
+from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, LabelgateError
-from labelgate.notify import on_curate_failure
-from labelgate.runners import describe, shard_runner, worker_threads
+from labelgate.flows.review_gate import human_gate
+from labelgate.runners import describe, shard_runner, task_runner, worker_threads
+from labelgate.services.notify import on_curate_failure
+from labelgate.services.review_gate import release_review_server
 from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
 from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring, reuse_detection
@@ -46,7 +48,6 @@ from labelgate.tasks.ingest import ingest
 from labelgate.tasks.memory import carry_memory
 from labelgate.tasks.progress import stage_reporter
 from labelgate.tasks.quality import quality_gate
-from labelgate.tasks.review import human_gate, release_review_server
 from labelgate.tasks.run import finish_run, start_run
 from labelgate.tasks.validate import validate
 
@@ -125,6 +126,12 @@ def curate(
         f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
     )
     return metrics
+
+
+def curate_flow(params: CurateParams) -> Any:
+    """The ``curate`` flow with the task runner ``params`` asks for (call it like the flow itself)."""
+    runner = task_runner(params)
+    return curate if runner is None else curate.with_options(task_runner=runner)
 
 
 #: committed embedding chunks whose shards are queued on the cluster at once (bounds memory; keeps workers busy)

@@ -45,10 +45,8 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
     issues = label_issue_rows(consensus_label_issues(result, model_probs))
     changed = int((result.items["consensus_label"] != result.items["majority_label"]).sum())
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM consensus WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM annotator_quality WHERE run_id = ?", [run_id])
-        store.insert_frame(con, "consensus", table)
-        store.insert_frame(con, "annotator_quality", quality)
+        store.replace_run_rows(con, "consensus", run_id, table)
+        store.replace_run_rows(con, "annotator_quality", run_id, quality)
         store.set_item_labels(
             con, run_id, result.items.rename(columns={"item_id": "row_id", "consensus_label": "label"})
         )

@@ -17,6 +17,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from labelgate import store
+from labelgate.services.review_gate import review_page_url
 from labelgate.tasks._common import TASK_OPTIONS
 
 TOP_ISSUES = 25
@@ -90,15 +91,7 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
 def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> None:
     """Create the run's markdown summary and top-issues table artifacts."""
     with store.connect(db_path) as con:
-        top = store.query_df(
-            con,
-            """SELECT i.row_id, r.text, i.given_label, i.suggested_label, round(i.suggested_prob, 3) AS suggested_prob,
-                      round(i.score, 4) AS label_score, i.reason
-               FROM issues i JOIN valid_rows r ON r.run_id = i.run_id AND r.row_id = i.row_id
-               WHERE i.run_id = ? AND i.issue_type = 'label' AND i.is_issue
-               ORDER BY i.score ASC, i.row_id LIMIT ?""",
-            [run_id, TOP_ISSUES],
-        )
+        top = store.top_label_issues(con, run_id=run_id, limit=TOP_ISSUES)
     top["text"] = top["text"].str.slice(0, 200)
     create_markdown_artifact(
         key="labelgate-summary",
@@ -179,17 +172,6 @@ class EmbeddingProgress:
     def finish(self) -> None:
         """Mark every text embedded."""
         self.update(self.total)
-
-
-def review_page_url(run_id: str, review_url: str | None = None) -> str:
-    """The review page of ``run_id``: ``review_url`` when the run has one, else the configured review server's."""
-    if review_url:
-        return review_url
-    from labelgate.web.server import ReviewServerSettings, base_url
-
-    settings = ReviewServerSettings.from_env()
-    base = settings.public_url or base_url(settings.host, settings.port)
-    return f"{base}/runs/{run_id}"
 
 
 def publish_review_link(run_id: str, url: str, *, db_path: str | None = None) -> UUID | None:

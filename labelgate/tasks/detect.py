@@ -30,7 +30,8 @@ from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
 from labelgate.readers import sha256_file
-from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.services.inputs import read_input
+from labelgate.tasks._common import TASK_OPTIONS
 from labelgate.tasks.embed import cache_key, embed_texts, missing_hashes, where_am_i
 from labelgate.tasks.layers import layer_vectors, wants_layers
 from labelgate.tasks.progress import stage_reporter
@@ -200,15 +201,17 @@ def _store(
         "detection_reused_from": None,
     }
     with store.connect(db_path) as con, store.transaction(con):
-        for table in ("detections", "predictions", "issues"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        con.execute(
-            "INSERT INTO detections (run_id, method, classes, n_folds, metrics_json, detection_key) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [run_id, probs.method, probs.classes, probs.n_folds, json.dumps(metrics), key],
+        store.save_detection(
+            con,
+            run_id=run_id,
+            method=probs.method,
+            classes=probs.classes,
+            n_folds=probs.n_folds,
+            metrics_json=json.dumps(metrics),
+            detection_key=key,
+            predictions=predictions,
+            issues=issues,
         )
-        store.insert_frame(con, "predictions", predictions)
-        store.insert_frame(con, "issues", issues)
         store.merge_metrics(con, run_id, metrics)
     return metrics
 

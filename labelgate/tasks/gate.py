@@ -31,8 +31,13 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
         n_classes=n_classes,
     ).assign(run_id=run_id, source="policy")
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM decisions WHERE run_id = ? AND source = 'policy'", [run_id])
-        store.insert_frame(con, "decisions", decisions[["run_id", "row_id", "action", "label", "source", "reason"]])
+        store.replace_run_rows(
+            con,
+            "decisions",
+            run_id,
+            decisions[["run_id", "row_id", "action", "label", "source", "reason"]],
+            match={"source": "policy"},
+        )
         if params.carry_policy_decisions:
             store.remember_policy_decisions(con, run_id)
         counts = {a: int((decisions["action"] == a).sum()) for a in ("keep", "relabel", "exclude")}

@@ -11,7 +11,8 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.annotators import LongInput, collapse_long
 from labelgate.errors import ConfigError
-from labelgate.tasks._common import TASK_OPTIONS, read_input
+from labelgate.services.inputs import read_input
+from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="ingest", **TASK_OPTIONS)
@@ -51,13 +52,9 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
             "annotators": int(long.usable["annotator"].nunique()),
         }
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM rows WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM quarantine WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM annotations WHERE run_id = ?", [run_id])
-        store.insert_frame(con, "rows", rows)
-        store.insert_frame(con, "quarantine", quarantine)
-        if annotations is not None:
-            store.insert_frame(con, "annotations", annotations)
+        store.replace_run_rows(con, "rows", run_id, rows)
+        store.replace_run_rows(con, "quarantine", run_id, quarantine)
+        store.replace_run_rows(con, "annotations", run_id, annotations)
         store.update_run(
             con,
             run_id,

@@ -4,17 +4,16 @@ Runs after detection and before any gate decision or export. The verdict is alwa
 (table ``quality``, the run's ``metrics_json["quality"]`` and a ``labelgate-quality`` markdown artifact);
 only with ``params.quality_gate`` on does a failed verdict stop the run: the task raises
 :class:`~labelgate.errors.QualityGateError`, the flow marks the run failed with the message and nothing is
-exported. The previous version compared with is :func:`labelgate.reports.previous_version`.
+exported. The previous version compared with is :func:`labelgate.store.previous_version`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from prefect import task
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.quality import QualityLimits, QualityVerdict, evaluate_quality
 from labelgate.errors import QualityGateError
@@ -80,19 +79,12 @@ def quality_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, A
     """
     with store.connect(db_path) as con:
         record = store.run_record(con, run_id)
-        rows_in = int(store.scalar(con, "SELECT count(*) FROM rows WHERE run_id = ?", [run_id]) or 0)
-        quarantined = int(store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id]) or 0)
-        issues = int(
-            store.scalar(
-                con,
-                "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue",
-                [run_id],
-            )
-            or 0
-        )
-        counts = reports.class_counts(con, run_id)
-        baseline = reports.previous_version(con, run_id)
-        baseline_counts = reports.class_counts(con, baseline["run_id"]) if baseline else None
+        rows_in = int(store.count_rows(con, run_id=run_id) or 0)
+        quarantined = int(store.count_quarantined(con, run_id=run_id) or 0)
+        issues = int(store.count_label_issues(con, run_id) or 0)
+        counts = store.class_counts(con, run_id=run_id)
+        baseline = store.previous_version(con, run_id=run_id)
+        baseline_counts = store.class_counts(con, run_id=baseline["run_id"]) if baseline else None
     verdict = evaluate_quality(
         rows_in=rows_in,
         rows_quarantined=quarantined,
@@ -108,20 +100,16 @@ def quality_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, A
     enforced = bool(params.quality_gate)
     result = {**verdict.as_dict(), "enforced": enforced}
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute("DELETE FROM quality WHERE run_id = ?", [run_id])
-        con.execute(
-            """INSERT INTO quality (run_id, enforced, passed, message, reasons, checks_json, baseline_run_id,
-                                    baseline_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-            [
-                run_id,
-                enforced,
-                verdict.passed,
-                verdict.message,
-                json.dumps(verdict.reasons),
-                json.dumps(result["checks"]),
-                verdict.baseline_run_id,
-                verdict.baseline_version,
-            ],
+        store.save_quality(
+            con,
+            run_id=run_id,
+            enforced=enforced,
+            passed=verdict.passed,
+            message=verdict.message,
+            reasons=verdict.reasons,
+            checks=result["checks"],
+            baseline_run_id=verdict.baseline_run_id,
+            baseline_version=verdict.baseline_version,
         )
         merged = store.merge_metrics(con, run_id, {"quality": result, "baseline_run_id": verdict.baseline_run_id})
     _publish(run_id, record["dataset"], verdict, enforced=enforced, metrics=merged)

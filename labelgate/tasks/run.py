@@ -35,20 +35,16 @@ def start_run(db_path: str, input_path: str, params: CurateParams, flow_run_id: 
     dataset = params.dataset or batch_dataset_name(input_path)  # a file's stem, a folder's or a glob's folder name
     store.set_process_run(run_id)
     with store.connect(db_path) as con, store.transaction(con):
-        con.execute(
-            """INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at,
-                                 prefect_flow_run_id, labelgate_version, pid, host)
-               VALUES (?, ?, ?, ?, 'running', current_timestamp, ?, ?, ?, ?)""",
-            [
-                run_id,
-                dataset,
-                str(Path(input_path).resolve()),
-                params.model_dump_json(),
-                flow_run_id,
-                labelgate.__version__,
-                os.getpid(),
-                socket.gethostname(),
-            ],
+        store.insert_run(
+            con,
+            run_id=run_id,
+            dataset=dataset,
+            input_path=str(Path(input_path).resolve()),
+            params_json=params.model_dump_json(),
+            flow_run_id=flow_run_id,
+            labelgate_version=labelgate.__version__,
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
         crashed = store.mark_crashed_runs(con, except_run=run_id)
     if crashed:
@@ -68,9 +64,6 @@ def finish_run(db_path: str, run_id: str, status: str, message: str | None, metr
     """Close the run with ``status`` (completed or failed) and merge ``metrics``; return all metrics."""
     with store.connect(db_path) as con, store.transaction(con):
         merged = store.merge_metrics(con, run_id, metrics)
-        con.execute(
-            "UPDATE runs SET status = ?, message = ?, finished_at = current_timestamp WHERE run_id = ?",
-            [status, message, run_id],
-        )
+        store.close_run(con, run_id=run_id, status=status, message=message)
     store.set_process_run(None)
     return merged

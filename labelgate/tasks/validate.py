@@ -20,9 +20,9 @@ from labelgate.tasks._common import TASK_OPTIONS
 def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     """Validate the run's rows that ingest could parse; return counts and the class distribution."""
     with store.connect(db_path) as con:
-        con.execute("DELETE FROM quarantine WHERE run_id = ? AND stage = 'validate'", [run_id])
+        store.replace_run_rows(con, "quarantine", run_id, match={"stage": "validate"})
         rows = store.valid_rows(con, run_id)
-        rows_in = store.scalar(con, "SELECT count(*) FROM rows WHERE run_id = ?", [run_id])
+        rows_in = store.count_rows(con, run_id=run_id)
     try:
         outcome = validate_rows(
             rows,
@@ -34,11 +34,7 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
     except ValidationError as err:
         record = getattr(err, "result_json", None)
         with store.connect(db_path) as con, store.transaction(con):
-            con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
-            con.execute(
-                "INSERT INTO validations VALUES (?, false, ?)",
-                [run_id, json.dumps({"error": str(err)})],
-            )
+            store.save_validation(con, run_id=run_id, success=False, result_json=json.dumps({"error": str(err)}))
             if record is not None:
                 ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
                 counts = merge_reason_counts(ingest_counts, record["labelgate"]["reason_counts"])
@@ -56,12 +52,10 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         store.insert_frame(
             con, "quarantine", quarantine[["run_id", "seq", "row_id", "source_line", "stage", "reason", "raw_json"]]
         )
-        con.execute("DELETE FROM validations WHERE run_id = ?", [run_id])
-        con.execute(
-            "INSERT INTO validations VALUES (?, ?, ?)",
-            [run_id, quarantine.empty, json.dumps(outcome.result_json, default=str)],
+        store.save_validation(
+            con, run_id=run_id, success=quarantine.empty, result_json=json.dumps(outcome.result_json, default=str)
         )
-        total_q = store.scalar(con, "SELECT count(*) FROM quarantine WHERE run_id = ?", [run_id])
+        total_q = store.count_quarantined(con, run_id=run_id)
         ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
         reasons = merge_reason_counts(ingest_counts, outcome.result_json["labelgate"]["reason_counts"])
         metrics = {

@@ -1,4 +1,4 @@
-"""The review web app: server-rendered pages plus a small JSON API, on top of :mod:`labelgate.review`.
+"""The review web app: server-rendered pages plus a small JSON API, on top of :mod:`labelgate.services.review`.
 
 Pages: ``/`` (runs), ``/runs/{run}`` (the review page; ``run`` may be ``latest``), ``/login``.
 API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix):
@@ -17,7 +17,7 @@ API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix
 - ``GET  /api/runs/{run}/outcome`` — status, counts and files written (a page polls it after "Finish review")
 
 Security: every text is HTML-escaped by Jinja2 autoescaping and a strict Content-Security-Policy
-forbids inline scripts; SQL is parameterised in :mod:`labelgate.review`; state changes only through
+forbids inline scripts; SQL is parameterised in :mod:`labelgate.store`; state changes only through
 POST with a JSON body (a cross-site form cannot send one without a CORS preflight, and a foreign
 ``Origin`` is refused). With a token, every request but ``/login`` and ``/static`` needs
 ``Authorization: Bearer <token>`` or the session cookie the login form sets, else 401.
@@ -39,10 +39,11 @@ from fastapi import Body, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from labelgate import reports, review, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core import explain
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
+from labelgate.services import reports, review
 from labelgate.web import dashboard, memory, templating
 
 HERE = Path(__file__).resolve().parent

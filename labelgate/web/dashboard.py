@@ -2,7 +2,7 @@
 
 A router included by :func:`labelgate.web.app.create_app`, so the app's token check, security headers and
 error pages apply. It reads the app's database (``request.app.state.db_path``) through
-:mod:`labelgate.reports` and renders every chart on the server as inline SVG: no script, no CDN, nothing
+:mod:`labelgate.services.reports` and renders every chart on the server as inline SVG: no script, no CDN, nothing
 the app's Content-Security-Policy would block (colours are SVG presentation attributes, the rest is in
 ``/static/dashboard.css``).
 
@@ -30,9 +30,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.errors import RunNotFoundError
-from labelgate.notify import flow_run_url
+from labelgate.services import reports
+from labelgate.services.notify import flow_run_url
 from labelgate.web import templating
 
 #: seconds a request waits for a database another process writes
@@ -139,7 +140,7 @@ def dashboard_data(
     """Every figure of the dashboard as plain data (the page renders it; ``/api/dashboard`` returns it).
 
     Returns:
-        ``datasets`` (names), ``dataset`` (the filter or None), ``runs`` (:func:`labelgate.reports.run_history`
+        ``datasets`` (names), ``dataset`` (the filter or None), ``runs`` (:func:`labelgate.services.reports.run_history`
         items without their full metrics, plus ``flow_run_url``), ``selected`` (None when there is no run, else
         run_id, dataset, outcome, quality, class_distribution {label: {previous, before, after}},
         noise_matrix {classes, matrix}, quarantine_reasons, baseline_run_id, evaluations: the latest
@@ -150,7 +151,7 @@ def dashboard_data(
     """
     limit = max(1, min(int(limit), 500))
     with store.connect(db_path, read_only=True, wait_s=DB_WAIT_S) as con:
-        names = reports.datasets(con)
+        names = store.datasets(con)
         history = reports.run_history(con, dataset=dataset or None, limit=limit)
         run_id: str | None = None
         if run:
@@ -173,7 +174,7 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
     quality = reports.quality_record(con, run_id)
     found = reports.run_history(con, dataset=record["dataset"])
     item = next((r for r in found if r["run_id"] == run_id), None)
-    baseline = reports.previous_version(con, run_id)
+    baseline = store.previous_version(con, run_id=run_id)
     metrics = record["metrics_json"] or {}
     return {
         "run_id": run_id,
@@ -251,7 +252,7 @@ def _empty(width: int, height: int, text: str) -> Markup:
 def rate_chart(runs: Sequence[dict[str, Any]], *, width: int = 1270, height: int = 250) -> Markup:
     """Label-issue rate (line, points coloured by outcome) and quarantine rate (dashed) over ``runs``.
 
-    ``runs``: :func:`labelgate.reports.run_history` items in any order (drawn oldest first); each dataset gets
+    ``runs``: :func:`labelgate.services.reports.run_history` items in any order (drawn oldest first); each dataset gets
     its own lines (labelled with its name when there are several), never one line through them all. The latest
     enforced quality-gate limits are drawn as horizontal lines.
     """

@@ -1,7 +1,7 @@
 """The curation memory on the web: a row's history across runs, revoking or changing a remembered decision.
 
 A router included by :func:`labelgate.web.app.create_app` (the app's token check, same-origin and JSON-body
-rules, security headers and error pages apply). Built on :mod:`labelgate.memory`.
+rules, security headers and error pages apply). Built on :mod:`labelgate.services.memory`.
 
 - ``GET  /runs/{run}/rows/{row_id}/history`` — the page: every decision on the row's content in every run of
   the dataset, the memory log, and a "Revoke" button (``/static/memory.js``, no inline script)
@@ -21,7 +21,8 @@ import jinja2
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
-from labelgate import memory, review, store
+from labelgate import store
+from labelgate.services import memory, review
 from labelgate.web import templating
 
 #: seconds a request waits for a database another process writes

@@ -10,9 +10,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_db
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.cli import main
 from labelgate.commands.review import safe_text
+from labelgate.services import review
 
 pytestmark = pytest.mark.flow
 

@@ -12,7 +12,7 @@ from conftest import REPO, copy_db
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
-from labelgate.tasks.export import verify_manifest
+from labelgate.services.export import verify_manifest
 
 pytestmark = pytest.mark.flow
 

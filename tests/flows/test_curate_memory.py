@@ -14,10 +14,11 @@ import pytest
 from conftest import REPO, copy_db
 from fastapi.testclient import TestClient
 
-from labelgate import reports, review, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
-from labelgate.tasks.export import export_run
+from labelgate.services import reports, review
+from labelgate.services.export import export_run
 from labelgate.web.app import create_app
 
 pytestmark = pytest.mark.flow

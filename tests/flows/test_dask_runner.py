@@ -215,9 +215,9 @@ def test_runner_dask_without_the_extra_names_the_fix(
 def test_default_runner_is_the_plain_flow_and_dask_builds_the_asked_cluster() -> None:
     from prefect_dask import DaskTaskRunner
 
-    from labelgate.flows.curate import curate
+    from labelgate.flows.curate import curate, curate_flow
 
-    assert runners.task_runner(CurateParams()) is None and runners.curate_flow(CurateParams()) is curate
+    assert runners.task_runner(CurateParams()) is None and curate_flow(CurateParams()) is curate
     remote = runners.task_runner(CurateParams(runner="dask", dask_address="tcp://10.0.0.5:8786"))
     assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://10.0.0.5:8786"
     assert not remote.cluster_kwargs
@@ -228,7 +228,7 @@ def test_default_runner_is_the_plain_flow_and_dask_builds_the_asked_cluster() ->
         "threads_per_worker": 1,
         "processes": True,
     }
-    flow = runners.curate_flow(CurateParams(runner="dask"))
+    flow = curate_flow(CurateParams(runner="dask"))
     assert flow.name == "curate" and isinstance(flow.task_runner, DaskTaskRunner)
 
 

@@ -21,9 +21,10 @@ import httpx
 import pytest
 from conftest import copy_db
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
+from labelgate.services import review
 
 pytestmark = pytest.mark.flow
 

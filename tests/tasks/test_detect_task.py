@@ -9,10 +9,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_db
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.cli import main
 from labelgate.config import CurateParams
 from labelgate.core.issues import ISSUE_TYPES
+from labelgate.services import reports
 
 pytestmark = [pytest.mark.slow, pytest.mark.flow]
 

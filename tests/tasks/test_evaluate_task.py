@@ -12,7 +12,7 @@ from conftest import REPO, copy_db
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError
-from labelgate.tasks.evaluate import evaluate_run, evaluations_frame
+from labelgate.services.evaluate import evaluate_run, evaluations_frame
 
 pytestmark = pytest.mark.flow
 

@@ -14,7 +14,7 @@ from conftest import copy_db
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, ExportError
-from labelgate.tasks.export import MANIFEST, clean_stale_staging, export_run, verify_manifest
+from labelgate.services.export import MANIFEST, clean_stale_staging, export_run, verify_manifest
 
 pytestmark = pytest.mark.flow
 

@@ -16,7 +16,7 @@ _STORE_EXAMPLES = max(5, _EXAMPLES // 3)
 
 def test_wide_format_becomes_one_annotation_per_filled_cell(tmp_path) -> None:
     from labelgate.config import CurateParams
-    from labelgate.tasks._common import read_input
+    from labelgate.services.inputs import read_input
     from labelgate.tasks.ingest import _wide
 
     path = tmp_path / "wide.csv"

@@ -17,9 +17,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import copy_db
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.flows.curate import curate
+from labelgate.services import reports
 
 pytestmark = pytest.mark.flow
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labelgate.tasks import review as review_task
+from labelgate.services import review_gate as review_task
 
 pytestmark = pytest.mark.flow
 

@@ -8,8 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 from unit_support import CLASSES, MARKUP_TEXT, PLAIN_ID
 
-from labelgate import review, store
+from labelgate import store
 from labelgate.errors import ConfigError
+from labelgate.services import review
 from labelgate.web.app import create_app
 from labelgate.web.server import ReviewServerSettings, check_host, is_loopback
 

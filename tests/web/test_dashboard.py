@@ -21,8 +21,9 @@ import pytest
 from conftest import CHROMIUM, CHROMIUM_SKIP, REPO, copy_db, launch_chromium
 from fastapi.testclient import TestClient
 
-from labelgate import notify, store
+from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.services import notify
 from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
@@ -239,7 +240,7 @@ def test_dashboard_in_chromium_and_the_readme_screenshot(
 
 
 def test_the_latest_evaluation_per_trainer_is_on_the_dashboard(warm_run: dict, tmp_path: Path) -> None:
-    from labelgate.tasks.evaluate import evaluate_run
+    from labelgate.services.evaluate import evaluate_run
 
     db = copy_db(warm_run, tmp_path)
     run_id = warm_run["run_id"]

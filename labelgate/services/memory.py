@@ -1,6 +1,6 @@
 """The curation memory as a library: a row's history across runs, and revoking or changing a remembered decision.
 
-A decision a person makes on a row (keep, relabel, exclude; :func:`labelgate.review.record_decisions`) is
+A decision a person makes on a row (keep, relabel, exclude; :func:`labelgate.services.review.record_decisions`) is
 remembered for the run's dataset and the row's content (text sha256 and given label; see
 :mod:`labelgate.core.memory`), in the same transaction as the decision. Every later run of the dataset applies
 the current remembered decision before any policy. The log (table ``memory``) is append-only:
@@ -23,7 +23,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from labelgate import review, store
+from labelgate import store
+from labelgate.services import review
 
 
 def _clean(value: Any) -> Any:
@@ -126,7 +127,8 @@ def change(
     reason: str | None = None,
 ) -> dict[str, Any]:
     """Change the remembered decision of ``row_id``'s content by recording a new decision on the row in ``run_id``
-    (:func:`labelgate.review.record_decision`; ``labelgate export`` of that run writes it, later runs carry it).
+    (:func:`labelgate.services.review.record_decision`; ``labelgate export`` of that run writes it, later runs
+    carry it).
 
     Returns :func:`history` afterwards.
 

@@ -172,18 +172,17 @@ def _find_run(db_path: str, flow_run_id: str) -> tuple[dict[str, Any] | None, di
     """The ``runs`` record and the quality verdict of the run of ``flow_run_id`` (Nones when not found)."""
     from pathlib import Path
 
-    from labelgate import reports, store
+    from labelgate import store
+    from labelgate.services import reports
 
     if not Path(db_path).exists():
         return None, None
     with store.connect(db_path, read_only=True, wait_s=30) as con:
-        found = con.execute(
-            "SELECT run_id FROM runs WHERE prefect_flow_run_id = ? ORDER BY started_at DESC LIMIT 1", [flow_run_id]
-        ).fetchall()
-        if not found:
+        found = store.run_of_flow_run(con, flow_run_id=flow_run_id)
+        if found is None:
             return None, None
-        run = store.run_record(con, found[0][0])
-        return run, reports.quality_record(con, found[0][0])
+        run = store.run_record(con, found)
+        return run, reports.quality_record(con, found)
 
 
 def notify_failed_run(

@@ -54,19 +54,7 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
 
     Sorted by flagged first, then severity (descending), then label score, then id.
     """
-    flagged_filter = (
-        "AND EXISTS (SELECT 1 FROM issues f WHERE f.run_id = r.run_id AND f.row_id = r.row_id AND f.is_issue)"
-        if flagged_only
-        else ""
-    )
-    long = store.query_df(
-        con,
-        f"""SELECT r.row_id AS id, r.text, r.label, r.source_line, i.issue_type, i.score, i.is_issue,
-                   i.given_label, i.suggested_label, i.suggested_prob, i.model_prob, i.reason, i.related_row_id
-            FROM valid_rows r LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id
-            WHERE r.run_id = ? {flagged_filter}""",
-        [run_id],
-    )
+    long = store.issue_rows(con, run_id=run_id, flagged_only=flagged_only)
     columns = ISSUE_COLUMNS + issue_type_columns()
     if long.empty:
         return pd.DataFrame(columns=columns)
@@ -156,12 +144,7 @@ RUN_COLUMNS = [
 
 def runs_frame(con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> pd.DataFrame:
     """Every run, newest first, with its headline metrics (columns :data:`RUN_COLUMNS`)."""
-    df = store.query_df(
-        con,
-        "SELECT run_id, dataset, dataset_version, status, started_at, finished_at, metrics_json, message "
-        "FROM runs ORDER BY started_at DESC, run_id DESC" + (" LIMIT ?" if limit else ""),
-        [limit] if limit else [],
-    )
+    df = store.runs_table(con, limit=limit)
     metrics = [json.loads(m) if isinstance(m, str) else {} for m in df["metrics_json"]]
     for key in ("rows_in", "rows_valid", "rows_quarantined", "label_issues", "exported_train", "exported_val"):
         df[key] = pd.array([m.get(key) for m in metrics], dtype="Int64")
@@ -173,10 +156,6 @@ def runs_frame(con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> p
 #: what became of a run: ``exported`` (completed, files written), ``blocked`` (the quality gate stopped it),
 #: ``failed``, ``crashed``, ``running``, ``awaiting_review``
 OUTCOMES = ("exported", "blocked", "failed", "crashed", "running", "awaiting_review")
-
-
-def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(store.scalar(con, "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]))
 
 
 def run_outcome(status: str, *, quality_blocked: bool) -> str:
@@ -207,28 +186,7 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     how many), rows_new, detection_reused_from, quality (None, or enforced/passed/message/reasons/checks/
     baseline_run_id/baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
     """
-    where = "WHERE r.dataset = ?" if dataset else ""
-    params: list[object] = [dataset] if dataset else []
-    if limit:
-        params.append(int(limit))
-    # a database written before the quality table (schema < 4) opened read-only has none: no verdicts
-    quality = (
-        "quality"
-        if _has_table(con, "quality")
-        else "(SELECT NULL::VARCHAR AS run_id, NULL::BOOLEAN AS enforced, NULL::BOOLEAN AS passed, "
-        "NULL::VARCHAR AS message, NULL::JSON AS reasons, NULL::JSON AS checks_json, "
-        "NULL::VARCHAR AS baseline_run_id, NULL::VARCHAR AS baseline_version WHERE false)"
-    )
-    rows = con.execute(
-        f"""SELECT r.run_id, r.dataset, r.dataset_version, r.status, r.started_at, r.finished_at,
-                   date_diff('millisecond', r.started_at, r.finished_at) / 1000.0 AS duration_s,
-                   r.metrics_json, r.message, r.prefect_flow_run_id, r.params_json,
-                   q.enforced, q.passed, q.message AS q_message, q.reasons, q.checks_json,
-                   q.baseline_run_id, q.baseline_version
-            FROM runs r LEFT JOIN {quality} q ON q.run_id = r.run_id {where}
-            ORDER BY r.started_at DESC, r.run_id DESC {"LIMIT ?" if limit else ""}""",
-        params,
-    ).fetchall()
+    rows = store.run_history_rows(con, dataset=dataset, limit=limit)
     out = []
     for (
         run_id,
@@ -303,63 +261,17 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     return out
 
 
-def datasets(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Dataset names, the one with the newest run first."""
-    rows = con.execute("SELECT dataset FROM runs GROUP BY dataset ORDER BY max(started_at) DESC, dataset").fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def previous_version(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
-    """The previous completed version of ``run_id``'s dataset: ``{"run_id", "dataset_version"}`` or None.
-
-    That is the newest run of the same dataset that completed, started before ``run_id`` and holds other
-    content (another ``dataset_version``). A run blocked by the quality gate (failed) never becomes one.
-    """
-    rows = con.execute(
-        """SELECT p.run_id, p.dataset_version FROM runs r JOIN runs p
-               ON p.dataset = r.dataset AND p.run_id <> r.run_id AND p.status = 'completed'
-              AND p.started_at <= r.started_at AND p.dataset_version IS DISTINCT FROM r.dataset_version
-           WHERE r.run_id = ? ORDER BY p.started_at DESC, p.run_id DESC LIMIT 1""",
-        [run_id],
-    ).fetchall()
-    return {"run_id": rows[0][0], "dataset_version": rows[0][1]} if rows else None
-
-
-def class_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
-    """Given label -> number of valid rows of ``run_id``, sorted by label."""
-    rows = con.execute(
-        "SELECT label, count(*) FROM valid_rows WHERE run_id = ? AND label IS NOT NULL GROUP BY label ORDER BY label",
-        [run_id],
-    ).fetchall()
-    return {str(label): int(n) for label, n in rows}
-
-
-def counts_after_decisions(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
-    """Label -> valid rows of ``run_id`` once the latest decisions apply (relabelled, excluded rows dropped)."""
-    rows = con.execute(
-        """WITH d AS (
-               SELECT row_id, action, label FROM decisions WHERE run_id = ?
-               QUALIFY row_number() OVER (PARTITION BY row_id ORDER BY decision_id DESC) = 1)
-           SELECT coalesce(CASE WHEN d.action = 'relabel' THEN d.label END, r.label) AS lab, count(*)
-           FROM valid_rows r LEFT JOIN d ON d.row_id = r.row_id
-           WHERE r.run_id = ? AND coalesce(d.action, 'keep') <> 'exclude' AND r.label IS NOT NULL
-           GROUP BY lab ORDER BY lab""",
-        [run_id, run_id],
-    ).fetchall()
-    return {str(label): int(n) for label, n in rows}
-
-
 def class_distribution(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """Per class: ``before`` (given labels of the valid rows), ``after`` (after the decisions; equal to
     ``before`` when nothing was decided) and ``previous`` (given labels of the previous version, 0 when none).
 
     Columns: label, before, after, previous; one row per class seen in any of them, sorted by label.
     """
-    before = class_counts(con, run_id)
-    has_decisions = bool(store.scalar(con, "SELECT count(*) FROM decisions WHERE run_id = ?", [run_id]))
-    after = counts_after_decisions(con, run_id) if has_decisions else dict(before)
-    prev = previous_version(con, run_id)
-    previous = class_counts(con, prev["run_id"]) if prev else {}
+    before = store.class_counts(con, run_id=run_id)
+    has_decisions = bool(store.count_decisions(con, run_id=run_id))
+    after = store.counts_after_decisions(con, run_id=run_id) if has_decisions else dict(before)
+    prev = store.previous_version(con, run_id=run_id)
+    previous = store.class_counts(con, run_id=prev["run_id"]) if prev else {}
     labels = sorted(set(before) | set(after) | set(previous))
     return pd.DataFrame(
         {
@@ -381,16 +293,11 @@ def noise_matrix(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[list[str]
 
     from labelgate.core.quality import estimated_noise_matrix
 
-    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
-    if not found or not found[0][0]:
+    found = store.detection_classes(con, run_id=run_id)
+    if not found:
         return [], []
-    classes = [str(c) for c in found[0][0]]
-    table = con.sql(
-        """SELECT p.probs, r.label FROM predictions p
-           JOIN (SELECT DISTINCT row_id, label FROM valid_rows WHERE run_id = $run) r ON r.row_id = p.row_id
-           WHERE p.run_id = $run ORDER BY p.row_id""",
-        params={"run": run_id},
-    ).to_arrow_table()
+    classes = [str(c) for c in found]
+    table = store.predictions_with_labels(con, run_id=run_id)
     if table.num_rows == 0:
         return classes, [[0.0] * len(classes) for _ in classes]
     index = {c: i for i, c in enumerate(classes)}
@@ -406,31 +313,21 @@ def noise_matrix(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[list[str]
 
 def quarantine_reasons(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
     """Quarantine reason kind -> rows, most frequent first (the run's recorded counts, else from the table)."""
-    recorded = store.scalar(con, "SELECT metrics_json FROM runs WHERE run_id = ?", [run_id])
+    recorded = store.stored_metrics(con, run_id=run_id)
     metrics = _json_value(recorded) or {}
     reasons = metrics.get("quarantine_reasons") if isinstance(metrics, dict) else None
     if isinstance(reasons, dict):
         return {str(k): int(v) for k, v in sorted(reasons.items(), key=lambda kv: -int(kv[1]))}
-    rows = con.execute(
-        "SELECT stage || ': ' || split_part(reason, '''', 1) AS kind, count(*) AS n FROM quarantine "
-        "WHERE run_id = ? GROUP BY kind ORDER BY n DESC, kind",
-        [run_id],
-    ).fetchall()
+    rows = store.quarantine_kinds(con, run_id=run_id)
     return {str(k).strip().rstrip(":"): int(n) for k, n in rows}
 
 
 def quality_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
     """The quality gate's stored verdict of ``run_id`` (None when the run never reached the gate)."""
-    if not _has_table(con, "quality"):
+    row = store.quality_row(con, run_id=run_id)
+    if row is None:
         return None
-    rows = con.execute(
-        """SELECT enforced, passed, message, reasons, checks_json, baseline_run_id, baseline_version, created_at
-           FROM quality WHERE run_id = ?""",
-        [run_id],
-    ).fetchall()
-    if not rows:
-        return None
-    enforced, passed, message, reasons, checks, baseline_run_id, baseline_version, created = rows[0]
+    enforced, passed, message, reasons, checks, baseline_run_id, baseline_version, created = row
     return {
         "run_id": run_id,
         "enforced": bool(enforced),

@@ -25,9 +25,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from labelgate import reports, store
+from labelgate import store
 from labelgate.core.policy import accept_action
 from labelgate.errors import LabelgateError
+from labelgate.services import reports
 
 #: actions a reviewer can record (``accept`` is stored as relabel-to-suggestion, or keep when they agree)
 ACTIONS = ("keep", "relabel", "exclude")
@@ -85,14 +86,10 @@ class ReviewTimeoutError(LabelgateError):
 
 def run_classes(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
     """The classes a row of ``run_id`` may be labelled with: the detector's classes, else the given labels."""
-    found = con.execute("SELECT classes FROM detections WHERE run_id = ?", [run_id]).fetchall()
-    classes = found[0][0] if found else None
+    classes = store.detection_classes(con, run_id=run_id)
     if classes:
         return [str(c) for c in classes]
-    rows = con.execute(
-        "SELECT DISTINCT label FROM valid_rows WHERE run_id = ? AND label IS NOT NULL ORDER BY label", [run_id]
-    ).fetchall()
-    return [str(r[0]) for r in rows]
+    return store.given_labels(con, run_id=run_id)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -121,7 +118,7 @@ def _issue_types(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _flagged_scores(rec: pd.Series, types: list[str]) -> dict[str, float | None]:
-    """issue type -> score of a row's flagged types (from an :func:`labelgate.reports.issues_frame` row)."""
+    """issue type -> score of a row's flagged types (from an :func:`labelgate.services.reports.issues_frame` row)."""
     out: dict[str, float | None] = {}
     for t in types:
         col = "label_score" if t == "label" else f"{t}_score"
@@ -144,7 +141,7 @@ def review_items(
 ) -> pd.DataFrame:
     """The rows of ``run_id`` to review with their current decision, most severe first.
 
-    Built on :func:`labelgate.reports.issues_frame`; extra columns it may have are ignored.
+    Built on :func:`labelgate.services.reports.issues_frame`; extra columns it may have are ignored.
 
     Args:
         scope: ``flagged`` (rows some detector flagged) or ``all`` (every valid row).
@@ -349,8 +346,7 @@ def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     human_flagged = flagged[human[is_flagged]]
     carried = flagged["carried"]
     by_action = {a: int((human_flagged["decision_action"] == a).sum()) for a in ACTIONS}
-    found = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    status = found[0][0] if found else None
+    status = store.run_status(con, run_id=run_id)
     open_rows = ~human[is_flagged] & ~carried
     return {
         "run_id": run_id,
@@ -561,12 +557,7 @@ def decision_history(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFram
 
     Columns: decision_id, row_id, action, label, source, reviewer, reason, decided_at.
     """
-    return store.query_df(
-        con,
-        """SELECT decision_id, row_id, action, label, source, reviewer, reason, decided_at
-           FROM decisions WHERE run_id = ? ORDER BY decision_id""",
-        [run_id],
-    )
+    return store.decision_log(con, run_id=run_id)
 
 
 def _none(value: Any) -> Any:

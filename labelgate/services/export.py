@@ -1,0 +1,377 @@
+"""Export service: apply the latest decisions, keep the test set out, write checked fine-tuning files and a manifest.
+
+The files of a run's first export go to ``<out_dir>/<run_id>/``, those of each later export of the same run to a
+new folder ``<out_dir>/<run_id>-v2/``, ``-v3/``, ...: exports are immutable, a re-export never deletes or
+overwrites a file an earlier export wrote. Each folder holds:
+
+- ``train.<format>.jsonl`` and ``val.<format>.jsonl`` for every JSONL format,
+- ``cleaned.csv`` / ``cleaned.parquet`` for the table formats,
+- ``manifest.json``: lineage (run, input sha256, dataset version, counts, decisions, thresholds, model,
+  prompt templates, tokenizer, labelgate version), each file's check report, sha256 and line count.
+
+The folder is written atomically: everything goes to a staging folder first, which is then renamed onto the
+version's folder (claimed empty first, so two exports never pick the same one). A folder holding another
+run's manifest, or files without a manifest, is never written to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+import labelgate
+from labelgate import store
+from labelgate.config import CurateParams
+from labelgate.core.export import (
+    ExportPlan,
+    apply_decisions,
+    decision_summary,
+    exclude_leakage,
+    plan_export,
+    text_fingerprints,
+)
+from labelgate.errors import ConfigError, ExportError
+from labelgate.fileio import atomic_write_bytes
+from labelgate.readers import sha256_file
+from labelgate.services.inputs import read_input
+from labelgate.tokenizers import get_counter
+
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class HeldOutSet:
+    """The held-out test file as read with the run's column settings: ``rows`` has text and label."""
+
+    path: str
+    sha256: str
+    rows: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Curated:
+    """A run's rows after decisions and leakage exclusion (``cleaned``: :data:`CLEANED_COLUMNS`)."""
+
+    run: dict[str, Any]
+    cleaned: pd.DataFrame
+    leakage: dict[str, int]
+    test: HeldOutSet | None
+
+
+def read_test_set(test_path: str, params: CurateParams) -> HeldOutSet:
+    """Read the test file with the run's format and column settings; rows without text or label are dropped.
+
+    Raises:
+        ConfigError: the file does not exist.
+    """
+    if not Path(test_path).exists():
+        raise ConfigError(f"test file {test_path!r} does not exist; pass --test PATH")
+    result = read_input(test_path, params)
+    rows = result.rows[result.rows["text"].notna() & result.rows["label"].notna()]
+    rows = rows[rows["text"].str.strip() != ""][["row_id", "text", "label"]].reset_index(drop=True)
+    return HeldOutSet(str(Path(test_path).resolve()), sha256_file(test_path), rows)
+
+
+def load_curated(
+    db_path: str, run_id: str, params: CurateParams, *, apply: bool = True, test_path: str | None = None
+) -> Curated:
+    """Read a run's valid rows, apply its latest decisions (when ``apply``) and exclude the test set's leaks.
+
+    Leaks are the rows the leakage detector flagged (``issues`` of type ``leakage``) and the rows whose
+    text equals a row of ``test_path`` (default ``params.test_path``) exactly or after normalisation.
+    """
+    with store.connect(db_path) as con:
+        run = store.run_record(con, run_id)
+        rows = store.valid_rows(con, run_id)
+        decisions = store.latest_decisions(con, run_id) if apply else None
+        flagged = store.flagged_row_ids(con, run_id=run_id, issue_type="leakage")
+    test_path = test_path or params.test_path
+    test = read_test_set(test_path, params) if test_path else None
+    cleaned = apply_decisions(rows, decisions)
+    cleaned, leakage = exclude_leakage(
+        cleaned, flagged=flagged, test_fingerprints=text_fingerprints(test.rows["text"]) if test else None
+    )
+    return Curated(run, cleaned, leakage, test)
+
+
+def export_run(
+    db_path: str,
+    run_id: str,
+    out_dir: str,
+    params: CurateParams,
+    *,
+    apply: bool = True,
+    formats: list[str] | None = None,
+    test_path: str | None = None,
+) -> dict[str, Any]:
+    """Write the run's files in ``formats`` (default ``params.export_formats``) under ``out_dir/<run_id>/``.
+
+    Args:
+        apply: apply the run's decisions (False exports the valid rows as given: ``--gate none``); the
+            test set's leaks are excluded either way.
+        test_path: the held-out test file (default ``params.test_path``).
+
+    Returns:
+        The export's figures: ``exported_train``, ``exported_val``, ``export_files`` (paths), ``manifest``,
+        ``export_dir``, ``export_formats``, ``export_warnings``, the leakage counts and ``tokenizer``.
+
+    Raises:
+        ExportError: a file failed its checks (nothing is written), or the folder holds another run's export.
+    """
+    curated = load_curated(db_path, run_id, params, apply=apply, test_path=test_path)
+    formats = list(formats or params.export_formats)
+    plan = plan_export(
+        curated.cleaned,
+        formats=formats,
+        val_fraction=params.val_fraction,
+        seed=params.seed,
+        system_prompt=params.system_prompt,
+        task_description=params.task_description,
+        user_template=params.user_template,
+        label_map=params.label_map,
+        completion_separator=params.completion_separator,
+        completion_stop=params.completion_stop,
+        max_example_tokens=params.max_example_tokens,
+        min_train_examples=params.min_train_examples,
+        price_per_mtok=params.price_per_mtok,
+        counter=get_counter(params.token_counter),
+    )
+    clean_stale_staging(db_path, Path(out_dir))
+    with store.connect(db_path) as con:
+        earlier = store.export_folders(con, run_id)
+    folder, version = next_folder(Path(out_dir), run_id)
+    manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
+    manifest["export_version"] = version
+    manifest["earlier_exports"] = earlier
+    write_export(folder, run_id, plan, manifest)
+    paths = [str((folder / f.name).resolve()) for f in plan.files]
+    result = {
+        **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
+        **curated.leakage,
+        "export_dir": str(folder.resolve()),
+        "manifest": str((folder / MANIFEST).resolve()),
+        "export_files": paths,
+        "export_formats": formats,
+        "export_warnings": plan.warnings,
+        "export_version": version,
+        "tokenizer": plan.tokenizer["name"],
+    }
+    with store.connect(db_path) as con, store.transaction(con):
+        store.record_export(
+            con, run_id, version, [(f.format, f.split, path, f.sha256, f.records) for f, path in zip(plan.files, paths)]
+        )
+        store.merge_metrics(con, run_id, result)
+    return result
+
+
+def _version_folder(out_dir: Path, run_id: str, version: int) -> Path:
+    return out_dir / (run_id if version == 1 else f"{run_id}-v{version}")
+
+
+def next_folder(out_dir: Path, run_id: str, start: int = 1) -> tuple[Path, int]:
+    """The folder and version of the run's next export, from version ``start`` on.
+
+    Version 1 is ``<out_dir>/<run_id>``, version n > 1 ``<out_dir>/<run_id>-v<n>``; a version whose folder holds
+    an earlier export of the run is skipped, so an earlier export is never written to.
+
+    Raises:
+        ExportError: the folder is a file, holds another run's export, or files without a manifest.
+    """
+    version = max(1, start)
+    while True:
+        folder = _version_folder(out_dir, run_id, version)
+        if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
+            return folder, version
+        if not folder.is_dir():
+            raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
+        existing = folder / MANIFEST
+        if not existing.exists():
+            raise ExportError(f"{str(folder)!r} already holds files but no labelgate manifest; choose another --out")
+        try:
+            other = json.loads(existing.read_text(encoding="utf-8")).get("run_id")
+        except (ValueError, OSError):
+            other = "?"
+        if other != run_id:
+            raise ExportError(f"{str(folder)!r} holds the export of run {other!r}; choose another --out")
+        version += 1
+
+
+def build_manifest(
+    curated: Curated, plan: ExportPlan, params: CurateParams, *, formats: list[str], applied: bool
+) -> dict[str, Any]:
+    """The manifest's content (see the module docstring)."""
+    run = curated.run
+    metrics = run["metrics_json"]
+    tpl = plan.templates
+    return {
+        "labelgate_version": labelgate.__version__,
+        "run_id": run["run_id"],
+        "dataset": run["dataset"],
+        "dataset_version": run["dataset_version"],
+        "input_path": run["input_path"],
+        "input_sha256": run["input_sha256"],
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "formats": formats,
+        "counts": {
+            "rows_in": metrics.get("rows_in"),
+            "rows_valid": plan.counts["rows_valid"],
+            "rows_quarantined": metrics.get("rows_quarantined"),
+            "label_issues": metrics.get("label_issues"),
+            **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
+            **curated.leakage,
+        },
+        "decisions": {"applied": applied, **decision_summary(curated.cleaned)},
+        "warnings": list(metrics.get("warnings") or []),
+        "dropped_classes": dict(metrics.get("dropped_classes") or {}),
+        "gate": params.gate,
+        "thresholds": {
+            "relabel_threshold": params.relabel_threshold,
+            "relabel_model_threshold": params.relabel_model_threshold,
+            "exclude_threshold": params.exclude_threshold,
+            "exclude_below_chance": params.exclude_below_chance,
+            "near_duplicates": params.near_duplicates,
+            "conflicts": params.conflicts,
+        },
+        "memory": {
+            **(metrics.get("memory") or {"carried": 0}),
+            "carry_policy_decisions": params.carry_policy_decisions,
+        },
+        "detection_reused_from": metrics.get("detection_reused_from"),
+        # every setting of the run (reading, validation, detection, gate, split, templates): all that can change
+        # which rows are exported and how
+        "settings": params.model_dump(mode="json"),
+        "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},
+        "test": (
+            {"path": curated.test.path, "sha256": curated.test.sha256, "rows": len(curated.test.rows)}
+            if curated.test
+            else None
+        ),
+        "model": {
+            "embedding": metrics.get("embedding_model", params.model),
+            "detector": metrics.get("detector"),
+            "n_folds": metrics.get("n_folds", params.n_folds),
+        },
+        "templates": {
+            "system_prompt": tpl.system,
+            "instruction": tpl.instruction,
+            "user_template": tpl.user_template,
+            "label_map": dict(tpl.label_map),
+            "completion_separator": tpl.completion_separator,
+            "completion_stop": tpl.completion_stop,
+        },
+        "tokenizer": {**plan.tokenizer, "note": "token counts and costs are estimates"},
+        "checks": {name: r.as_dict() for name, r in plan.reports.items()},
+        "files": [
+            {
+                "name": f.name,
+                "format": f.format,
+                "split": f.split,
+                "sha256": f.sha256,
+                "bytes": len(f.data),
+                "lines": f.lines,
+                "records": f.records,
+            }
+            for f in plan.files
+        ],
+    }
+
+
+_STAGING_RE = re.compile(r"^\.(?P<run>[^/]+?)\.(?:staging|old)-[^/]+$")
+
+
+def clean_stale_staging(db_path: str, out_dir: Path) -> list[str]:
+    """Remove the staging (``.<run>.staging-*``) and swap (``.<run>.old-*``) folders a killed export left in
+    ``out_dir``; return their names.
+
+    Only folders of runs this database knows as no longer running (crashed, failed or completed) are removed:
+    a run still exporting into the same folder keeps its staging folder.
+    """
+    if not out_dir.is_dir():
+        return []
+    found: dict[str, list[Path]] = {}
+    for entry in out_dir.iterdir():
+        match = _STAGING_RE.match(entry.name)
+        if match and entry.is_dir():
+            found.setdefault(match["run"], []).append(entry)
+    if not found:
+        return []
+    with store.connect(db_path) as con:
+        store.mark_crashed_runs(con)
+        ended = store.ended_runs(con, run_ids=list(found))
+    removed = []
+    for run, paths in sorted(found.items()):
+        if run in ended:
+            for path in paths:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+    return removed
+
+
+def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str, Any]) -> None:
+    """Write the plan's files and the manifest into ``folder`` atomically (stage, then rename into place).
+
+    ``folder`` must be absent or empty (:func:`next_folder`): the staged folder is renamed onto it, which fails
+    when another export filled it meanwhile (nothing is overwritten then).
+
+    Raises:
+        ExportError: ``folder`` is a file or holds anything.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
+    if folder.exists() and any(folder.iterdir()):
+        raise ExportError(f"{str(folder)!r} already holds files; an export never writes into an earlier one")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.staging-", dir=folder.parent))
+    umask = _umask()
+    try:
+        os.chmod(staging, 0o777 & ~umask)
+        body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+        for name, data in [*((f.name, f.data) for f in plan.files), (MANIFEST, body.encode("utf-8"))]:
+            path = atomic_write_bytes(staging / name, data)
+            os.chmod(path, 0o666 & ~umask)  # temporary files are created 0600; exports are ordinary files
+        try:
+            os.rename(staging, folder)  # atomic; replaces an empty folder, never one holding files
+        except OSError as err:
+            raise ExportError(
+                f"{str(folder)!r} was written by another export meanwhile ({err.strerror}); export again"
+            ) from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(staging)
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def verify_manifest(folder: str | Path) -> list[str]:
+    """Compare every file listed in ``folder``'s manifest with the file on disk; return the mismatches."""
+    from labelgate.core.export import sha256_bytes
+
+    folder = Path(folder)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    problems = []
+    for entry in manifest["files"]:
+        path = folder / entry["name"]
+        if not path.exists():
+            problems.append(f"{entry['name']}: missing")
+            continue
+        data = path.read_bytes()
+        if sha256_bytes(data) != entry["sha256"]:
+            problems.append(f"{entry['name']}: sha256 differs")
+        lines = data.count(b"\n")
+        if entry.get("lines") is not None and lines != entry["lines"]:
+            problems.append(f"{entry['name']}: {lines} lines, manifest says {entry['lines']}")
+    return problems
