@@ -83,6 +83,37 @@ def test_resolve_run_latest_prefix_and_errors(tmp_path: Path) -> None:
             store.resolve_run(con, "zz")
 
 
+def test_migration_9_reads_undo_state_out_of_old_reasons_once(tmp_path: Path) -> None:
+    from labelgate.store.schema import _MIGRATIONS
+
+    db = tmp_path / "v8.duckdb"
+    import duckdb
+
+    with duckdb.connect(str(db)) as con:  # a database written by schema version 8
+        con.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+        for version in range(1, 9):
+            for statement in _MIGRATIONS[version]:
+                con.execute(statement)
+            con.execute("INSERT INTO schema_version VALUES (?, current_timestamp)", [version])
+        for row, reason in [
+            ("a", "looked twice"),
+            ("a", "undo of #1: back to #0"),
+            ("b", None),
+            ("b", "undo of #3: no decision"),
+        ]:
+            con.execute(
+                "INSERT INTO decisions (run_id, row_id, action, label, source, reason) VALUES ('r', ?, 'keep', 'x', "
+                "'human', ?)",
+                [row, reason],
+            )
+    with store.connect(db) as con:
+        log = store.decision_log(con, run_id="r")
+        latest = store.latest_decisions(con, "r").set_index("row_id")
+    assert [None if pd.isna(u) else int(u) for u in log["undoes"]] == [None, 1, None, 3]
+    assert log["no_decision"].tolist() == [False, False, False, True]
+    assert latest["no_decision"].to_dict() == {"a": False, "b": True}
+
+
 def test_latest_decision_per_row_wins_and_history_is_kept(tmp_path: Path) -> None:
     with store.connect(tmp_path / "s.duckdb") as con:
         for row, action, label in [("a", "relabel", "x"), ("b", "keep", "y"), ("a", "exclude", None)]:

@@ -6,9 +6,10 @@ call these functions; none of them writes SQL of its own.
 Decisions are appended to the ``decisions`` table (source ``human``, with the reviewer's name);
 the latest decision per row wins and nothing is ever deleted. An undo appends the row's previous
 state again: a copy of the decision before the undone one, or, when there was none, a ``keep``
-of the given label whose reason starts with ``undo of #N: no decision`` (:data:`NO_DECISION`),
-which the review views treat as "not decided" and the export treats as "keep as given"
-(exactly what a row without a decision gets).
+of the given label marked ``no_decision`` (its reason reads ``undo of #N: no decision``), which the review
+views treat as "not decided" and the export treats as "keep as given" (exactly what a row without a decision
+gets). Every undo entry names the decision it undoes in its ``undoes`` column: the undo state is read from
+those columns, never parsed out of the reason text.
 
 Every function taking ``con`` expects a short-lived connection from :func:`labelgate.store.connect`;
 :func:`finish_review` opens its own and closes it before it talks to Prefect.
@@ -39,8 +40,6 @@ AWAITING_REVIEW = "awaiting_review"
 UNDO_PREFIX = "undo of #"
 #: an undo entry that restores "no decision"
 NO_DECISION = "no decision"
-_NO_DECISION_RE = re.compile(r"^undo of #\d+: no decision")
-_UNDO_RE = re.compile(r"^undo of #(\d+)")
 MAX_REVIEWER_CHARS = 100
 
 #: columns of :func:`review_items`
@@ -204,8 +203,11 @@ def review_items(
     out["decision_label"] = out["id"].map(latest["label"]) if not latest.empty else None
     out["decision_source"] = out["id"].map(latest["source"]) if not latest.empty else None
     out["decision_reviewer"] = out["id"].map(latest["reviewer"]) if not latest.empty else None
-    reasons = out["id"].map(latest["reason"]) if not latest.empty else pd.Series([None] * len(out))
-    no_decision = reasons.fillna("").astype(str).str.match(_NO_DECISION_RE)
+    no_decision = (
+        out["id"].map(latest["no_decision"]).fillna(False).astype(bool)
+        if not latest.empty
+        else pd.Series([False] * len(out))
+    )
     out.loc[no_decision.to_numpy(), ["decision_action", "decision_label", "decision_source", "decision_reviewer"]] = (
         None
     )
@@ -284,7 +286,7 @@ def related_rows(con: duckdb.DuckDBPyConnection, run_id: str, row_ids: Iterable[
     for r in rows.itertuples(index=False):
         rid = str(r.row_id)
         action = label = None
-        if rid in latest.index and not _NO_DECISION_RE.match(str(latest.at[rid, "reason"] or "")):
+        if rid in latest.index and not bool(latest.at[rid, "no_decision"]):
             action, label = latest.at[rid, "action"], latest.at[rid, "label"]
         line = r.source_line
         out[rid] = {
@@ -367,7 +369,7 @@ def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
 def decision_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
     """keep/relabel/exclude counts of the latest real decisions of ``run_id`` (undo markers excluded)."""
     latest = store.latest_decisions(con, run_id)
-    real = latest[~latest["reason"].fillna("").astype(str).str.match(_NO_DECISION_RE)]
+    real = latest[~latest["no_decision"].fillna(False).astype(bool)]
     return {a: int((real["action"] == a).sum()) for a in ACTIONS}
 
 
@@ -572,12 +574,11 @@ def _undo_stack(history: pd.DataFrame) -> list[pd.DataFrame]:
     stack: list[pd.DataFrame] = []
     if history.empty:
         return stack
-    reasons = history["reason"].fillna("").astype(str)
-    is_undo = reasons.str.startswith(UNDO_PREFIX)
+    is_undo = history["undoes"].notna()
     groups = history.assign(_undo=is_undo).groupby(["decided_at", "_undo"], sort=False)
     for (_, undo), batch in sorted(groups, key=lambda kv: int(kv[1]["decision_id"].min())):
         if undo:
-            undone = {int(m.group(1)) for m in (_UNDO_RE.match(r) for r in batch["reason"]) if m}
+            undone = {int(d) for d in batch["undoes"]}
             for i in range(len(stack) - 1, -1, -1):
                 if undone & set(stack[i]["decision_id"].astype(int)):
                     del stack[i]
@@ -607,8 +608,7 @@ def undo_last(con: duckdb.DuckDBPyConnection, run_id: str, *, reviewer: str) -> 
         did = int(rec.decision_id)
         before = history[(history["row_id"] == rec.row_id) & (history["decision_id"] < did)]
         prev = before.iloc[-1] if not before.empty else None
-        prev_reason = "" if prev is None else str(prev["reason"] or "")
-        if prev is None or _NO_DECISION_RE.match(prev_reason):
+        if prev is None or bool(prev["no_decision"]):
             given = facts.get(str(rec.row_id), {}).get("given")
             inserts.append([run_id, rec.row_id, "keep", given, "human", name, f"{UNDO_PREFIX}{did}: {NO_DECISION}"])
             restored.append({"id": rec.row_id, "action": None, "label": None, "decided": False, "undone_decision": did})
@@ -636,8 +636,8 @@ def undo_last(con: duckdb.DuckDBPyConnection, run_id: str, *, reviewer: str) -> 
     undone = [int(d) for d in batch["decision_id"]]
     with store.transaction(con):  # the undo entries and the memory they restore: both or neither
         entries = []
-        for values, did in zip(inserts, undone):
-            new_id = store.insert_decision(con, values)
+        for values, did, back in zip(inserts, undone, restored):
+            new_id = store.insert_decision(con, values, undoes=did, no_decision=not back["decided"])
             target = store.memory_undo_target(con, did)
             if target is None:
                 continue
@@ -670,7 +670,7 @@ def fill_with_policy(con: duckdb.DuckDBPyConnection, run_id: str, **policy: Any)
 
     issues, n_classes = store.flagged_issues(con, run_id)
     latest = store.latest_decisions(con, run_id)
-    decided = set(latest.loc[~latest["reason"].fillna("").astype(str).str.match(_NO_DECISION_RE), "row_id"])
+    decided = set(latest.loc[~latest["no_decision"].fillna(False).astype(bool), "row_id"])
     todo = issues[~issues["row_id"].isin(decided)]
     decisions = auto_decisions(todo, **policy, n_classes=n_classes)
     if not decisions.empty:

@@ -9,7 +9,7 @@ import duckdb
 
 from labelgate.store.base import transaction
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -255,6 +255,16 @@ _MIGRATIONS: dict[int, list[str]] = {
             method VARCHAR,
             PRIMARY KEY (run_id, annotator)
         )""",
+    ],
+    # 9: undo state is data, not prose: an undo entry names the decision it undoes (`undoes`) and whether it
+    # restores "no decision" (`no_decision`); until now both were parsed out of the free-text `reason`, which is
+    # read here one last time to fill the columns of the entries already stored
+    9: [
+        "ALTER TABLE decisions ADD COLUMN undoes BIGINT",
+        "ALTER TABLE decisions ADD COLUMN no_decision BOOLEAN DEFAULT false",
+        """UPDATE decisions SET undoes = CAST(regexp_extract(reason, '^undo of #([0-9]+)', 1) AS BIGINT)
+           WHERE regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+')""",
+        """UPDATE decisions SET no_decision = regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+: no decision')""",
     ],
 }
 
