@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import copy_db
 
-from labelgate import review, store
+from labelgate import store
+from labelgate.services import review
 
 pytestmark = pytest.mark.flow
 

@@ -12,7 +12,8 @@ import pytest
 from conftest import copy_db
 from test_notify import Hook, _closed_port
 
-from labelgate import notify, store
+from labelgate import store
+from labelgate.services import notify
 from labelgate.config import CurateParams
 
 pytestmark = pytest.mark.flow
