@@ -13,8 +13,8 @@ from conftest import copy_db
 from test_notify import Hook, _closed_port
 
 from labelgate import store
-from labelgate.services import notify
 from labelgate.config import CurateParams
+from labelgate.services import notify
 
 pytestmark = pytest.mark.flow
 
