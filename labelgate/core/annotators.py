@@ -355,8 +355,13 @@ def disagreement_matrix(annotations: pd.DataFrame, consensus_labels: pd.Series) 
     return pd.crosstab(frame["consensus"], frame["label"])
 
 
-#: columns of the ``annotations`` frame :func:`collapse_long` returns (``reason`` is set where a label is unusable)
-LONG_ANNOTATION_COLUMNS = ["seq", "item_id", "annotator", "label", "source_line", "reason"]
+#: columns of the ``annotations`` frame :func:`collapse_long` returns (``reason`` is set where a label is unusable,
+#: ``reason_kind`` is one of the ``KIND_*`` names below: the reason without its details)
+LONG_ANNOTATION_COLUMNS = ["seq", "item_id", "annotator", "label", "source_line", "reason", "reason_kind"]
+KIND_NO_ANNOTATOR = "no annotator"
+KIND_EMPTY_LABEL = "empty label"
+KIND_TEXT_DIFFERS = "text differs"
+KIND_SECOND_LABEL = "a second label"
 
 
 @dataclass(frozen=True)
@@ -396,20 +401,23 @@ def collapse_long(rows: pd.DataFrame, annotators: pd.Series, *, broken_seqs: Seq
     first_text: dict[str, str | None] = {}
     seen_pairs: set[tuple[str, str]] = set()
     reasons: list[str | None] = []
+    kinds: list[str | None] = []
     for rid, text, label, who in zip(frame["row_id"], frame["text"], frame["label"], frame["annotator"], strict=True):
-        reason = None
+        reason = kind = None
         if who is None:
-            reason = "no annotator"
+            reason = kind = KIND_NO_ANNOTATOR
         elif label is None or not str(label).strip():
-            reason = f"empty label from annotator {who!r}"
+            reason, kind = f"empty label from annotator {who!r}", KIND_EMPTY_LABEL
         elif rid in first_text and text != first_text[rid]:
-            reason = f"text differs from the first text of item {rid!r}"
+            reason, kind = f"text differs from the first text of item {rid!r}", KIND_TEXT_DIFFERS
         elif (rid, who) in seen_pairs:
             reason = f"a second label from annotator {who!r} for item {rid!r} (the first is kept)"
+            kind = KIND_SECOND_LABEL
         if reason is None:
             first_text.setdefault(rid, text)
             seen_pairs.add((rid, who))
         reasons.append(reason)
+        kinds.append(kind)
     annotations = pd.DataFrame(
         {
             "seq": frame["seq"].to_numpy(),
@@ -418,6 +426,7 @@ def collapse_long(rows: pd.DataFrame, annotators: pd.Series, *, broken_seqs: Seq
             "label": frame["label"].to_numpy(object),
             "source_line": frame["source_line"].to_numpy(),
             "reason": pd.array(reasons, dtype="object"),
+            "reason_kind": pd.array(kinds, dtype="object"),
         }
     )[LONG_ANNOTATION_COLUMNS]
     usable = annotations[annotations["reason"].isna()]

@@ -256,15 +256,18 @@ _MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (run_id, annotator)
         )""",
     ],
-    # 9: undo state is data, not prose: an undo entry names the decision it undoes (`undoes`) and whether it
-    # restores "no decision" (`no_decision`); until now both were parsed out of the free-text `reason`, which is
-    # read here one last time to fill the columns of the entries already stored
+    # 9: state is data, not prose. An undo entry names the decision it undoes (`undoes`) and whether it restores
+    # "no decision" (`no_decision`): until now both were parsed out of the free-text `reason`, which is read here
+    # one last time to fill the columns of the entries already stored. A left-out annotation records its reason's
+    # kind (labelgate.core.annotators.KIND_*) beside the reason's words.
     9: [
         "ALTER TABLE decisions ADD COLUMN undoes BIGINT",
         "ALTER TABLE decisions ADD COLUMN no_decision BOOLEAN DEFAULT false",
         """UPDATE decisions SET undoes = CAST(regexp_extract(reason, '^undo of #([0-9]+)', 1) AS BIGINT)
            WHERE regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+')""",
         """UPDATE decisions SET no_decision = regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+: no decision')""",
+        # and why a label was left out, as a kind (labelgate.core.annotators.KIND_*) beside the reason's words
+        "ALTER TABLE annotations ADD COLUMN reason_kind VARCHAR",
     ],
 }
 

@@ -9,7 +9,7 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.annotators import LongInput, collapse_long
+from labelgate.core.annotators import KIND_EMPTY_LABEL, LongInput, collapse_long
 from labelgate.errors import ConfigError
 from labelgate.services.inputs import read_input
 from labelgate.tasks._common import TASK_OPTIONS
@@ -45,10 +45,7 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
             "labels_in": labels_in,
             "labels_unparsed": unparsed,
             "labels_left_out": len(left_out),
-            "labels_left_out_reasons": left_out.str.split(" from | for | of ", regex=True)
-            .str[0]
-            .value_counts()
-            .to_dict(),
+            "labels_left_out_reasons": long.annotations["reason_kind"].dropna().value_counts().to_dict(),
             "annotators": int(long.usable["annotator"].nunique()),
         }
     with store.connect(db_path) as con, store.transaction(con):
@@ -108,6 +105,6 @@ def _wide(input_path: str, params: CurateParams, first: Any) -> tuple[LongInput,
     rows = pd.concat(parts, ignore_index=True).sort_values("seq", kind="stable")
     who = pd.concat(annotators, ignore_index=True).loc[rows.index]
     long = collapse_long(rows.reset_index(drop=True), who.reset_index(drop=True), broken_seqs=broken)
-    blank = long.annotations["reason"].fillna("").str.startswith("empty label")
+    blank = (long.annotations["reason_kind"] == KIND_EMPTY_LABEL).to_numpy()
     annotations = long.annotations[~blank].reset_index(drop=True)
     return LongInput(items=long.items, annotations=annotations), len(annotations), len(first.quarantine)
