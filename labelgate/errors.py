@@ -66,6 +66,20 @@ class QualityGateError(LabelgateError):
     exit_code = 4
 
 
+class ReviewError(LabelgateError):
+    """A review request names an unknown row, action or label, or the run cannot take it."""
+
+
+class ReviewTimeoutError(LabelgateError):
+    """Nobody finished the review before the human gate's timeout (``on_review_timeout='fail'``)."""
+
+    exit_code = 4
+
+
+class NotifyError(LabelgateError):
+    """The webhook could not be reached or refused the message."""
+
+
 class PreflightError(InputError):
     """Problems found before the run started, every one of them (``problems``), in one line."""
 

@@ -14,7 +14,7 @@
    the export (the page shows the files written, or the failure) until the flow calls
    :func:`release_review_server`.
 
-On timeout, ``params.on_review_timeout`` decides: ``fail`` raises :class:`labelgate.services.review.ReviewTimeoutError`
+On timeout, ``params.on_review_timeout`` decides: ``fail`` raises :class:`labelgate.errors.ReviewTimeoutError`
 (the run fails, nothing is exported, the decisions stay), ``auto`` applies the auto policy to the
 undecided rows and the flow exports.
 """

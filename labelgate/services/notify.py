@@ -46,6 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from labelgate.errors import ConfigError, LabelgateError
+from labelgate.errors import NotifyError as NotifyError
 
 URL_ENV = "LABELGATE_NOTIFY_URL"
 ON_ENV = "LABELGATE_NOTIFY_ON"
@@ -53,10 +54,6 @@ ON_ENV = "LABELGATE_NOTIFY_ON"
 TIMEOUT_S = 10.0
 #: attempts per notification (connection errors and 5xx answers are retried once)
 ATTEMPTS = 2
-
-
-class NotifyError(LabelgateError):
-    """The webhook could not be reached or refused the message."""
 
 
 def _log() -> logging.Logger | logging.LoggerAdapter:

@@ -28,7 +28,8 @@ import pandas as pd
 
 from labelgate import store
 from labelgate.core.policy import accept_action
-from labelgate.errors import LabelgateError
+from labelgate.errors import ReviewError as ReviewError
+from labelgate.errors import ReviewTimeoutError as ReviewTimeoutError
 from labelgate.services import reports
 
 #: actions a reviewer can record (``accept`` is stored as relabel-to-suggestion, or keep when they agree)
@@ -68,16 +69,6 @@ ITEM_COLUMNS = [
     "related_row_id",
     "label_reason",
 ]
-
-
-class ReviewError(LabelgateError):
-    """A review request names an unknown row, action or label, or the run cannot take it."""
-
-
-class ReviewTimeoutError(LabelgateError):
-    """Nobody finished the review before the human gate's timeout (``on_review_timeout='fail'``)."""
-
-    exit_code = 4
 
 
 # --- reading ---------------------------------------------------------------------------------------
