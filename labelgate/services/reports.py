@@ -10,8 +10,9 @@ import pandas as pd
 from labelgate import store
 from labelgate.core.issues import ISSUE_TYPES
 
-#: the first columns of :func:`issues_frame`; per-type columns follow (:func:`issue_type_columns`)
-ISSUE_COLUMNS = [
+#: the first columns of the issue report (:func:`issues_frame`: one row per input row, the detectors side by side;
+#: not the long ``issues`` table of :data:`labelgate.core.issues.ISSUE_COLUMNS`); per-type columns follow
+REPORT_COLUMNS = [
     "id",
     "text",
     "given_label",
@@ -39,7 +40,7 @@ def issue_type_columns() -> list[str]:
 def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: bool = True) -> pd.DataFrame:
     """One row per valid row of ``run_id`` (only rows some detector flagged when ``flagged_only``), most severe first.
 
-    Columns :data:`ISSUE_COLUMNS` then :func:`issue_type_columns`:
+    Columns :data:`REPORT_COLUMNS` then :func:`issue_type_columns`:
 
     - ``id`` the row id, ``text``, ``source_line``;
     - the label detector's ``given_label``, ``suggested_label``, ``suggested_prob`` (noise-corrected),
@@ -55,7 +56,7 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     Sorted by flagged first, then severity (descending), then label score, then id.
     """
     long = store.issue_rows(con, run_id=run_id, flagged_only=flagged_only)
-    columns = ISSUE_COLUMNS + issue_type_columns()
+    columns = REPORT_COLUMNS + issue_type_columns()
     if long.empty:
         return pd.DataFrame(columns=columns)
     base = long.drop_duplicates("id").set_index("id")[["text", "label", "source_line"]]
