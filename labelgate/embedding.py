@@ -799,6 +799,21 @@ def middle_layers(n_layers: int) -> list[int]:
     return list(range(n_layers // 2, n_layers))
 
 
+def transformer_parts(st: Any, *, model: str, needed_by: str) -> tuple[Any, Any]:
+    """``(auto_model, tokenizer)`` of a sentence-transformers model's first module (a Hugging Face transformer).
+
+    Raises:
+        ModelLoadError: the first module is not a transformer; the message names ``model`` and ends with
+            ``needed_by`` (what needs one and what to do).
+    """
+    first = st[0]
+    auto_model = getattr(first, "auto_model", None)
+    tokenizer = getattr(first, "tokenizer", None)
+    if auto_model is None or tokenizer is None:
+        raise ModelLoadError(f"model {model!r} has no transformer first module ({type(first).__name__}); {needed_by}")
+    return auto_model, tokenizer
+
+
 def encode_layers(model: str, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
     """Mean-pooled token states of the middle transformer layers of ``model``, averaged over those layers.
 
@@ -820,13 +835,9 @@ def encode_layers(model: str, texts: Sequence[str], *, batch_size: int = 64) -> 
     """
     st = load_model(model)
     first = st[0]
-    auto_model = getattr(first, "auto_model", None)
-    tokenizer = getattr(first, "tokenizer", None)
-    if auto_model is None or tokenizer is None:
-        raise ModelLoadError(
-            f"model {model!r} has no transformer first module ({type(first).__name__}); the 'layers' detector "
-            "member needs one: drop it from --members"
-        )
+    auto_model, tokenizer = transformer_parts(
+        st, model=model, needed_by="the 'layers' detector member needs one: drop it from --members"
+    )
     hidden = int(auto_model.config.hidden_size)
     if len(texts) == 0:
         return np.zeros((0, hidden), dtype=np.float32)

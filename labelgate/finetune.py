@@ -311,18 +311,12 @@ def _build(model_name: str, n_classes: int, *, seed: int, device: str) -> tuple[
     """
     import torch
 
-    from labelgate.embedding import load_model_copy
-    from labelgate.errors import ModelLoadError
+    from labelgate.embedding import load_model_copy, transformer_parts
 
     st = load_model_copy(model_name)  # never the cached instance: training changes the weights
-    first = st[0]
-    encoder = getattr(first, "auto_model", None)
-    tokenizer = getattr(first, "tokenizer", None)
-    if encoder is None or tokenizer is None:
-        raise ModelLoadError(
-            f"model {model_name!r} has no transformer first module ({type(first).__name__}); "
-            "--finetune-model needs a sentence-transformers or Hugging Face encoder"
-        )
+    encoder, tokenizer = transformer_parts(
+        st, model=model_name, needed_by="--finetune-model needs a sentence-transformers or Hugging Face encoder"
+    )
 
     class Classifier(torch.nn.Module):
         def __init__(self) -> None:
