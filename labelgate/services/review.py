@@ -68,6 +68,7 @@ ITEM_COLUMNS = [
     "model_prob",
     "related_row_id",
     "label_reason",
+    "annotator_labels",
 ]
 
 
@@ -128,6 +129,7 @@ def review_items(
     status: str | None = None,
     query: str | None = None,
     novelty: str | None = None,
+    annotator: str | None = None,
 ) -> pd.DataFrame:
     """The rows of ``run_id`` to review with their current decision, most severe first.
 
@@ -142,6 +144,7 @@ def review_items(
         query: case-insensitive substring of the text or the row id.
         novelty: ``new`` (text and given label in no earlier completed run of the dataset), ``seen``, or
             None/``all``.
+        annotator: keep items this annotator labelled (runs with several annotators per item).
 
     Returns:
         Columns :data:`ITEM_COLUMNS`: ``severity`` in [0, 1] (higher = more likely wrong),
@@ -152,7 +155,12 @@ def review_items(
         the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to accept),
         ``model_prob`` the model's plain probability of the suggestion (``suggested_prob`` is noise-corrected),
         ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak matches),
-        ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when flagged).
+        ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when flagged),
+        ``annotator_labels`` each annotator's usable label of the item (``[{"annotator", "label"}]`` in input
+        order; empty for single-label runs).
+
+    Raises:
+        ReviewError: an unknown ``scope``, ``novelty`` or ``status`` value, or an ``annotator`` the run has not.
     """
     if scope not in ("flagged", "all"):
         raise ReviewError(f"scope must be 'flagged' or 'all', got {scope!r}")
@@ -216,7 +224,16 @@ def review_items(
     out["accept_action"] = [a[0] if a else None for a in accepts]
     out["accept_label"] = [a[1] if a else None for a in accepts]
 
+    by_item = run_annotator_labels(con, run_id)
+    out["annotator_labels"] = [by_item.get(i, []) for i in out["id"]]
+    if annotator and not any(a["annotator"] == annotator for labels in by_item.values() for a in labels):
+        known = sorted({a["annotator"] for labels in by_item.values() for a in labels})
+        shown = ", ".join(repr(k) for k in known[:10]) + (", …" if len(known) > 10 else "") if known else "none"
+        raise ReviewError(f"run {run_id} has no annotator {annotator!r} (annotators: {shown})")
+
     keep = pd.Series(True, index=out.index)
+    if annotator:
+        keep &= out["annotator_labels"].map(lambda labels: any(a["annotator"] == annotator for a in labels))
     if issue_type:
         keep &= out["issue_types"].map(lambda ts: issue_type in ts)
     if given:
@@ -241,6 +258,21 @@ def review_items(
     return out[ITEM_COLUMNS].reset_index(drop=True)
 
 
+def run_annotator_labels(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, list[dict[str, str]]]:
+    """Each item's usable labels by annotator, ``{item_id: [{"annotator", "label"}, ...]}`` in input order (empty for
+    a run with one label per row)."""
+    usable = store.usable_annotations(con, run_id)
+    out: dict[str, list[dict[str, str]]] = {}
+    for item, who, label in zip(usable["item_id"], usable["annotator"], usable["label"]):
+        out.setdefault(str(item), []).append({"annotator": str(who), "label": str(label)})
+    return out
+
+
+def run_annotators(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
+    """The annotators of ``run_id`` with at least one usable label, sorted (empty for a single-label run)."""
+    return sorted(set(store.usable_annotations(con, run_id)["annotator"].dropna().astype(str)))
+
+
 def item_records(items: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready dicts of :func:`review_items` rows (NaN and NA become None)."""
     records = []
@@ -248,7 +280,7 @@ def item_records(items: pd.DataFrame) -> list[dict[str, Any]]:
         clean = {}
         for key, value in rec.items():
             if isinstance(value, (list, tuple, np.ndarray)):
-                clean[key] = [str(v) for v in value]
+                clean[key] = [dict(v) if isinstance(v, dict) else str(v) for v in value]
             elif value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
                 clean[key] = None
             elif isinstance(value, np.generic):

@@ -5,7 +5,9 @@ API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix
 
 - ``GET  /api/runs`` — the runs, newest first
 - ``GET  /api/runs/{run}/issues`` — rows to review (query: scope, issue_type, given, suggested, status, q, limit,
-  novelty: new|seen|all; the page opens on ``new`` when earlier runs of the dataset saw some of its rows)
+  novelty: new|seen|all, the page opening on ``new`` when earlier runs of the dataset saw some of its rows;
+  annotator: items that annotator labelled, for runs with several annotators; each item lists every annotator's
+  label in ``annotator_labels``)
 - ``/runs/{run}/rows/{row_id}/history``, ``/api/runs/{run}/rows/{row_id}/history``,
   ``POST /api/runs/{run}/rows/{row_id}/memory``, ``/api/memory`` — the curation memory (:mod:`labelgate.web.memory`)
 - ``GET  /api/runs/{run}/progress`` — reviewed / flagged counts
@@ -182,6 +184,7 @@ def create_app(
         q: str = "",
         limit: int = PAGE_LIMIT,
         novelty: str | None = None,
+        annotator: str = "",
     ) -> HTMLResponse:
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
             run_id = store.resolve_run(con, run)
@@ -195,6 +198,7 @@ def create_app(
                 "status": status,
                 "q": q,
                 "novelty": novelty,
+                "annotator": annotator,
             }
             record = store.run_record(con, run_id)
             classes = review.run_classes(con, run_id)
@@ -209,7 +213,9 @@ def create_app(
                 status=status,
                 query=q or None,
                 novelty=novelty,
+                annotator=annotator or None,
             )
+            annotators = review.run_annotators(con, run_id)
             prog = review.progress(con, run_id)
             limit = max(1, min(int(limit), 5000))
             shown = review.item_records(items.head(limit))
@@ -246,6 +252,7 @@ def create_app(
             limit=limit,
             filters=filters,
             issue_types=issue_types,
+            annotators=annotators,
             progress=prog,
             reviewer=default_reviewer,
             data=data,
@@ -272,6 +279,7 @@ def create_app(
         q: str | None = None,
         limit: int | None = None,
         novelty: str | None = None,
+        annotator: str | None = None,
     ) -> dict[str, Any]:
         with store.connect(db_path, wait_s=DB_WAIT_S) as con:
             run_id = store.resolve_run(con, run)
@@ -285,6 +293,7 @@ def create_app(
                 status=status,
                 query=q,
                 novelty=novelty,
+                annotator=annotator,
             )
             classes = review.run_classes(con, run_id)
             prog = review.progress(con, run_id)

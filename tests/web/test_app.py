@@ -174,3 +174,51 @@ def test_embedded_server_settings_come_from_the_environment() -> None:
     assert (s.port, s.serve, s.public_url) == (0, "off", "https://x")
     with pytest.raises(ConfigError, match="LABELGATE_REVIEW_PORT"):
         ReviewServerSettings.from_env({"LABELGATE_REVIEW_PORT": "http"})
+
+
+def _add_annotators(db: str, run_id: str, item_ids: list[str]) -> None:
+    """Give the first items labels by two annotators (as the long format's ingest stores them)."""
+    import pandas as pd
+
+    records = []
+    for k, item in enumerate(item_ids):
+        records += [(item, "ann", "billing"), (item, "bob", "billing" if k == 0 else "shipping")]
+    frame = pd.DataFrame(
+        {
+            "run_id": run_id,
+            "seq": range(len(records)),
+            "item_id": [r[0] for r in records],
+            "annotator": [r[1] for r in records],
+            "label": [r[2] for r in records],
+            "source_line": range(2, len(records) + 2),
+            "reason": None,
+            "reason_kind": None,
+        }
+    )
+    with store.connect(db) as con, store.transaction(con):
+        store.replace_run_rows(con, "annotations", run_id, frame)
+
+
+def test_each_annotators_label_is_listed_and_the_page_filters_by_annotator(db: str, tiny_run) -> None:
+    with store.connect(db) as con:
+        flagged = list(review.review_items(con, tiny_run.run_id)["id"])
+    _add_annotators(db, tiny_run.run_id, flagged[:2])
+    client = TestClient(create_app(db, reviewer="tester"))
+    body = client.get("/api/runs/latest/issues", params={"annotator": "bob"}).json()
+    assert [it["id"] for it in body["items"]] == flagged[:2]
+    assert body["items"][1]["annotator_labels"] == [
+        {"annotator": "ann", "label": "billing"},
+        {"annotator": "bob", "label": "shipping"},
+    ]
+    everyone = client.get("/api/runs/latest/issues").json()["items"]
+    assert [it["annotator_labels"] for it in everyone[2:]] == [[]] * (len(everyone) - 2)
+    page = client.get(f"/runs/{tiny_run.run_id}", params={"annotator": "bob", "novelty": "all"}).text
+    assert '<select name="annotator">' in page and '<option value="bob" selected>bob</option>' in page
+    assert page.count('<ul class="annotators"') == 2 and '<span class="who">bob</span>' in page
+    missing = client.get("/api/runs/latest/issues", params={"annotator": "carol"})
+    assert missing.status_code == 400 and "no annotator 'carol'" in missing.json()["error"]
+
+
+def test_a_single_label_run_has_no_annotator_filter(client: TestClient, tiny_run) -> None:
+    page = client.get(f"/runs/{tiny_run.run_id}", params={"novelty": "all"}).text
+    assert '<select name="annotator">' not in page and 'class="annotators"' not in page
