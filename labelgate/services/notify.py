@@ -94,9 +94,11 @@ def prefect_ui_url() -> str | None:
 
 
 def flow_run_url(flow_run_id: str | None) -> str | None:
-    """The Prefect UI page of a flow run, when both are known."""
+    """The Prefect UI page of a flow run, when both are known (Prefect's settings are read only for a flow run)."""
+    if not flow_run_id:
+        return None
     ui = prefect_ui_url()
-    return f"{ui}/runs/flow-run/{flow_run_id}" if ui and flow_run_id else None
+    return f"{ui}/runs/flow-run/{flow_run_id}" if ui else None
 
 
 def quality_gate_payload(

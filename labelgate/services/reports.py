@@ -340,3 +340,29 @@ def quality_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
         "baseline_version": baseline_version,
         "created_at": created.isoformat() if created is not None else None,
     }
+
+
+def annotator_panel(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
+    """The dashboard's annotator panel of a run with several annotators per item (None for a single-label run).
+
+    Returns ``{"annotators": [{annotator, quality, quality_sd, n_labels, agreement}] (best first), "classes":
+    [...], "matrix": counts[annotator's label][consensus label], "labels": usable labels with a consensus,
+    "disagreeing": how many of them differ from their item's consensus}``.
+    """
+    table = store.annotator_table(con, run_id)
+    if table.empty:
+        return None
+    pairs = store.label_pairs(con, run_id)
+    given, consensus = pairs["label"].astype(str), pairs["consensus_label"].astype(str)
+    classes = sorted(set(given) | set(consensus))
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = [[0] * len(classes) for _ in classes]
+    for label, agreed in zip(given, consensus):
+        matrix[index[label]][index[agreed]] += 1
+    return {
+        "annotators": json.loads(table.to_json(orient="records")),
+        "classes": classes,
+        "matrix": matrix,
+        "labels": len(pairs),
+        "disagreeing": int((given != consensus).sum()),
+    }

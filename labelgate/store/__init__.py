@@ -38,7 +38,13 @@ name), then one module per table family: :mod:`~labelgate.store.runs`, :mod:`~la
 
 from __future__ import annotations
 
-from labelgate.store.annotators import annotator_table, relabel_queue, set_item_labels, usable_annotations
+from labelgate.store.annotators import (
+    annotator_table,
+    label_pairs,
+    relabel_queue,
+    set_item_labels,
+    usable_annotations,
+)
 from labelgate.store.base import has_table, query_df, scalar, transaction
 from labelgate.store.connection import DEFAULT_WAIT_S, WAIT_ENV, connect, default_wait_s, owner_path, set_process_run
 from labelgate.store.decisions import count_decisions, decision_log, held_rows, insert_decision, latest_decisions
@@ -143,6 +149,7 @@ __all__ = [
     "insert_frame",
     "insert_run",
     "issue_rows",
+    "label_pairs",
     "latest_decisions",
     "latest_evaluations",
     "mark_crashed_runs",

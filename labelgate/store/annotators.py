@@ -52,3 +52,15 @@ def relabel_queue(con: duckdb.DuckDBPyConnection, run_id: str, limit: int | None
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return query_df(con, sql, [run_id])
+
+
+def label_pairs(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """Every usable label of ``run_id`` beside its item's consensus: columns annotator, label, consensus_label
+    (items without a consensus row are left out)."""
+    return query_df(
+        con,
+        """SELECT a.annotator, a.label, c.consensus_label FROM annotations a
+           JOIN consensus c ON c.run_id = a.run_id AND c.item_id = a.item_id
+           WHERE a.run_id = ? AND a.reason IS NULL ORDER BY a.seq""",
+        [run_id],
+    )

@@ -201,6 +201,7 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
         "texts_cached": metrics.get("texts_cached"),
         "flow_run_url": flow_run_url(record.get("prefect_flow_run_id")),
         "evaluations": _evaluations(con, run_id),
+        "annotators": reports.annotator_panel(con, run_id),
     }
 
 
@@ -407,14 +408,26 @@ def _blend(share: float, colour: tuple[int, int, int]) -> str:
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
-def heatmap(classes: Sequence[str], matrix: Sequence[Sequence[float]], *, width: int = 380) -> Markup:
-    """The estimated noise matrix: rows the given label, columns the (estimated) true label.
+def heatmap(
+    classes: Sequence[str],
+    matrix: Sequence[Sequence[float]],
+    *,
+    width: int = 380,
+    rows_title: str = "given label",
+    columns_title: str = "true label (estimated)",
+    noun: str = "estimated label noise",
+    label: str = "estimated noise matrix",
+    empty: str = "no detection for this run",
+) -> Markup:
+    """A class-by-class matrix: by default the estimated noise matrix (rows the given label, columns the
+    estimated true label; the annotator panel passes its own titles: an annotator's label by the consensus).
 
-    Cells hold estimated row counts; their colour is the share of the given label's rows (diagonal in blue,
-    off-diagonal, i.e. estimated label noise, in red; a 25% share of noise is full red).
+    Cells hold (estimated) row counts; their colour is the share of the row label's rows (diagonal in blue,
+    off-diagonal, i.e. disagreement, in red; a 25% share is full red). ``noun`` names the off-diagonal total
+    in the legend.
     """
     if not classes:
-        return _empty(width, 200, "no detection for this run")
+        return _empty(width, 200, empty)
     k = len(classes)
     order = list(range(k))
     if k > MAX_CLASSES:
@@ -426,9 +439,9 @@ def heatmap(classes: Sequence[str], matrix: Sequence[Sequence[float]], *, width:
     height = top + cell * k + 30
     body = [
         f'<text class="axis-title" x="{left + cell * k / 2:.1f}" y="14" text-anchor="middle">'
-        "true label (estimated)</text>",
+        f"{escape(columns_title)}</text>",
         f'<text class="axis-title" x="14" y="{top + cell * k / 2:.1f}" text-anchor="middle" '
-        f'transform="rotate(-90 14 {top + cell * k / 2:.1f})">given label</text>',
+        f'transform="rotate(-90 14 {top + cell * k / 2:.1f})">{escape(rows_title)}</text>',
     ]
     for j, name in enumerate(names):
         cx = left + j * cell + cell / 2
@@ -452,7 +465,7 @@ def heatmap(classes: Sequence[str], matrix: Sequence[Sequence[float]], *, width:
             share = v / total
             fill = _blend(share, (79, 70, 229)) if i == j else _blend(min(1.0, share / 0.25), (220, 38, 38))
             dark = (share > 0.55) if i == j else (share / 0.25 > 0.55)
-            tip = f"given {name}, true {classes[j]}: ≈{v:.1f} rows ({100 * share:.1f}% of {name})"
+            tip = f"{rows_title} {name}, {columns_title} {classes[j]}: ≈{v:.1f} rows ({100 * share:.1f}% of {name})"
             x0, y0 = left + b * cell, top + a * cell
             body.append(
                 f'<rect class="cell" x="{x0}" y="{y0}" width="{cell - 2}" height="{cell - 2}" rx="3" fill="{fill}">'
@@ -466,10 +479,10 @@ def heatmap(classes: Sequence[str], matrix: Sequence[Sequence[float]], *, width:
     noise = sum(float(matrix[i][j]) for i in range(len(classes)) for j in range(len(classes)) if i != j)
     rows = sum(float(v) for r in matrix for v in r) or 1.0
     body.append(
-        f'<text class="legend" x="{left}" y="{height - 8}">estimated label noise: ≈{noise:.0f} of {rows:.0f} rows '
+        f'<text class="legend" x="{left}" y="{height - 8}">{escape(noun)}: ≈{noise:.0f} of {rows:.0f} rows '
         f"({100 * noise / rows:.1f}%)</text>"
     )
-    return _svg(width, height, body, "estimated noise matrix")
+    return _svg(width, height, body, label)
 
 
 def reason_chart(reasons: dict[str, int], *, width: int = 380) -> Markup:
@@ -513,6 +526,16 @@ def dashboard_page(request: Request, dataset: str = "", run: str = "", limit: in
         charts["classes"] = class_chart(selected["class_distribution"], has_decisions=selected["has_decisions"])
         charts["noise"] = heatmap(selected["noise_matrix"]["classes"], selected["noise_matrix"]["matrix"])
         charts["reasons"] = reason_chart(selected["quarantine_reasons"])
+        if selected["annotators"]:
+            panel = selected["annotators"]
+            charts["annotators"] = heatmap(
+                panel["classes"],
+                panel["matrix"],
+                rows_title="annotator's label",
+                columns_title="consensus label",
+                noun="labels that differ from the consensus",
+                label="annotator disagreement matrix",
+            )
 
     def link(**params: str | None) -> str:
         merged = {"dataset": dataset or None, "run": run or None, **params}
