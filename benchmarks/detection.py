@@ -49,7 +49,6 @@ sys.path.insert(0, str(REPO))
 from labelgate import embedding  # noqa: E402
 from labelgate.config import CurateParams  # noqa: E402
 from labelgate.core.detect import (  # noqa: E402
-    DetectorSettings,
     detect_all,
     find_label_issues_cleanlab,
     out_of_fold_probs,
@@ -150,7 +149,7 @@ def labelgate_detect(
         list(train["text"]),
         list(train["label"]),
         X,
-        settings=DetectorSettings.from_params(params),
+        settings=params.detector_settings(),
         token_counts=counter.count_many(list(train["text"])),
         token_counter_name=counter.name,
         test_vectors=test_vectors,
@@ -163,7 +162,7 @@ def gated(train: pd.DataFrame, issues: pd.DataFrame, params: CurateParams) -> tu
     """The rows the auto gate exports (decisions applied, leaks excluded) and the decision counts."""
     decisions = auto_decisions(
         issues,
-        **params.policy_settings(),
+        settings=params.gate_settings(),
         n_classes=train["label"].nunique(),
     ).set_index("row_id")
     out = train.set_index("id")

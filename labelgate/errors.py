@@ -42,6 +42,14 @@ class ConfigError(LabelgateError):
     """A parameter has a value labelgate cannot use."""
 
 
+class SettingsError(ConfigError, ValueError):
+    """A settings object of a layer (``GateSettings``, ``ExportSettings``, ``IngestSettings``, ``DetectorSettings``,
+    ``QualityLimits``) was given a value it cannot use; the message names the field and quotes the value.
+
+    Also a :class:`ValueError`, as these checks were before the settings objects existed.
+    """
+
+
 class ModelLoadError(LabelgateError):
     """The embedding model cannot be loaded (not installed, not found offline, …)."""
 

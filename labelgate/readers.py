@@ -6,12 +6,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
 
 from labelgate.batches import columns_disagree, formats_disagree, input_files, is_batch_input
-from labelgate.core.ingest import IngestResult, combine_batches, parse_dataset
+from labelgate.core.ingest import IngestResult, IngestSettings, combine_batches, parse_dataset
 from labelgate.core.sniff import detect_format
 from labelgate.errors import InputError
 
@@ -27,49 +28,38 @@ def sha256_file(path: str | Path, *, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def read_dataset(
-    path: str | Path,
-    *,
-    fmt: str = "auto",
-    text_col: str = "text",
-    label_col: str = "label",
-    id_col: str | None = None,
-    encoding: str = "utf-8",
-    delimiter: str | None = None,
-    label_case: str = "keep",
-    annotator_col: str | None = None,
-) -> IngestResult:
+def read_dataset(path: str | Path, *, settings: IngestSettings | None = None, **options: Any) -> IngestResult:
     """Read ``path`` into the canonical row table (:mod:`labelgate.core.ingest` describes it).
 
     Args:
         path: the input file, or a folder or glob pattern of batch files read as one input (see the module).
-        fmt: one of ``auto``, ``csv``, ``tsv``, ``jsonl``, ``chat-jsonl``, ``parquet``.
-        text_col / label_col: the column or JSON key of the text and the label (unused for chat JSONL).
-        id_col: the column holding row ids; ``None`` uses a column named ``id`` when there is one,
-            else a content hash of (text, label) with a ``~N`` suffix for repeats.
-        encoding: text encoding of CSV/TSV/JSONL (a UTF-8 byte-order mark is always skipped).
-        delimiter: CSV delimiter (default ``,``; ``\\t`` for TSV).
-        label_case: ``keep`` or ``lower`` (fold label case after trimming).
-        annotator_col: multi-annotator long format: the column naming who gave each label (one record per
-            label); its values come back in :attr:`IngestResult.annotators` (the rows stay one per record).
+        settings: how to read it (:class:`labelgate.core.ingest.IngestSettings`: ``fmt``, ``text_col``,
+            ``label_col``, ``id_col``, ``encoding``, ``delimiter``, ``label_case``, ``annotator_col``; its
+            ``label_col`` is one column here); default ``IngestSettings()``.
+        **options: instead of ``settings``, fields of IngestSettings as keyword arguments (``fmt="jsonl"``,
+            ``label_case="lower"``; the rest keep their defaults). Kept because many tests read that way.
+            ``annotator_col``: its values come back in :attr:`IngestResult.annotators` (the rows stay one per
+            record).
 
     Raises:
         InputError: the file is missing, empty, undecodable or not of the format; a folder without data files,
             a pattern matching no file, batch files of different formats or columns.
         MissingColumnError: the text, label, id or annotator column is absent.
+        SettingsError: a setting has a value that cannot be used.
+        TypeError: both ``settings`` and keyword options, or a keyword that is no field of IngestSettings.
     """
-    settings: dict[str, Any] = {
-        "text_col": text_col,
-        "label_col": label_col,
-        "id_col": id_col,
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "label_case": label_case,
-        "annotator_col": annotator_col,
-    }
+    if settings is not None and options:
+        raise TypeError(f"pass settings or keyword options, not both (got {', '.join(sorted(options))})")
+    names = {f.name for f in dataclasses.fields(IngestSettings)}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise TypeError(f"read_dataset() got unknown keyword arguments {unknown}; the fields are {sorted(names)}")
+    s = settings if settings is not None else IngestSettings(**options)
+    values = dataclasses.asdict(s)
+    fmt = values.pop("fmt")
     if is_batch_input(path):
-        return _read_batches(str(path), fmt=fmt, **settings)
-    return _read_file(Path(path), fmt=fmt, **settings)[0]
+        return _read_batches(str(path), fmt=fmt, **values)
+    return _read_file(Path(path), fmt=fmt, **values)[0]
 
 
 def _read_file(p: Path, *, fmt: str, **settings: Any) -> tuple[IngestResult, list[str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from labelgate.config import CurateParams
+from labelgate.config import FLOW_LEVEL_FIELDS, SETTINGS_MAP, CurateParams
 
 pytestmark = pytest.mark.unit
 
@@ -71,28 +71,98 @@ def test_runner_settings_survive_a_dump_and_reload() -> None:
         assert CurateParams.model_validate_json(p.model_dump_json()) == p
 
 
-def test_policy_settings_are_the_auto_policys_keyword_arguments() -> None:
-    import inspect
+def test_gate_settings_are_the_policys_and_keep_its_defaults() -> None:
+    import dataclasses
 
-    from labelgate.core.policy import auto_decisions
+    from labelgate.core.policy import GateSettings
+    from labelgate.core.probs import DEFAULT_MEMBERS
 
     params = CurateParams(
         relabel_threshold=0.6, relabel_model_threshold=None, exclude_below_chance=True, conflicts="keep"
     )
-    settings = params.policy_settings()
-    assert settings == {
-        "relabel_threshold": 0.6,
-        "model_threshold": None,
-        "exclude_threshold": None,
-        "exclude_below_chance": True,
-        "near_duplicates": "keep",
-        "conflicts": "keep",
-    }
-    signature = inspect.signature(auto_decisions).parameters
-    assert set(settings) <= set(signature)
-    # the flow parameters' defaults are the policy's own
-    defaults = CurateParams().policy_settings()
-    assert {k: signature[k].default for k in defaults} == defaults
+    assert params.gate_settings() == GateSettings(
+        relabel_threshold=0.6, model_threshold=None, exclude_below_chance=True, conflicts="keep"
+    )
+    # keyword callers (services.review.fill_with_policy) get the same values
+    assert params.policy_settings() == dataclasses.asdict(params.gate_settings())
+    assert params.policy_settings()["model_threshold"] is None
+    # the flow parameters' defaults are each layer's own defaults
+    defaults = CurateParams()
+    # (except the detector members: the flow names all four, the detectors' None means "those whose inputs exist")
+    for method in SETTINGS_MAP:
+        built = getattr(defaults, method)()
+        expected = type(built)(members=DEFAULT_MEMBERS) if method == "detector_settings" else type(built)()
+        assert built == expected, method
+
+
+def _settings_classes() -> dict[str, type]:
+    import importlib
+
+    return {m: getattr(importlib.import_module(mod), name) for m, (mod, name, _) in SETTINGS_MAP.items()}
+
+
+def test_every_setting_is_fed_from_a_flow_parameter_and_every_parameter_is_used() -> None:
+    import dataclasses
+
+    params = set(CurateParams.model_fields)
+    fed: set[str] = set()
+    for method, cls in _settings_classes().items():
+        fields = SETTINGS_MAP[method][2]
+        assert set(fields) == {f.name for f in dataclasses.fields(cls)}, f"{cls.__name__}: a field is not mapped"
+        assert set(fields.values()) <= params, f"{cls.__name__} maps a field CurateParams lacks"
+        fed |= set(fields.values())
+    assert not fed & set(FLOW_LEVEL_FIELDS), "a flow-level field also feeds a settings object"
+    assert fed | set(FLOW_LEVEL_FIELDS) == params, sorted(params - fed - set(FLOW_LEVEL_FIELDS))
+
+
+def test_settings_objects_carry_every_mapped_value() -> None:
+    """Change every mapped parameter from its default; each settings object must see the change."""
+    changed = CurateParams(
+        input_format="jsonl", text_col="t", label_col="a,b", id_col="key", encoding="latin-1", delimiter=";",
+        label_case="lower", annotator_col="who", detector_members=["words"], n_folds=4, seed=7,
+        near_duplicate_threshold=0.9, leakage_threshold=0.8, outlier_k=5, outlier_z=2.0, min_text_words=3,
+        max_text_tokens=100, max_quarantine_rate=0.5, max_label_issue_rate=0.4, max_label_shift_kl=0.2,
+        min_label_shift_pvalue=0.05, relabel_threshold=0.7, relabel_model_threshold=0.9, exclude_threshold=0.1,
+        exclude_below_chance=True, near_duplicates="exclude", conflicts="exclude",
+        export_formats=["alpaca", "csv"], val_fraction=0.2, system_prompt="S", task_description="Sort",
+        user_template="Q: {text}", label_map={"a": "A"}, completion_separator="\n--\n", completion_stop=" STOP",
+        max_example_tokens=99, min_train_examples=3, price_per_mtok=2.5, token_counter="regex",
+    )  # fmt: skip
+    default = CurateParams()
+    for method in SETTINGS_MAP:
+        mine, theirs = CurateParams.as_params(method, getattr(changed, method)()), None
+        theirs = CurateParams.as_params(method, getattr(default, method)())
+        for param, value in mine.items():
+            assert value == getattr(changed, param), (method, param)
+            if param != "seed" or method == "detector_settings":
+                assert value != theirs[param], f"{method}: {param} did not change"
+    assert changed.ingest_settings().for_file().label_col == "a"
+    assert changed.ingest_settings().for_file(label_col="b", annotator_col="who").annotator_col == "who"
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "kwargs", "match"),
+    [
+        ("labelgate.core.policy", "GateSettings", {"relabel_threshold": 1.5}, "relabel_threshold must be in"),
+        ("labelgate.core.policy", "GateSettings", {"conflicts": "drop"}, "conflicts must be one of"),
+        ("labelgate.core.export", "ExportSettings", {"val_fraction": 1.0}, "val_fraction must be in"),
+        ("labelgate.core.export", "ExportSettings", {"token_counter": "bpe"}, "token_counter must be one of"),
+        ("labelgate.core.ingest", "IngestSettings", {"fmt": "xml"}, "unknown input format 'xml'"),
+        ("labelgate.core.ingest", "IngestSettings", {"delimiter": ";;"}, "delimiter must be one character"),
+        ("labelgate.core.detect", "DetectorSettings", {"outlier_k": 0}, "outlier_k must be at least 1"),
+        ("labelgate.core.detect", "DetectorSettings", {"n_folds": 1}, "n_folds must be in 2..50"),
+        ("labelgate.core.quality", "QualityLimits", {"max_quarantine_rate": 2.0}, "max_quarantine_rate must be"),
+    ],
+)
+def test_settings_objects_refuse_values_they_cannot_use(module: str, name: str, kwargs: dict, match: str) -> None:
+    import importlib
+
+    from labelgate.errors import ConfigError, SettingsError
+
+    cls = getattr(importlib.import_module(module), name)
+    with pytest.raises(SettingsError, match=match) as err:
+        cls(**kwargs)
+    assert isinstance(err.value, ConfigError) and isinstance(err.value, ValueError)
 
 
 def test_evaluation_trainers_default_to_two_views_and_are_normalised() -> None:

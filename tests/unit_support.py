@@ -31,7 +31,7 @@ import pandas as pd
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.detect import DetectorSettings, detect_all
+from labelgate.core.detect import detect_all
 from labelgate.core.export import apply_decisions, exclude_leakage, plan_export
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.policy import auto_decisions
@@ -157,7 +157,7 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
     started = dt.datetime(2026, 1, 1, 0, 0, 0)
 
     # ingest + validate (validation's verdict for this input: the blank text is quarantined)
-    read = read_dataset(source, text_col=params.text_col, label_col=params.label_columns[0], id_col=params.id_col)
+    read = read_dataset(source, settings=params.ingest_settings().for_file())
     rows = read.rows.assign(run_id=run_id)
     blank = rows[rows["text"].str.strip() == ""]
     quarantine = pd.DataFrame(
@@ -175,7 +175,7 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
 
     # embed + detect
     vectors = FakeEncoder().encode(texts)
-    found = detect_all(ids, texts, labels, vectors, settings=DetectorSettings.from_params(params))
+    found = detect_all(ids, texts, labels, vectors, settings=params.detector_settings())
     issues = found.issues.copy()
     issues.insert(0, "run_id", run_id)
     flagged = issues[issues["is_issue"]]
@@ -213,7 +213,7 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
     # gate
     decisions = pd.DataFrame(columns=["run_id", "row_id", "action", "label", "source", "reason"])
     if policy:
-        decided = auto_decisions(flagged, **params.policy_settings(), n_classes=len(probs.classes))
+        decided = auto_decisions(flagged, settings=params.gate_settings(), n_classes=len(probs.classes))
         decisions = decided.assign(run_id=run_id, source="policy")[list(decisions.columns)]
         metrics["decisions"] = {a: int((decisions["action"] == a).sum()) for a in ("keep", "relabel", "exclude")}
 
@@ -252,7 +252,7 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
             store.valid_rows(con, run_id), store.latest_decisions(con, run_id) if policy else None
         )
     cleaned, leakage = exclude_leakage(cleaned, flagged=[], test_fingerprints=None)
-    plan = plan_export(cleaned, formats=params.export_formats, val_fraction=params.val_fraction, seed=params.seed)
+    plan = plan_export(cleaned, settings=params.export_settings())
     export_dir = out_dir / run_id
     export_dir.mkdir(parents=True)
     paths = [str(atomic_write_bytes(export_dir / f.name, f.data).resolve()) for f in plan.files]

@@ -45,6 +45,7 @@ from labelgate.core.probs import (
     ensemble_oof_probs,
     out_of_fold_probs,
 )
+from labelgate.errors import SettingsError
 
 __all__ = [
     "LABEL_ISSUE_COLUMNS",
@@ -239,11 +240,30 @@ def find_label_issues_cleanlab(
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Settings of :func:`detect_all` (the detect fields of :class:`labelgate.config.CurateParams`)."""
+    """Settings of :func:`detect_all`.
 
-    #: ``None``: the default members whose inputs :func:`detect_all` is given
+    :meth:`labelgate.config.CurateParams.detector_settings` builds them from the flow parameters (``members`` is
+    the parameter ``detector_members``). ``dataclasses.asdict`` of them is part of the detection key
+    (:func:`detection_key`), so a field added here changes every key.
+
+    Attributes:
+        members: models averaged for the out-of-fold probabilities, names from :data:`MEMBERS` (unknown names
+            are refused by the scoring, :class:`~labelgate.errors.ValidationError`); ``None``: the default
+            members whose inputs :func:`detect_all` is given.
+        n_folds: folds of the out-of-fold probabilities (2..50); ``None``: :func:`labelgate.core.probs.auto_folds`.
+        seed: seed of the folds and the models.
+        near_duplicate_threshold: cosine similarity (0..1) at or above which a later row is a near duplicate.
+        leakage_threshold: cosine similarity (0..1) at or above which a row is a near twin of a test row.
+        outlier_k: neighbours (>= 1) whose mean distance is a row's outlier distance.
+        outlier_z: robust z-score (> 0) of the outlier distance above which a row is an outlier.
+        min_text_words: texts with fewer words (>= 1) are flagged ``empty``.
+        max_text_tokens: token budget (>= 1) of one text, longer ones are flagged ``too_long``; ``None``: no check.
+
+    Raises:
+        SettingsError: (also a ValueError) a value outside its range; the message names the field.
+    """
+
     members: tuple[str, ...] | None = None
-    #: ``None``: :func:`labelgate.core.probs.auto_folds`
     n_folds: int | None = None
     seed: int = 0
     near_duplicate_threshold: float = 0.95
@@ -253,20 +273,25 @@ class DetectorSettings:
     min_text_words: int = 2
     max_text_tokens: int | None = 512
 
-    @classmethod
-    def from_params(cls, params: Any) -> DetectorSettings:
-        """The settings of a :class:`labelgate.config.CurateParams`."""
-        return cls(
-            members=tuple(params.detector_members),
-            n_folds=params.n_folds,
-            seed=params.seed,
-            near_duplicate_threshold=params.near_duplicate_threshold,
-            leakage_threshold=params.leakage_threshold,
-            outlier_k=params.outlier_k,
-            outlier_z=params.outlier_z,
-            min_text_words=params.min_text_words,
-            max_text_tokens=params.max_text_tokens,
-        )
+    def __post_init__(self) -> None:
+        if self.members is not None:
+            if isinstance(self.members, str):
+                raise SettingsError(f"members must be a sequence of member names, got the string {self.members!r}")
+            object.__setattr__(self, "members", tuple(self.members))
+        if self.n_folds is not None and not 2 <= self.n_folds <= 50:
+            raise SettingsError(f"n_folds must be in 2..50 or None, got {self.n_folds!r}")
+        for name in ("near_duplicate_threshold", "leakage_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SettingsError(f"{name} must be in [0, 1], got {value!r}")
+        if self.outlier_k < 1:
+            raise SettingsError(f"outlier_k must be at least 1, got {self.outlier_k!r}")
+        if not self.outlier_z > 0:
+            raise SettingsError(f"outlier_z must be above 0, got {self.outlier_z!r}")
+        if self.min_text_words < 1:
+            raise SettingsError(f"min_text_words must be at least 1, got {self.min_text_words!r}")
+        if self.max_text_tokens is not None and self.max_text_tokens < 1:
+            raise SettingsError(f"max_text_tokens must be at least 1 or None, got {self.max_text_tokens!r}")
 
 
 def detection_key(rows: Iterable[tuple[str, str, str]], settings: Mapping[str, Any]) -> str:

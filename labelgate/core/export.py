@@ -16,8 +16,8 @@ The steps, each its own function:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,13 @@ from labelgate.core.formats import (
 )
 from labelgate.core.text import normalise_text
 from labelgate.core.tokens import CachedCounter, RegexCounter, TokenCounter
-from labelgate.errors import ExportError
+from labelgate.errors import ExportError, SettingsError
 
 __all__ = [
     "CLEANED_COLUMNS",
     "FORMATS",
     "ExportPlan",
+    "ExportSettings",
     "PlannedFile",
     "apply_decisions",
     "decision_summary",
@@ -262,22 +263,76 @@ class ExportPlan:
         return [f"{split} ({', '.join(fmts)}): {w}" for (split, w), fmts in grouped.items()]
 
 
+#: allowed values of :attr:`ExportSettings.token_counter`
+TOKEN_COUNTERS = ("auto", "cl100k", "wordpiece", "regex")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """Settings of the export (:func:`plan_export` and the export service).
+
+    :meth:`labelgate.config.CurateParams.export_settings` builds them from the flow parameters (``formats`` is the
+    parameter ``export_formats``).
+
+    Attributes:
+        formats: export format names from :data:`labelgate.core.formats.FORMATS`, in order (unknown names are
+            refused by :func:`plan_export`, which knows the formats).
+        val_fraction: fraction of each class put in validation, ``0 <= val_fraction < 1``.
+        seed: seed of the stratified train/validation split.
+        system_prompt / task_description / user_template / label_map / completion_separator / completion_stop:
+            the prompt templates (see :func:`labelgate.core.formats.make_templates`).
+        max_example_tokens: per-example token limit for every format (>= 1; None: each format's documented one).
+        min_train_examples: minimum training examples (>= 0; None: each format's documented minimum; 0: none).
+        price_per_mtok: price per million training tokens for the cost estimate (>= 0; None: tokens only).
+        token_counter: the token counter's name, one of :data:`TOKEN_COUNTERS`; :func:`plan_export` takes the
+            counter itself (``counter``), which the export service resolves from this name
+            (:func:`labelgate.tokenizers.get_counter`).
+
+    Raises:
+        SettingsError: (also a ValueError) a value outside its range; the message names the field.
+    """
+
+    formats: tuple[str, ...] = ("openai-chat",)
+    val_fraction: float = 0.1
+    seed: int = 0
+    system_prompt: str | None = None
+    task_description: str = "Classify the text"
+    user_template: str = DEFAULT_USER_TEMPLATE
+    label_map: Mapping[str, str] = field(default_factory=dict)
+    completion_separator: str = DEFAULT_COMPLETION_SEPARATOR
+    completion_stop: str = DEFAULT_COMPLETION_STOP
+    max_example_tokens: int | None = None
+    min_train_examples: int | None = None
+    price_per_mtok: float | None = None
+    token_counter: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.formats, str):
+            raise SettingsError(f"formats must be a sequence of format names, got the string {self.formats!r}")
+        object.__setattr__(self, "formats", tuple(self.formats))
+        object.__setattr__(self, "label_map", dict(self.label_map or {}))
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise SettingsError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        for name, least in (("max_example_tokens", 1), ("min_train_examples", 0)):
+            value = getattr(self, name)
+            if value is not None and value < least:
+                raise SettingsError(f"{name} must be at least {least} or None, got {value!r}")
+        if self.price_per_mtok is not None and self.price_per_mtok < 0:
+            raise SettingsError(f"price_per_mtok must be at least 0 or None, got {self.price_per_mtok!r}")
+        if self.token_counter not in TOKEN_COUNTERS:
+            raise SettingsError(f"token_counter must be one of {', '.join(TOKEN_COUNTERS)}, got {self.token_counter!r}")
+
+
+#: the keyword arguments :func:`plan_export` still accepts instead of ``settings``
+EXPORT_FIELDS = tuple(f.name for f in fields(ExportSettings))
+
+
 def plan_export(
     cleaned: pd.DataFrame,
     *,
-    formats: Sequence[str] = ("openai-chat",),
-    val_fraction: float = 0.1,
-    seed: int = 0,
-    system_prompt: str | None = None,
-    task_description: str = "Classify the text",
-    user_template: str = DEFAULT_USER_TEMPLATE,
-    label_map: Mapping[str, str] | None = None,
-    completion_separator: str = DEFAULT_COMPLETION_SEPARATOR,
-    completion_stop: str = DEFAULT_COMPLETION_STOP,
-    max_example_tokens: int | None = None,
-    min_train_examples: int | None = None,
-    price_per_mtok: float | None = None,
+    settings: ExportSettings | None = None,
     counter: TokenCounter | None = None,
+    **options: Any,
 ) -> ExportPlan:
     """Build and check the files of ``cleaned`` (from :func:`apply_decisions` / :func:`exclude_leakage`).
 
@@ -287,20 +342,26 @@ def plan_export(
     parsed example must equal the one written.
 
     Args:
-        formats: names from :data:`labelgate.core.formats.FORMATS`.
-        system_prompt / task_description / user_template / label_map / completion_*: the prompt templates
-            (see :func:`labelgate.core.formats.make_templates`).
-        max_example_tokens: per-example token limit for every format (None: each format's documented one).
-        min_train_examples: minimum training examples (None: each format's documented minimum; 0: none).
-        price_per_mtok: price per million training tokens for the cost estimate (None: tokens only).
+        settings: formats, split, prompt templates and check limits (:class:`ExportSettings`; default
+            ``ExportSettings()``); its ``token_counter`` name is not read here (see ``counter``).
         counter: token counter (None: :class:`labelgate.core.tokens.RegexCounter`; the export service passes
-            :func:`labelgate.tokenizers.get_counter` of the run's ``token_counter``).
+            :func:`labelgate.tokenizers.get_counter` of the settings' ``token_counter``).
+        **options: instead of ``settings``, fields of :class:`ExportSettings` as keyword arguments
+            (``formats=["alpaca"], val_fraction=0``; the rest keep their defaults). Kept because many tests call
+            the planner that way; the export service passes ``settings``.
 
     Raises:
         ExportError: nothing left to export, or a file failed its checks (names the file and line).
-        ConfigError: unknown format or invalid templates.
+        ConfigError: unknown format or invalid templates (SettingsError: a value out of range).
+        TypeError: both ``settings`` and keyword options, or a keyword that is no field of ExportSettings.
     """
-    specs = [get_format(f) for f in dict.fromkeys(formats)]
+    if settings is not None and options:
+        raise TypeError(f"pass settings or keyword options, not both (got {', '.join(sorted(options))})")
+    unknown = sorted(set(options) - set(EXPORT_FIELDS))
+    if unknown:
+        raise TypeError(f"plan_export() got unknown keyword arguments {unknown}; the fields are {EXPORT_FIELDS}")
+    s = settings if settings is not None else ExportSettings(**options)
+    specs = [get_format(f) for f in dict.fromkeys(s.formats)]
     if not specs:
         raise ExportError("no export format given")
     kept_mask = cleaned["action"] != "exclude"
@@ -309,21 +370,21 @@ def plan_export(
         raise ExportError("no rows left to export: every row was excluded or quarantined")
     templates = make_templates(
         kept["label"],
-        system_prompt=system_prompt,
-        task_description=task_description,
-        user_template=user_template,
-        label_map=label_map,
-        completion_separator=completion_separator,
-        completion_stop=completion_stop,
+        system_prompt=s.system_prompt,
+        task_description=s.task_description,
+        user_template=s.user_template,
+        label_map=s.label_map,
+        completion_separator=s.completion_separator,
+        completion_stop=s.completion_stop,
     )
-    is_val = stratified_split(kept["row_id"], kept["label"], val_fraction=val_fraction, seed=seed)
+    is_val = stratified_split(kept["row_id"], kept["label"], val_fraction=s.val_fraction, seed=s.seed)
     split = pd.Series("excluded", index=cleaned.index, dtype=object)
     split.loc[kept.index] = np.where(is_val, "val", "train")
     table = cleaned.assign(split=split)
 
     cached = CachedCounter(counter or RegexCounter())
     splits = {"train": kept[~is_val]}
-    if val_fraction > 0:
+    if s.val_fraction > 0:
         splits["val"] = kept[is_val]
     examples = {
         name: [templates.example(t, lab) for t, lab in zip(part["text"], part["label"])]
@@ -347,9 +408,9 @@ def plan_export(
                 file=name,
                 split=split_name,
                 counter=cached,
-                max_tokens=max_example_tokens,
-                min_examples=min_train_examples,
-                price_per_mtok=price_per_mtok,
+                max_tokens=s.max_example_tokens,
+                min_examples=s.min_train_examples,
+                price_per_mtok=s.price_per_mtok,
             )
             _check_roundtrip(report, spec, templates, exs, parsed)
             report.raise_if_failed()

@@ -35,8 +35,12 @@ Rows no detector flagged get no decision: they are kept as given.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
 
 import pandas as pd
+
+from labelgate.errors import SettingsError
 
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
 ACTIONS = ("keep", "relabel", "exclude")
@@ -72,20 +76,68 @@ def _long(issues: pd.DataFrame) -> pd.DataFrame:
 def _check(name: str, value: float | None, *, optional: bool = False) -> None:
     if value is None and optional:
         return
-    if value is None or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must be in [0, 1]{' or None' if optional else ''}, got {value!r}")
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise SettingsError(f"{name} must be in [0, 1]{' or None' if optional else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    """Settings of the auto policy (:func:`auto_decisions`); the module docstring gives the rules they steer.
+
+    :meth:`labelgate.config.CurateParams.gate_settings` builds them from the flow parameters
+    (``model_threshold`` is the parameter ``relabel_model_threshold``).
+
+    Attributes:
+        relabel_threshold: a label issue is relabelled to its suggestion when ``suggested_prob`` (the
+            noise-corrected probability that the suggestion is the true label) is at least this (0..1; 0.5 = more
+            likely than not).
+        model_threshold: a label issue is also relabelled when ``model_prob`` (the model's plain probability of
+            the suggestion) is at least this (0..1); ``None`` turns this rule off.
+        exclude_threshold: a label issue that is not relabelled is excluded when its label score is below this
+            (0..1); ``None`` defers to ``exclude_below_chance``.
+        exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not relabelled when
+            its label score is below ``1 / n_classes``.
+        near_duplicates: one of :data:`NEAR_DUPLICATE_ACTIONS`: ``keep`` (paraphrases stay) or ``exclude`` (later
+            copies are dropped).
+        conflicts: one of :data:`CONFLICT_ACTIONS`: ``resolve``, ``keep`` or ``exclude`` duplicates whose final
+            labels differ.
+
+    Raises:
+        SettingsError: (also a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an
+            allowed value; the message names the field and quotes the value.
+    """
+
+    relabel_threshold: float = 0.5
+    model_threshold: float | None = 0.6
+    exclude_threshold: float | None = None
+    exclude_below_chance: bool = False
+    near_duplicates: str = "keep"
+    conflicts: str = "resolve"
+
+    def __post_init__(self) -> None:
+        _check("relabel_threshold", self.relabel_threshold)
+        _check("model_threshold", self.model_threshold, optional=True)
+        _check("exclude_threshold", self.exclude_threshold, optional=True)
+        if not isinstance(self.exclude_below_chance, bool):
+            raise SettingsError(f"exclude_below_chance must be true or false, got {self.exclude_below_chance!r}")
+        if self.near_duplicates not in NEAR_DUPLICATE_ACTIONS:
+            raise SettingsError(
+                f"near_duplicates must be one of {', '.join(NEAR_DUPLICATE_ACTIONS)}, got {self.near_duplicates!r}"
+            )
+        if self.conflicts not in CONFLICT_ACTIONS:
+            raise SettingsError(f"conflicts must be one of {', '.join(CONFLICT_ACTIONS)}, got {self.conflicts!r}")
+
+
+#: the keyword arguments :func:`auto_decisions` still accepts instead of ``settings`` (the fields of GateSettings)
+GATE_FIELDS = tuple(f.name for f in fields(GateSettings))
 
 
 def auto_decisions(
     issues: pd.DataFrame,
     *,
-    relabel_threshold: float = 0.5,
-    model_threshold: float | None = 0.6,
-    exclude_threshold: float | None = None,
-    exclude_below_chance: bool = False,
-    near_duplicates: str = "keep",
-    conflicts: str = "resolve",
+    settings: GateSettings | None = None,
     n_classes: int | None = None,
+    **thresholds: Any,
 ) -> pd.DataFrame:
     """Decide every flagged row of ``issues`` (see the module docstring for the rules).
 
@@ -96,32 +148,29 @@ def auto_decisions(
             suggested_prob, label_score, is_label_issue``) as :func:`labelgate.core.detect.find_label_issues`
             returns. Unflagged ``label`` rows of conflicting rows, when present, tell conflict resolution how
             strongly the model supports each copy's label.
-        relabel_threshold: a label issue is relabelled to its suggestion when ``suggested_prob`` (the
-            probability that the suggestion is the true label) is at least this; 0.5 = more likely than not.
-        model_threshold: a label issue is also relabelled when ``model_prob`` (the model's plain probability of
-            the suggestion) is at least this; ``None`` turns this rule off.
-        exclude_threshold: a label issue that is not relabelled is excluded when its label score is
-            below this; ``None`` defers to ``exclude_below_chance``.
-        exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not
-            relabelled when its label score is below ``1 / n_classes``.
-        near_duplicates: ``keep`` (paraphrases stay) or ``exclude`` (later copies are dropped).
-        conflicts: ``resolve``, ``keep`` or ``exclude`` duplicates whose final labels differ.
+        settings: the policy's thresholds and choices (:class:`GateSettings`; default ``GateSettings()``).
         n_classes: the number of classes (needed by ``exclude_below_chance``).
+        **thresholds: instead of ``settings``, the fields of :class:`GateSettings` as keyword arguments
+            (``relabel_threshold=0.8``; the rest keep their defaults). Kept because many tests and benchmarks
+            call the policy that way; the flow passes ``settings``.
 
     Returns:
         One decision per flagged row (columns :data:`DECISION_COLUMNS`), ordered by row id.
 
     Raises:
-        ValueError: a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an allowed value
-            (the message quotes the value).
+        SettingsError: (a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an
+            allowed value (the message quotes the value).
+        TypeError: both ``settings`` and keyword thresholds, or a keyword that is no field of GateSettings.
     """
-    _check("relabel_threshold", relabel_threshold)
-    _check("model_threshold", model_threshold, optional=True)
-    _check("exclude_threshold", exclude_threshold, optional=True)
-    if near_duplicates not in NEAR_DUPLICATE_ACTIONS:
-        raise ValueError(f"near_duplicates must be one of {', '.join(NEAR_DUPLICATE_ACTIONS)}, got {near_duplicates!r}")
-    if conflicts not in CONFLICT_ACTIONS:
-        raise ValueError(f"conflicts must be one of {', '.join(CONFLICT_ACTIONS)}, got {conflicts!r}")
+    if settings is not None and thresholds:
+        raise TypeError(f"pass settings or keyword thresholds, not both (got {', '.join(sorted(thresholds))})")
+    unknown = sorted(set(thresholds) - set(GATE_FIELDS))
+    if unknown:
+        raise TypeError(f"auto_decisions() got unknown keyword arguments {unknown}; the fields are {GATE_FIELDS}")
+    s = settings if settings is not None else GateSettings(**thresholds)
+    relabel_threshold, model_threshold = s.relabel_threshold, s.model_threshold
+    exclude_threshold, exclude_below_chance = s.exclude_threshold, s.exclude_below_chance
+    near_duplicates, conflicts = s.near_duplicates, s.conflicts
     chance = False
     if exclude_threshold is None and exclude_below_chance and n_classes and n_classes >= 2:
         exclude_threshold, chance = 1.0 / n_classes, True

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from labelgate.errors import SettingsError
+
 #: names of the checks, in the order they are reported
 CHECKS = ("quarantine_rate", "label_issue_rate", "label_shift_kl", "label_shift_pvalue")
 
@@ -30,11 +32,17 @@ CHECKS = ("quarantine_rate", "label_issue_rate", "label_shift_kl", "label_shift_
 class QualityLimits:
     """Limits of the gate; ``None`` switches a check off.
 
+    :meth:`labelgate.config.CurateParams.quality_limits` builds them from the flow parameters (fields of the same
+    names); whether a failed check stops the run is the flow's ``quality_gate``, not a limit.
+
     Attributes:
         max_quarantine_rate: fail when quarantined / rows in is above this (0..1).
         max_label_issue_rate: fail when flagged rows / valid rows is above this (0..1).
-        max_label_shift_kl: fail when KL(current || previous version) in nats is above this.
-        min_label_shift_pvalue: fail when the chi-square homogeneity p-value is below this.
+        max_label_shift_kl: fail when KL(current || previous version) in nats is above this (>= 0).
+        min_label_shift_pvalue: fail when the chi-square homogeneity p-value is below this (0..1).
+
+    Raises:
+        SettingsError: (also a ValueError) a limit outside its range; the message names the field.
     """
 
     max_quarantine_rate: float | None = 0.2
@@ -42,15 +50,17 @@ class QualityLimits:
     max_label_shift_kl: float | None = 0.1
     min_label_shift_pvalue: float | None = None
 
-    @classmethod
-    def from_params(cls, params: Any) -> QualityLimits:
-        """The limits of a :class:`labelgate.config.CurateParams` (fields of the same names)."""
-        return cls(
-            max_quarantine_rate=params.max_quarantine_rate,
-            max_label_issue_rate=params.max_label_issue_rate,
-            max_label_shift_kl=params.max_label_shift_kl,
-            min_label_shift_pvalue=params.min_label_shift_pvalue,
-        )
+    def __post_init__(self) -> None:
+        for name, high in (
+            ("max_quarantine_rate", 1.0),
+            ("max_label_issue_rate", 1.0),
+            ("max_label_shift_kl", float("inf")),
+            ("min_label_shift_pvalue", 1.0),
+        ):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= high:
+                shown = "[0, 1]" if high == 1.0 else ">= 0"
+                raise SettingsError(f"{name} must be {shown} or None, got {value!r}")
 
 
 @dataclass(frozen=True)

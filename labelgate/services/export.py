@@ -17,6 +17,7 @@ run's manifest, or files without a manifest, is never written to.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -76,7 +77,7 @@ def read_test_set(test_path: str, params: CurateParams) -> HeldOutSet:
     """
     if not Path(test_path).exists():
         raise ConfigError(f"test file {test_path!r} does not exist; pass --test PATH")
-    result = read_input(test_path, params)
+    result = read_input(test_path, params.ingest_settings())
     rows = result.rows[result.rows["text"].notna() & result.rows["label"].notna()]
     rows = rows[rows["text"].str.strip() != ""][["row_id", "text", "label"]].reset_index(drop=True)
     return HeldOutSet(str(Path(test_path).resolve()), sha256_file(test_path), rows)
@@ -130,22 +131,8 @@ def export_run(
     """
     curated = load_curated(db_path, run_id, params, apply=apply, test_path=test_path)
     formats = list(formats or params.export_formats)
-    plan = plan_export(
-        curated.cleaned,
-        formats=formats,
-        val_fraction=params.val_fraction,
-        seed=params.seed,
-        system_prompt=params.system_prompt,
-        task_description=params.task_description,
-        user_template=params.user_template,
-        label_map=params.label_map,
-        completion_separator=params.completion_separator,
-        completion_stop=params.completion_stop,
-        max_example_tokens=params.max_example_tokens,
-        min_train_examples=params.min_train_examples,
-        price_per_mtok=params.price_per_mtok,
-        counter=get_counter(params.token_counter),
-    )
+    settings = dataclasses.replace(params.export_settings(), formats=tuple(formats))
+    plan = plan_export(curated.cleaned, settings=settings, counter=get_counter(settings.token_counter))
     clean_stale_staging(db_path, Path(out_dir))
     with store.connect(db_path) as con:
         earlier = store.export_folders(con, run_id)
@@ -213,6 +200,15 @@ def build_manifest(
     run = curated.run
     metrics = run["metrics_json"]
     tpl = plan.templates
+    # the settings objects the layers ran with, recorded whole (dataclasses.asdict), so no setting can be left out
+    layers = {
+        "ingest": params.ingest_settings(),
+        "detect": params.detector_settings(),
+        "quality": params.quality_limits(),
+        "gate": params.gate_settings(),
+        "export": dataclasses.replace(params.export_settings(), formats=tuple(formats)),
+    }
+    gate, export = layers["gate"], layers["export"]
     return {
         "labelgate_version": labelgate.__version__,
         "run_id": run["run_id"],
@@ -234,14 +230,9 @@ def build_manifest(
         "warnings": list(metrics.get("warnings") or []),
         "dropped_classes": dict(metrics.get("dropped_classes") or {}),
         "gate": params.gate,
-        "thresholds": {
-            "relabel_threshold": params.relabel_threshold,
-            "relabel_model_threshold": params.relabel_model_threshold,
-            "exclude_threshold": params.exclude_threshold,
-            "exclude_below_chance": params.exclude_below_chance,
-            "near_duplicates": params.near_duplicates,
-            "conflicts": params.conflicts,
-        },
+        # the gate's settings under their flow-parameter names (relabel_model_threshold, as documented) and their
+        # own (model_threshold)
+        "thresholds": {**CurateParams.as_params("gate_settings", gate), **dataclasses.asdict(gate)},
         "memory": {
             **(metrics.get("memory") or {"carried": 0}),
             "carry_policy_decisions": params.carry_policy_decisions,
@@ -250,7 +241,8 @@ def build_manifest(
         # every setting of the run (reading, validation, detection, gate, split, templates): all that can change
         # which rows are exported and how
         "settings": params.model_dump(mode="json"),
-        "split": {"val_fraction": params.val_fraction, "seed": params.seed, "stratified_by": "label"},
+        "settings_by_layer": {name: dataclasses.asdict(obj) for name, obj in layers.items()},
+        "split": {"val_fraction": export.val_fraction, "seed": export.seed, "stratified_by": "label"},
         "test": (
             {"path": curated.test.path, "sha256": curated.test.sha256, "rows": len(curated.test.rows)}
             if curated.test
@@ -259,7 +251,7 @@ def build_manifest(
         "model": {
             "embedding": metrics.get("embedding_model", params.model),
             "detector": metrics.get("detector"),
-            "n_folds": metrics.get("n_folds", params.n_folds),
+            "n_folds": metrics.get("n_folds", layers["detect"].n_folds),
         },
         "templates": {
             "system_prompt": tpl.system,

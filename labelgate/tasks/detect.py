@@ -24,7 +24,7 @@ from prefect import task
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.detect import Detection, DetectorSettings, detect_all, detection_key
+from labelgate.core.detect import Detection, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
@@ -53,7 +53,7 @@ def _test_rows(db_path: str, params: CurateParams) -> tuple[pd.DataFrame, np.nda
     assert path is not None
     if not Path(path).exists():
         raise ConfigError(f"test file {path!r} does not exist; pass --test PATH")
-    result = read_input(path, params)
+    result = read_input(path, params.ingest_settings())
     rows = result.rows[result.rows["text"].notna()]
     rows = rows[rows["text"].str.strip() != ""][["row_id", "text"]].reset_index(drop=True)
     hashes = [sha256_text(t) for t in rows["text"]]
@@ -91,7 +91,7 @@ class DetectInputs:
             self.texts,
             self.labels,
             self.vectors,
-            settings=DetectorSettings.from_params(params),
+            settings=params.detector_settings(),
             token_counts=self.token_counts,
             token_counter_name=self.token_counter_name,
             test_ids=self.test_ids,
@@ -136,7 +136,7 @@ def input_key(db_path: str, run_id: str, params: CurateParams) -> str:
     with store.connect(db_path) as con:
         rows = store.valid_rows(con, run_id)
     settings = {
-        "detector": dataclasses.asdict(DetectorSettings.from_params(params)),
+        "detector": dataclasses.asdict(params.detector_settings()),
         "embedding": cache_key(params),
         "token_counter": params.token_counter,
         "test_sha256": sha256_file(params.test_path) if params.test_path and Path(params.test_path).exists() else None,
@@ -255,7 +255,7 @@ def plan_scoring(db_path: str, run_id: str, params: CurateParams) -> Scoring:
         ValidationError: fewer than 2 classes, or a class smaller than the number of folds.
     """
     inputs = _inputs(db_path, run_id, params)
-    s = DetectorSettings.from_params(params)
+    s = params.detector_settings()
     plan = plan_oof(
         inputs.vectors,
         inputs.labels,

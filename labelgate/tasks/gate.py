@@ -25,11 +25,9 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
         issues, n_classes = store.flagged_issues(con, run_id)
         held = store.held_rows(con, run_id)
     issues = issues[~issues["row_id"].isin(held)]
-    decisions = auto_decisions(
-        issues,
-        **params.policy_settings(),
-        n_classes=n_classes,
-    ).assign(run_id=run_id, source="policy")
+    decisions = auto_decisions(issues, settings=params.gate_settings(), n_classes=n_classes).assign(
+        run_id=run_id, source="policy"
+    )
     with store.connect(db_path) as con, store.transaction(con):
         store.replace_run_rows(
             con,

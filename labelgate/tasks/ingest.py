@@ -20,7 +20,7 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
     """Read ``input_path`` (a file, or a folder or glob of batch files read as one input); store every record;
     return counts and notes. A batch input's files (path, rows, first_seq) go to the run's metrics as
     ``input_files``."""
-    result = read_input(input_path, params, annotator_col=params.annotator_col)
+    result = read_input(input_path, params.ingest_settings(), annotator_col=params.annotator_col)
     rows = result.rows.assign(run_id=run_id)
     quarantine = result.quarantine.assign(run_id=run_id, stage="ingest")
     extra: dict[str, Any] = {}
@@ -97,7 +97,7 @@ def _wide(input_path: str, params: CurateParams, first: Any) -> tuple[LongInput,
     n = len(columns)
     parts, annotators, broken = [], [], []
     for j, column in enumerate(columns):
-        read = first if j == 0 else read_input(input_path, params, label_col=column)
+        read = first if j == 0 else read_input(input_path, params.ingest_settings(), label_col=column)
         part = read.rows.assign(row_id=first.rows["row_id"].to_numpy(), seq=read.rows["seq"] * n + j)
         parts.append(part)
         annotators.append(pd.Series([column] * len(part), dtype="object"))

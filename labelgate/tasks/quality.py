@@ -15,7 +15,7 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.quality import QualityLimits, QualityVerdict, evaluate_quality
+from labelgate.core.quality import QualityVerdict, evaluate_quality
 from labelgate.errors import QualityGateError
 from labelgate.tasks._common import TASK_OPTIONS
 
@@ -95,7 +95,7 @@ def quality_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, A
         baseline_run_id=baseline["run_id"] if baseline else None,
         baseline_version=baseline["dataset_version"] if baseline else None,
         dataset=record["dataset"],
-        limits=QualityLimits.from_params(params),
+        limits=params.quality_limits(),
     )
     enforced = bool(params.quality_gate)
     result = {**verdict.as_dict(), "enforced": enforced}

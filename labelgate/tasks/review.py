@@ -34,7 +34,7 @@ def close_review(
     Returns ``{"decisions": keep/relabel/exclude counts of the latest decisions, "review": {...}}``.
     """
     with store.connect(db_path) as con:
-        policy = review.fill_with_policy(con, run_id, **params.policy_settings()) if action == "auto" else {}
+        policy = review.fill_with_policy(con, run_id, settings=params.gate_settings()) if action == "auto" else {}
         if policy and params.carry_policy_decisions:
             with store.transaction(con):
                 store.remember_policy_decisions(con, run_id)

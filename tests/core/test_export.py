@@ -197,3 +197,18 @@ def test_decision_summary_counts_by_action_and_source() -> None:
 def test_example_helpers() -> None:
     ex = Example.single("", "q", "a")
     assert ex.system is None and ex.user == "q" and ex.assistant == "a"
+
+
+def test_export_settings_plan_the_same_files_as_keyword_options() -> None:
+    from labelgate.core.export import ExportSettings
+
+    cleaned = _cleaned()
+    options = {"formats": ["openai-chat", "alpaca"], "val_fraction": 0.2, "seed": 3, "label_map": {"pos": "P"}}
+    by_keywords = plan_export(cleaned, **options)
+    by_settings = plan_export(cleaned, settings=ExportSettings(**options))
+    assert [(f.name, f.sha256) for f in by_settings.files] == [(f.name, f.sha256) for f in by_keywords.files]
+    assert by_settings.counts == by_keywords.counts and by_settings.counts["exported_val"] > 6
+    with pytest.raises(TypeError, match="not both"):
+        plan_export(cleaned, settings=ExportSettings(), seed=1)
+    with pytest.raises(TypeError, match="unknown keyword arguments \\['formts'\\]"):
+        plan_export(cleaned, formts=["alpaca"])

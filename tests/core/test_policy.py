@@ -217,3 +217,20 @@ def test_accept_action_is_the_policys_proposal() -> None:
     assert accept_action({"empty": 0.0}, given="a", suggested=None)[0] == "exclude"
     assert accept_action({"label": 0.1}, given="a", suggested="a") == ("keep", "a", "label")
     assert accept_action({"too_long": 0.3}, given="a", suggested=None) is None
+
+
+def test_gate_settings_decide_as_the_keyword_thresholds_do():
+    from labelgate.core.policy import GateSettings
+
+    rows = [
+        {**_label("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},
+        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
+        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
+    ]
+    by_keywords = auto_decisions(issue_rows(rows), model_threshold=None, relabel_threshold=0.8)
+    by_settings = auto_decisions(issue_rows(rows), settings=GateSettings(model_threshold=None, relabel_threshold=0.8))
+    assert by_settings.equals(by_keywords) and list(by_settings["action"]) == ["keep", "keep", "keep"]
+    with pytest.raises(TypeError, match="not both"):
+        auto_decisions(issue_rows(rows), settings=GateSettings(), conflicts="keep")
+    with pytest.raises(TypeError, match="unknown keyword arguments"):
+        auto_decisions(issue_rows(rows), relabel=0.5)

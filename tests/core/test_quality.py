@@ -17,6 +17,7 @@ from labelgate.core.quality import (
     evaluate_quality,
     label_shift,
 )
+from labelgate.errors import SettingsError
 
 pytestmark = pytest.mark.unit
 
@@ -150,11 +151,13 @@ def test_verdict_dict_is_json_ready() -> None:
 
 def test_limits_come_from_the_curate_params() -> None:
     params = CurateParams(quality_gate=True, max_label_issue_rate=0.5, min_label_shift_pvalue=0.01)
-    limits = QualityLimits.from_params(params)
+    limits = params.quality_limits()
     assert limits == QualityLimits(0.2, 0.5, 0.1, 0.01)
-    assert QualityLimits.from_params(CurateParams()) == QualityLimits()
+    assert CurateParams().quality_limits() == QualityLimits()
     with pytest.raises(ValueError):
         CurateParams(max_quarantine_rate=1.5)
+    with pytest.raises(SettingsError, match=r"max_label_shift_kl must be >= 0 or None, got -0\.5"):
+        QualityLimits(max_label_shift_kl=-0.5)
 
 
 def test_noise_matrix_of_confident_correct_predictions_is_diagonal() -> None:

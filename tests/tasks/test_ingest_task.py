@@ -23,7 +23,7 @@ def test_wide_format_becomes_one_annotation_per_filled_cell(tmp_path) -> None:
     path.write_text("id,text,r1,r2,r3\n1,hello,pos,pos,neg\n2,bye,neg,,neg\n3,meh,,,\n")
     params = CurateParams(label_col="r1,r2,r3")
     assert params.multi_annotator and params.label_columns == ["r1", "r2", "r3"]
-    first = read_input(str(path), params)
+    first = read_input(str(path), params.ingest_settings())
     long, n_labels, unparsed = _wide(str(path), params, first)
     assert (n_labels, unparsed) == (5, 0)
     assert long.items["row_id"].tolist() == ["1", "2", "3"]
