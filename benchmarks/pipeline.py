@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not args.skip_recipe:
         flags, self_conf, seconds = recipe(list(frame["text"]), frame["label"].to_numpy(object), args.seed)
         result["recipe"] = {"wall_seconds": round(seconds, 1), "quality": quality(flags, self_conf, is_error)}
-        result["ratio"] = round(result["labelgate"]["wall_seconds"] / seconds, 2)
+        result["ratio"] = round(result["labelgate"]["wall_seconds"] / result["recipe"]["wall_seconds"], 2)
     print(json.dumps(result), flush=True)
     return result
 

@@ -98,3 +98,26 @@ def test_scale_benchmark_prints_one_json_line():
     assert result["exact_duplicates"]["recall"] == 1.0 and result["near_duplicates"]["recall"] == 1.0
     assert result["search_vs_exact"]["nearest_recall"] == 1.0
     assert result["label_issues"]["recall"] > 0.5
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -> None:
+    """benchmarks/pipeline.py end to end on a small size: one JSON line with both methods' figures."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--rows", "300", "--classes", "10"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    out = json.loads(lines[0])
+    assert (out["rows"], out["classes"], out["noise_rate"]) == (300, 10, 0.1)
+    lg, recipe = out["labelgate"], out["recipe"]
+    assert lg["wall_seconds"] > 0 and lg["peak_rss_gib"] > 0 and lg["label_issues"] == lg["quality"]["flagged"]
+    for quality in (lg["quality"], recipe["quality"]):
+        assert 0.0 <= quality["precision"] <= 1.0 and 0.0 <= quality["recall"] <= 1.0
+    assert out["ratio"] == round(lg["wall_seconds"] / recipe["wall_seconds"], 2)
