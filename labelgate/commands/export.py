@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
+from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 
 
@@ -69,7 +70,7 @@ def export_cmd(
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
         record = store.run_record(con, run_id)
-    if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
+    if record["status"] != "completed" and not RunMetrics.from_json(record["metrics_json"]).detected:
         raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to export")
     overrides["label_map"] = parse_label_map(overrides["label_map"])
     if formats is not None:

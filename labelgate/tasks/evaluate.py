@@ -16,6 +16,7 @@ from labelgate.core.evaluate import (
     format_overview,
     format_table,
 )
+from labelgate.core.metrics import EvaluationMetrics
 from labelgate.services.evaluate import evaluate_run
 from labelgate.tasks._common import TASK_OPTIONS
 
@@ -73,7 +74,7 @@ class _StepProgress:
 
 
 @task(name="evaluate", **TASK_OPTIONS)
-def evaluate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def evaluate(db_path: str, run_id: str, params: CurateParams) -> EvaluationMetrics:
     """Prefect task around :func:`evaluate_run`; publishes the tables as artifacts."""
     comparisons, summary = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
     create_table_artifact(
@@ -98,4 +99,4 @@ def evaluate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         description=f"labelgate evaluation of run {run_id}",
     )
     print(f"evaluation of run {run_id} on {summary['n_test']} test rows:\n{format_overview(comparisons)}")
-    return summary
+    return EvaluationMetrics.from_json(summary)
