@@ -98,11 +98,6 @@ class StageMetrics:
             values["extra"] = {k: v for k, v in data.items() if k not in known}
         return cls(**values)
 
-    @classmethod
-    def present_in(cls, data: Mapping[str, Any]) -> bool:
-        """Whether ``data`` holds any key of this stage (the stage ran, or started to)."""
-        return any(k in data for k in cls.json_keys())
-
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
@@ -313,6 +308,16 @@ _STAGE_FIELDS: dict[str, tuple[type[StageMetrics], str | None]] = {
     "evaluation": (EvaluationMetrics, "evaluation"),
 }
 
+#: flat stage type -> the keys no other flat stage writes (whether the stage ran is told by these alone: the
+#: annotators stage shares ``label_issues`` / ``label_issue_rate`` with the detect stage)
+_OWN_KEYS: dict[type[StageMetrics], frozenset[str]] = {
+    kind: kind.json_keys().difference(
+        *(other.json_keys() for other, nested in _STAGE_FIELDS.values() if nested is None and other is not kind)
+    )
+    for kind, nested in _STAGE_FIELDS.values()
+    if nested is None
+}
+
 _TOP_KEYS = frozenset({"run_id", "gate", "seconds", "seconds_by_stage", "dask", "baseline_run_id"})
 
 
@@ -384,7 +389,7 @@ class RunMetrics:
         for name, (kind, nested_key) in _STAGE_FIELDS.items():
             if nested_key is None:
                 claimed |= kind.json_keys()
-                if kind.present_in(data):
+                if any(k in data for k in _OWN_KEYS[kind]):
                     values[name] = kind.from_json(data)
             else:
                 claimed.add(nested_key)
