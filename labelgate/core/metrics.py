@@ -11,7 +11,8 @@ field's default (``None``: the stage did not say), an unknown key is kept in ``e
 
 Conventions: a field that is ``None`` is left out of the JSON, except the keys a stage lists in ``ALWAYS``
 (written as ``null``: e.g. the detect stage's ``detection_reused_from``).
-Pure types: no I/O, importable from every layer.
+The dataclasses are frozen (``replace`` makes a changed copy); their dict and list values are the JSON values as
+stored: read them, do not change them in place. Pure types: no I/O, importable from every layer.
 """
 
 from __future__ import annotations
