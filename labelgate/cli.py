@@ -17,6 +17,16 @@ import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
 from labelgate.commands.evaluate import trainer_options, trainer_settings
+from labelgate.core.metrics import (
+    DetectMetrics,
+    EmbedMetrics,
+    ExportMetrics,
+    GateMetrics,
+    IngestMetrics,
+    MemoryMetrics,
+    ReviewMetrics,
+    RunMetrics,
+)
 from labelgate.errors import ConfigError, LabelgateError
 
 
@@ -150,11 +160,12 @@ def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> dict[str, Any]:
+def _curate(input_path: str, db_path: str, out_dir: str, params: Any) -> RunMetrics:
     """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner)."""
     from labelgate.flows.curate import curate_flow
 
-    return curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
+    result = curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
+    return RunMetrics.from_json(result)
 
 
 @main.command()
@@ -251,7 +262,7 @@ def demo(db_path: str, out_dir: str, as_json: bool, verbose: bool) -> None:
     click.echo(f"labelgate demo: curating the bundled sample {sample}")
     metrics = _curate(str(sample), db_path, out_dir, params)
     truth = sample.with_name("sample_truth.csv")
-    extra = [_demo_score(truth, db_path, metrics["run_id"])] if truth.exists() else []
+    extra = [_demo_score(truth, db_path, str(metrics.run_id))] if truth.exists() else []
     _print_summary(metrics, db_path, params, extra=extra)
     if as_json:
         click.echo(json.dumps(_json_summary(metrics), sort_keys=True))
@@ -286,81 +297,91 @@ def _demo_score(truth_path: Path, db_path: str, run_id: str) -> str:
     )
 
 
-def _json_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+#: keys of the run's metrics JSON that `labelgate run --json` adds to :data:`labelgate.flows.curate.SUMMARY_KEYS`
+#: when the run recorded them
+JSON_SUMMARY_KEYS = (
+    "dataset_version",
+    "input_sha256",
+    "decisions",
+    "texts_embedded",
+    "texts_cached",
+    "embed_seconds",
+    "manifest",
+    "export_dir",
+    "seconds",
+    "gate",
+    "review",
+    "leakage_excluded",
+    "export_formats",
+    "export_warnings",
+    "evaluation",
+    "quality",
+    "warnings",
+    "dropped_classes",
+    "memory",
+    "detection_reused_from",
+    "export_version",
+)
+
+
+def _json_summary(metrics: RunMetrics) -> dict[str, Any]:
+    """The `run --json` / `demo --json` line: documented key names of the stored metrics (docs/cli.md)."""
     from labelgate.flows.curate import SUMMARY_KEYS
 
-    out = {k: metrics.get(k) for k in SUMMARY_KEYS}
-    for key in (
-        "dataset_version",
-        "input_sha256",
-        "decisions",
-        "texts_embedded",
-        "texts_cached",
-        "embed_seconds",
-        "manifest",
-        "export_dir",
-        "seconds",
-        "gate",
-        "review",
-        "leakage_excluded",
-        "export_formats",
-        "export_warnings",
-        "evaluation",
-        "quality",
-        "warnings",
-        "dropped_classes",
-        "memory",
-        "detection_reused_from",
-        "export_version",
-    ):
-        if key in metrics:
-            out[key] = metrics[key]
-    out["export_files"] = [
-        *metrics.get("export_files", []),
-        *([metrics["manifest"]] if metrics.get("manifest") else []),
-    ]
+    data = metrics.to_json()  # the stored JSON's key names are the contract
+    out = {k: data.get(k) for k in SUMMARY_KEYS}
+    out.update({k: data[k] for k in JSON_SUMMARY_KEYS if k in data})
+    manifest = metrics.export.manifest if metrics.export else None
+    out["export_files"] = [*metrics.export_files, *([manifest] if manifest else [])]
     return out
 
 
-def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[str] | None = None) -> None:
-    d = m.get("decisions") or {}
-    reasons = m.get("quarantine_reasons") or {}
+def _print_summary(m: RunMetrics, db_path: str, params: Any, *, extra: list[str] | None = None) -> None:
+    ingested = m.ingest or IngestMetrics()
+    embedded = m.embed or EmbedMetrics()
+    detected = m.detect or DetectMetrics()
+    exported = m.export or ExportMetrics()
+    gated = m.decisions or GateMetrics()
+    reasons = m.quarantine_reasons
     reason_text = ", ".join(f"{k}: {v}" for k, v in list(reasons.items())[:4])
     if len(reasons) > 4:
         reason_text += f", {len(reasons) - 4} more kinds"
-    if sum(reasons.values()) > (m.get("rows_quarantined") or 0):
+    if sum(reasons.values()) > (m.rows_quarantined or 0):
         reason_text += " (a row can fail several checks)"
     lines = [
-        f"labelgate run {m['run_id']}  (dataset version {m.get('dataset_version')}, {m.get('seconds', 0):.1f} s)",
-        f"  rows in          {m.get('rows_in'):>6}   ({m.get('input_format')}, ids from {m.get('id_source')})",
-        f"  valid            {m.get('rows_valid'):>6}",
-        f"  quarantined      {m.get('rows_quarantined'):>6}" + (f"   {reason_text}" if reason_text else ""),
-        f"  embedded         {m.get('texts_embedded'):>6}   new, {m.get('texts_cached')} from cache "
-        f"({m.get('embed_seconds', 0):.1f} s)",
-        f"  label issues     {m.get('label_issues'):>6}   "
-        f"({100 * (m.get('label_issue_rate') or 0):.1f}% of valid rows, {m.get('detector')})",
+        f"labelgate run {m.run_id}  (dataset version {ingested.dataset_version}, {m.seconds or 0:.1f} s)",
+        f"  rows in          {m.rows_in:>6}   ({ingested.input_format}, ids from {ingested.id_source})",
+        f"  valid            {m.rows_valid:>6}",
+        f"  quarantined      {m.rows_quarantined:>6}" + (f"   {reason_text}" if reason_text else ""),
+        f"  embedded         {embedded.texts_embedded:>6}   new, {embedded.texts_cached} from cache "
+        f"({embedded.embed_seconds or 0:.1f} s)",
+        f"  label issues     {detected.label_issues:>6}   "
+        f"({100 * (detected.label_issue_rate or 0):.1f}% of valid rows, {detected.detector})",
     ]
-    if m.get("detection_reused_from"):
-        lines.append(f"  detection        reused from run {m['detection_reused_from']} (same rows, settings and model)")
-    others = {t: n for t, n in (m.get("issues_by_type") or {}).items() if t != "label" and n}
+    if detected.detection_reused_from:
+        lines.append(
+            f"  detection        reused from run {detected.detection_reused_from} (same rows, settings and model)"
+        )
+    others = {t: n for t, n in (detected.issues_by_type or {}).items() if t != "label" and n}
     if others:
         lines.append(
             f"  other issues     {sum(others.values()):>6}   "
             + ", ".join(f"{t.replace('_', ' ')} {n}" for t, n in others.items())
         )
-    memory = m.get("memory") or {}
-    if memory.get("rows_seen"):
+    memory = m.memory or MemoryMetrics()
+    if memory.rows_seen:
         lines.append(
-            f"  new rows         {memory.get('rows_new', 0):>6}   (text and label in no earlier completed run of the "
-            f"dataset; {memory['rows_seen']} seen before)"
+            f"  new rows         {memory.rows_new or 0:>6}   (text and label in no earlier completed run of the "
+            f"dataset; {memory.rows_seen} seen before)"
         )
-    if memory.get("carried"):
+    if memory.carried:
         from labelgate.core.memory import describe_carried
 
-        lines.append(f"  remembered       {memory['carried']:>6}   {describe_carried(memory)}")
-    if m.get("gate") == "auto":
+        lines.append(f"  remembered       {memory.carried:>6}   {describe_carried(memory)}")
+    counts = f"relabel {gated.count('relabel')}, keep {gated.count('keep')}, exclude {gated.count('exclude')}"
+    if m.gate == "auto":
         lines.append(
-            f"  auto gate        relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
+            f"  auto gate        {counts} "
             f"(relabel when P(true) >= {params.relabel_threshold:.2f}"
             + (
                 f" or model P >= {params.relabel_model_threshold:.2f})"
@@ -368,40 +389,42 @@ def _print_summary(m: dict[str, Any], db_path: str, params: Any, *, extra: list[
                 else ")"
             )
         )
-    elif m.get("gate") == "human":
-        r = m.get("review") or {}
-        who = f" by {r['reviewer']}" if r.get("reviewer") else ""
+    elif m.gate == "human":
+        r = gated.review or ReviewMetrics()
+        who = f" by {r.reviewer}" if r.reviewer else ""
         lines.append(
-            f"  human gate       relabel {d.get('relabel', 0)}, keep {d.get('keep', 0)}, exclude {d.get('exclude', 0)} "
-            f"({r.get('reviewed', 0)} of {r.get('flagged', 0)} reviewed{who}"
-            + (f", {r['policy_decided']} by policy" if r.get("policy_decided") else "")
-            + (", review timed out" if r.get("timed_out") else "")
+            f"  human gate       {counts} "
+            f"({r.reviewed or 0} of {r.flagged or 0} reviewed{who}"
+            + (f", {r.policy_decided} by policy" if r.policy_decided else "")
+            + (", review timed out" if r.timed_out else "")
             + ")"
         )
     else:
         lines.append("  gate             none: exported as given")
-    lines.append(f"  exported         train {m.get('exported_train')}, validation {m.get('exported_val')}")
-    files = [*m.get("export_files", []), m.get("manifest")]
+    lines.append(f"  exported         train {exported.exported_train}, validation {exported.exported_val}")
+    files = [*m.export_files, exported.manifest]
     lines += [f"  {'files' if i == 0 else '':<16} {f}" for i, f in enumerate(f for f in files if f)]
-    lines += [f"  note: {n}" for n in m.get("notes") or []]
-    lines += [f"  WARNING: {w}" for w in m.get("warnings") or []]
-    if m.get("leakage_excluded"):
-        lines.append(f"  leakage          {m['leakage_excluded']} training rows excluded: they leak the --test file")
-    lines += [f"  warning: {w}" for w in m.get("export_warnings") or []]
+    lines += [f"  note: {n}" for n in m.notes]
+    lines += [f"  WARNING: {w}" for w in m.warnings]
+    if exported.leakage_excluded:
+        lines.append(
+            f"  leakage          {exported.leakage_excluded} training rows excluded: they leak the --test file"
+        )
+    lines += [f"  warning: {w}" for w in exported.export_warnings or []]
     from labelgate.core.evaluate import comparisons_from_summary, format_overview
 
-    comparisons = comparisons_from_summary(m.get("evaluation"))
-    if comparisons:
-        ev = m["evaluation"]
+    ev = m.evaluation
+    comparisons = comparisons_from_summary(ev.to_json() if ev else None)
+    if comparisons and ev is not None:
         lines += [
             "",
-            f"evaluation on {ev.get('n_test')} test rows of {ev.get('test_path')} (trained on raw vs cleaned rows; "
+            f"evaluation on {ev.n_test} test rows of {ev.test_path} (trained on raw vs cleaned rows; "
             "per-class F1: labelgate evaluate)",
             format_overview(comparisons),
             "",
         ]
     lines += extra or []
-    lines.append(f"next: labelgate issues --db {db_path} --run {m['run_id']} --format table")
+    lines.append(f"next: labelgate issues --db {db_path} --run {m.run_id} --format table")
     click.echo("\n".join(lines))
 
 

@@ -304,8 +304,8 @@ def run_stages(path: Path, db: Path, options: dict) -> tuple[str, dict | Labelga
     run_id = start_run.fn(str(db), str(path), params)
     metrics: dict = {}
     try:
-        metrics.update(ingest.fn(str(db), run_id, str(path), params))
-        metrics.update(validate.fn(str(db), run_id, params))
+        metrics.update(ingest.fn(str(db), run_id, str(path), params).to_json())
+        metrics.update(validate.fn(str(db), run_id, params).to_json())
     except LabelgateError as err:
         return run_id, err
     return run_id, metrics

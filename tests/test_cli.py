@@ -57,6 +57,8 @@ def test_issues_table_and_runs_listing(runner: CliRunner, warm_run: dict) -> Non
     runs = runner.invoke(main, ["runs", "--db", warm_run["db_path"], "--json"])
     listed = json.loads(runs.output)
     assert any(r["run_id"] == warm_run["run_id"] and r["status"] == "completed" for r in listed)
+    shown = next(r for r in listed if r["run_id"] == warm_run["run_id"])
+    assert shown["seconds_by_stage"] == warm_run["seconds_by_stage"] and shown["seconds_by_stage"]["detect"] > 0
     plain = runner.invoke(main, ["runs", "--db", warm_run["db_path"]])
     assert warm_run["run_id"] in plain.output
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
+from labelgate.core.metrics import EvaluationMetrics, RunMetrics
 from labelgate.errors import ConfigError
 
 
@@ -76,22 +77,23 @@ def evaluate_cmd(db_path: str, run: str, test_path: str | None, as_json: bool, v
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
         record = store.run_record(con, run_id)
-    if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
+    if record["status"] != "completed" and not RunMetrics.from_json(record["metrics_json"]).detected:
         raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to evaluate")
     params = make_params(**{**record["params_json"], **settings})
     # the fine-tuning progress bar: on a terminal's stderr, never with --json
     progress = False if as_json else None
     comparisons, summary = evaluate_run(db_path, run_id, params, test_path=test_path, progress=progress)
+    evaluation = EvaluationMetrics.from_json(summary)
     if as_json:
         shown = {c.trainer for c in comparisons}
-        trainers = {k: v for k, v in summary["trainers"].items() if k in shown}
-        click.echo(json.dumps({"run_id": run_id, **summary, "trainers": trainers}, sort_keys=True))
+        trainers = {k: v for k, v in (evaluation.trainers or {}).items() if k in shown}
+        click.echo(json.dumps({"run_id": run_id, **evaluation.to_json(), "trainers": trainers}, sort_keys=True))
         return
     click.echo(
         f"run {run_id}: {len(comparisons)} trainer(s) trained on raw vs cleaned rows, scored on "
-        f"{summary['n_test']} test rows\n"
-        f"  test file {summary['test_path']}\n"
-        f"  left out  {summary['leakage_excluded']} training rows that leak the test set (both sides)\n"
+        f"{evaluation.n_test} test rows\n"
+        f"  test file {evaluation.test_path}\n"
+        f"  left out  {evaluation.leakage_excluded} training rows that leak the test set (both sides)\n"
     )
     click.echo(format_overview(comparisons))
     for c in comparisons:

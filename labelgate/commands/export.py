@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
+from labelgate.core.metrics import ExportMetrics, RunMetrics
 from labelgate.errors import ConfigError
 
 
@@ -69,7 +70,7 @@ def export_cmd(
     with store.connect(db_path, read_only=True) as con:
         run_id = store.resolve_run(con, run)
         record = store.run_record(con, run_id)
-    if record["status"] != "completed" and "label_issues" not in record["metrics_json"]:
+    if record["status"] != "completed" and not RunMetrics.from_json(record["metrics_json"]).detected:
         raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to export")
     overrides["label_map"] = parse_label_map(overrides["label_map"])
     if formats is not None:
@@ -80,18 +81,19 @@ def export_cmd(
     if as_json:
         click.echo(json.dumps({"run_id": run_id, **result}, sort_keys=True))
         return
+    done = ExportMetrics.from_json(result)
     click.echo(
-        f"run {run_id}: exported train {result['exported_train']}, validation {result['exported_val']} "
-        f"({', '.join(result['export_formats'])}; excluded {result['excluded']}, "
-        f"of which {result['leakage_excluded']} leak the test set)"
+        f"run {run_id}: exported train {done.exported_train}, validation {done.exported_val} "
+        f"({', '.join(done.export_formats or [])}; excluded {done.excluded}, "
+        f"of which {done.leakage_excluded} leak the test set)"
         + (
-            f"; export version {result['export_version']} (earlier exports untouched)"
-            if result.get("export_version", 1) > 1
+            f"; export version {done.export_version} (earlier exports untouched)"
+            if (done.export_version or 1) > 1
             else ""
         )
     )
-    for f in [*result["export_files"], result["manifest"]]:
+    for f in [*(done.export_files or []), done.manifest]:
         click.echo(f"  {f}")
-    for w in result["export_warnings"]:
+    for w in done.export_warnings or []:
         click.echo(f"  warning: {w}")
-    click.echo(f"  token counts are estimates ({result['tokenizer']})")
+    click.echo(f"  token counts are estimates ({done.tokenizer})")

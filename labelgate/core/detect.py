@@ -320,7 +320,8 @@ class Detection:
         probs: the out-of-fold probabilities.
         label_issues: :func:`find_label_issues` output (one row per input row).
         issues: every detector's rows in the long shape of :mod:`labelgate.core.issues`.
-        seconds: wall time per stage.
+        seconds: wall time per part: ``label`` (out-of-fold fits and the label rule), ``fit.<member>`` (that member's
+            fits, when they ran here with progress reporting), ``neighbours``, ``leakage``.
     """
 
     probs: Probabilities
@@ -329,15 +330,20 @@ class Detection:
     seconds: dict[str, float]
 
 
-def _reporting_jobs(report: Callable[[str, int, int], None]) -> Callable:
-    """A :data:`labelgate.core.probs.JobMapper` running the jobs in order, reporting ``out-of-fold fits`` after each."""
+def _reporting_jobs(report: Callable[[str, int, int], None], fit_seconds: dict[str, float] | None = None) -> Callable:
+    """A :data:`labelgate.core.probs.JobMapper` running the jobs in order, reporting ``out-of-fold fits`` after each
+    (and adding each job's wall seconds to ``fit_seconds[job.member]``)."""
 
     def run(function: Callable, jobs: Sequence) -> list[np.ndarray]:
         jobs = list(jobs)
         report("out-of-fold fits", 0, len(jobs))
         out = []
         for i, job in enumerate(jobs, 1):
+            began = time.perf_counter()
             out.append(function(job))
+            if fit_seconds is not None:
+                member = str(getattr(job, "member", "?"))
+                fit_seconds[member] = fit_seconds.get(member, 0.0) + time.perf_counter() - began
             report("out-of-fold fits", i, len(jobs))
         return out
 
@@ -386,6 +392,7 @@ def detect_all(
     texts = [t if isinstance(t, str) else "" for t in texts]
     labels = [str(v) for v in labels]
     seconds: dict[str, float] = {}
+    fit_seconds: dict[str, float] = {}
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     if probs is None:
@@ -397,10 +404,11 @@ def detect_all(
             members=None if s.members is None else list(s.members),
             n_folds=s.n_folds,
             seed=s.seed,
-            map_jobs=None if progress is None else _reporting_jobs(report),
+            map_jobs=None if progress is None else _reporting_jobs(report, fit_seconds),
         )
     found = find_label_issues(row_ids, probs)
     seconds["label"] = time.perf_counter() - started
+    seconds.update({f"fit.{member}": value for member, value in fit_seconds.items()})
     started = time.perf_counter()
     report("neighbours", 0, 1)
     nb = neighbours(vectors, k=s.outlier_k, seed=s.seed)  # approximate above neighbours.EXACT_MAX_ROWS rows

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from labelgate.core.metrics import MemoryMetrics
+
 #: columns of :func:`carried_decisions` (what the ``decisions`` table takes)
 CARRIED_COLUMNS = ["run_id", "row_id", "action", "label", "source", "reviewer", "reason"]
 ACTIONS = ("keep", "relabel", "exclude")
@@ -88,12 +90,13 @@ def carry_summary(found: pd.DataFrame, *, rows_valid: int, rows_seen: int) -> di
     }
 
 
-def describe_carried(summary: dict[str, Any] | None) -> str:
+def describe_carried(summary: MemoryMetrics | None) -> str:
     """One line for people: ``25 decisions carried (relabel 20, exclude 5) from run R (25)``; '' when none."""
-    if not summary or not summary.get("carried"):
+    if summary is None or not summary.carried:
         return ""
-    acts = ", ".join(f"{a} {n}" for a, n in summary.get("by_action", {}).items() if n)
-    runs = ", ".join(f"{r} ({n})" for r, n in summary.get("from_runs", {}).items())
-    n = summary["carried"]
-    several = len(summary.get("from_runs", {})) != 1
+    from_runs = summary.from_runs or {}
+    acts = ", ".join(f"{a} {n}" for a, n in (summary.by_action or {}).items() if n)
+    runs = ", ".join(f"{r} ({n})" for r, n in from_runs.items())
+    n = summary.carried
+    several = len(from_runs) != 1
     return f"{n} decision{'s' if n != 1 else ''} carried ({acts}) from run{'s' if several else ''} {runs}"

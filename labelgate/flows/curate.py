@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from prefect.runtime import flow_run
 
 from labelgate.batches import input_files, is_batch_input
 from labelgate.config import CurateParams
+from labelgate.core.metrics import DetectMetrics, EmbedMetrics, RunMetrics
 from labelgate.errors import ConfigError, LabelgateError
 from labelgate.flows.review_gate import human_gate
 from labelgate.runners import describe, shard_runner, task_runner, worker_threads
@@ -71,7 +73,8 @@ def curate(
     out_dir: str = "exports",
     params: CurateParams | None = None,
 ) -> dict[str, Any]:
-    """Curate one labelled text file into fine-tuning files; return the run's metrics.
+    """Curate one labelled text file into fine-tuning files; return the run's metrics as JSON
+    (:meth:`labelgate.core.metrics.RunMetrics.to_json`, as stored in ``runs.metrics_json``).
 
     Args:
         input_path: CSV, TSV, JSONL, chat JSONL or Parquet file; or a folder or glob pattern of such files (one
@@ -86,46 +89,99 @@ def curate(
     input_files(input_path)  # a folder without data files, a glob matching nothing: InputError before the run starts
     run_id = start_run(db_path, input_path, params, flow_run_id=_flow_run_id())
     started = time.perf_counter()
-    metrics: dict[str, Any] = {"run_id": run_id, "gate": params.gate}
+    metrics = RunMetrics(run_id=run_id, gate=params.gate)
+    timings: dict[str, float] = {}
+    clock = _Clock(timings)
     try:
         # --runner dask: connect (or start the local cluster) first, so a bad address fails before any work
         with shard_runner(params) if params.runner == "dask" else contextlib.nullcontext() as runner:
-            metrics.update(ingest(db_path, run_id, input_path, params))
-            metrics.update(validate(db_path, run_id, params))
+            with clock("ingest"):
+                metrics = metrics.replace(ingest=ingest(db_path, run_id, input_path, params))
+            with clock("validate"):
+                metrics = metrics.replace(validate=validate(db_path, run_id, params))
             if runner is None:
-                metrics.update(embed(db_path, run_id, params))
-                metrics.update(detect(db_path, run_id, params))
+                with clock("embed"):
+                    metrics = metrics.replace(embed=embed(db_path, run_id, params))
+                with clock("detect"):
+                    metrics = metrics.replace(detect=detect(db_path, run_id, params))
             else:
-                metrics.update(_embed_and_detect_on_dask(db_path, run_id, params, runner))
+                embedded, detected, placement = _embed_and_detect_on_dask(db_path, run_id, params, runner, clock)
+                metrics = metrics.replace(embed=embedded, detect=detected, dask=placement)
+            _split_detect_seconds(timings, metrics.detect)
             if params.multi_annotator:
-                metrics.update(annotators(db_path, run_id, params))
-        metrics.update(quality_gate(db_path, run_id, params))  # raises QualityGateError: no export
+                with clock("annotators"):
+                    metrics = metrics.with_consensus(annotators(db_path, run_id, params))
+        with clock("quality"):
+            metrics = metrics.replace(quality=quality_gate(db_path, run_id, params))  # QualityGateError: no export
         if params.gate != "none":  # remembered decisions of earlier runs first, then the policy or a person
-            metrics.update(carry_memory(db_path, run_id, params))
+            with clock("memory"):
+                metrics = metrics.replace(memory=carry_memory(db_path, run_id, params))
         if params.gate == "auto":
-            metrics["decisions"] = auto_gate(db_path, run_id, params)
+            with clock("gate"):
+                metrics = metrics.replace(decisions=auto_gate(db_path, run_id, params))
         elif params.gate == "human":
-            metrics.update(human_gate(db_path, run_id, params))
-        metrics.update(export(db_path, run_id, out_dir, params, apply=params.gate != "none"))
+            with clock("gate"):
+                metrics = metrics.replace(decisions=human_gate(db_path, run_id, params))
+        with clock("export"):
+            metrics = metrics.replace(export=export(db_path, run_id, out_dir, params, apply=params.gate != "none"))
         if params.test_path:
-            metrics["evaluation"] = evaluate(db_path, run_id, params)
+            with clock("evaluate"):
+                metrics = metrics.replace(evaluation=evaluate(db_path, run_id, params))
     except Exception as err:
         message = str(err) if isinstance(err, LabelgateError) else f"internal error: {type(err).__name__}: {err}"
-        finish_run(db_path, run_id, "failed", message, {"seconds": round(time.perf_counter() - started, 3)})
+        finish_run(
+            db_path,
+            run_id,
+            "failed",
+            message,
+            {"seconds": round(time.perf_counter() - started, 3), "seconds_by_stage": dict(timings)},
+        )
         release_review_server(run_id)
         raise
-    warned = "; ".join(f"warning: {w}" for w in metrics.get("warnings") or []) or None
-    metrics = finish_run(
-        db_path, run_id, "completed", warned, {**metrics, "seconds": round(time.perf_counter() - started, 3)}
-    )
-    metrics["run_id"] = run_id
-    publish_artifacts(db_path, run_id, metrics)
+    warned = "; ".join(f"warning: {w}" for w in metrics.warnings) or None
+    metrics = metrics.replace(seconds=round(time.perf_counter() - started, 3), seconds_by_stage=dict(timings))
+    merged = finish_run(db_path, run_id, "completed", warned, metrics.to_json())
+    merged["run_id"] = run_id
+    final = RunMetrics.from_json(merged)
+    publish_artifacts(db_path, run_id, final)
     release_review_server(run_id)  # the human gate's page has shown the outcome
+    export_dir = final.export.export_dir if final.export else None
     print(
-        f"run {run_id}: {metrics['rows_in']} rows in, {metrics['label_issues']} label issues, "
-        f"exported {metrics['exported_train']} train / {metrics['exported_val']} val to {metrics['export_dir']}"
+        f"run {run_id}: {final.rows_in} rows in, {final.label_issues} label issues, "
+        f"exported {final.export.exported_train if final.export else None} train / "
+        f"{final.export.exported_val if final.export else None} val to {export_dir}"
     )
-    return metrics
+    return merged  # the JSON form (RunMetrics.to_json keys): `labelgate run --json` prints part of it
+
+
+class _Clock:
+    """``with clock("stage"):`` adds the block's wall seconds to ``timings[stage]`` (rounded to ms)."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            spent = time.perf_counter() - began
+            self.timings[stage] = round(self.timings.get(stage, 0.0) + spent, 3)
+
+
+def _split_detect_seconds(timings: dict[str, float], detected: DetectMetrics | None) -> None:
+    """Move the middle-layer features' seconds out of ``detect`` into ``layers`` and add the detect stage's parts
+    (``detect.label``, ``detect.neighbours``, ``detect.leakage``, ``detect.fit.<member>``) from its metrics."""
+    if detected is None or detected.detection_reused_from or "detect" not in timings:
+        return
+    parts = dict(detected.detect_seconds or {})
+    if "layers" in parts:
+        layers = float(parts.pop("layers"))
+        timings["layers"] = round(layers, 3)
+        timings["detect"] = round(max(timings["detect"] - layers, 0.0), 3)
+    for name, value in parts.items():
+        timings[f"detect.{name}"] = round(float(value), 3)
 
 
 def curate_flow(params: CurateParams) -> Any:
@@ -138,23 +194,25 @@ def curate_flow(params: CurateParams) -> Any:
 CHUNKS_IN_FLIGHT = 3
 
 
-def _embed_and_detect_on_dask(db_path: str, run_id: str, params: CurateParams, runner: Any) -> dict[str, Any]:
-    """The embed and detect stages with their shard tasks on a Dask cluster; their figures plus ``dask``:
-    the scheduler, its workers, and how many embed shards and out-of-fold jobs each worker ran."""
+def _embed_and_detect_on_dask(
+    db_path: str, run_id: str, params: CurateParams, runner: Any, clock: _Clock
+) -> tuple[EmbedMetrics, DetectMetrics, dict[str, Any]]:
+    """The embed and detect stages with their shard tasks on a Dask cluster; their figures plus the placement
+    (``dask``): the scheduler, its workers, and how many embed shards and out-of-fold jobs each worker ran."""
     placement = describe(runner)
-    metrics, embedded_on = _embed_sharded(db_path, run_id, params, runner)
-    reused = reuse_detection(db_path, run_id, params)
-    if reused.get("detection_reused_from"):
-        metrics.update(reused)
-        scored_on: Counter = Counter()
-    else:
-        detected, scored_on = _detect_sharded(db_path, run_id, params, runner)
-        metrics.update(detected)
-    metrics["dask"] = {**placement, "embed_shards": dict(embedded_on), "oof_jobs": dict(scored_on)}
-    return metrics
+    with clock("embed"):
+        embedded, embedded_on = _embed_sharded(db_path, run_id, params, runner)
+    with clock("detect"):
+        reused = reuse_detection(db_path, run_id, params)
+        if reused.detection_reused_from:
+            detected, scored_on = reused, Counter()
+        else:
+            detected, scored_on = _detect_sharded(db_path, run_id, params, runner)
+    placement = {**placement, "embed_shards": dict(embedded_on), "oof_jobs": dict(scored_on)}
+    return embedded, detected, placement
 
 
-def _embed_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[dict[str, Any], Counter]:
+def _embed_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[EmbedMetrics, Counter]:
     """Embed the texts the cache lacks, chunk by chunk: each chunk's encode batches in shards on the workers,
     each chunk committed here as soon as its shards are back (a killed run keeps the committed chunks)."""
     work = embed_work(db_path, run_id, params)
@@ -188,7 +246,7 @@ def _embed_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any)
     return finish_embed(db_path, run_id, params, work, time.perf_counter() - started), placed
 
 
-def _detect_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[dict[str, Any], Counter]:
+def _detect_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any) -> tuple[DetectMetrics, Counter]:
     """Detect with one task per (member, fold) of the out-of-fold ensemble on the workers."""
     scoring = plan_scoring(db_path, run_id, params)
     started = time.perf_counter()

@@ -22,7 +22,7 @@ undecided rows and the flow exports.
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Literal
 
 import click
 from prefect import get_run_logger
@@ -31,6 +31,7 @@ from pydantic import Field
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import GateMetrics
 from labelgate.services import review
 from labelgate.services.review_gate import keep_serving, mark_failed, start_review_server
 from labelgate.tasks.review import close_review, open_review
@@ -76,10 +77,10 @@ def _force_running() -> None:
         client.set_flow_run_state(ctx.flow_run.id, Running(), force=True)
 
 
-def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
     """Pause the current flow run until the review of ``run_id`` is finished; see the module docstring.
 
-    Returns ``{"decisions": {...}, "review": {...}, "review_url": ...}`` for the flow's metrics. The caller
+    Returns the gate's figures (decisions, review, review_url) for the flow's metrics. The caller
     must call :func:`release_review_server` once the run's status is final (completed or failed).
 
     Raises:
@@ -142,6 +143,7 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
             server.stop()
     result = close_review(db_path, run_id, params, reviewer=reviewer, action=action, timed_out=timed_out)
     who = f" by {reviewer}" if reviewer else ""
-    counts = ", ".join(f"{k} {v}" for k, v in result["decisions"].items())
+    gated = GateMetrics.from_json({**result, "review_url": page})
+    counts = ", ".join(f"{k} {v}" for k, v in (gated.decisions or {}).items())
     _announce([f"labelgate: review of run {run_id} finished{who}: {counts}; exporting"])
-    return {**result, "review_url": page}
+    return gated

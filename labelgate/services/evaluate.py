@@ -29,6 +29,7 @@ from labelgate.core.evaluate import (
     parse_trainers,
 )
 from labelgate.core.export import LEAKAGE_SOURCE
+from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 from labelgate.services.export import load_curated
 
@@ -112,8 +113,8 @@ def evaluate_run(
         comparison = compare(raw, cleaned, test.rows, seed=params.seed, trainer=trainer)
         comparisons.append(comparison)
         with store.connect(db_path) as con, store.transaction(con):
-            previous = (store.run_record(con, run_id)["metrics_json"] or {}).get("evaluation") or {}
-            kept = previous.get("trainers", {}) if previous.get("test_sha256") == test.sha256 else {}
+            previous = RunMetrics.from_json(store.run_record(con, run_id)["metrics_json"]).evaluation
+            kept = dict(previous.trainers or {}) if previous and previous.test_sha256 == test.sha256 else {}
             summary = {
                 "test_path": test.path,
                 "test_sha256": test.sha256,

@@ -41,6 +41,7 @@ from labelgate.core.export import (
     plan_export,
     text_fingerprints,
 )
+from labelgate.core.metrics import DetectMetrics, RunMetrics, ValidateMetrics
 from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
 from labelgate.readers import sha256_file
@@ -198,7 +199,9 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The manifest's content (see the module docstring)."""
     run = curated.run
-    metrics = run["metrics_json"]
+    metrics = RunMetrics.from_json(run["metrics_json"])
+    validated = metrics.validate or ValidateMetrics()
+    detected = metrics.detect or DetectMetrics()
     tpl = plan.templates
     # the settings objects the layers ran with, recorded whole (dataclasses.asdict), so no setting can be left out
     layers = {
@@ -219,25 +222,25 @@ def build_manifest(
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "formats": formats,
         "counts": {
-            "rows_in": metrics.get("rows_in"),
+            "rows_in": metrics.rows_in,
             "rows_valid": plan.counts["rows_valid"],
-            "rows_quarantined": metrics.get("rows_quarantined"),
-            "label_issues": metrics.get("label_issues"),
+            "rows_quarantined": metrics.rows_quarantined,
+            "label_issues": metrics.label_issues,
             **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
             **curated.leakage,
         },
         "decisions": {"applied": applied, **decision_summary(curated.cleaned)},
-        "warnings": list(metrics.get("warnings") or []),
-        "dropped_classes": dict(metrics.get("dropped_classes") or {}),
+        "warnings": metrics.warnings,
+        "dropped_classes": dict(validated.dropped_classes or {}),
         "gate": params.gate,
         # the gate's settings under their flow-parameter names (relabel_model_threshold, as documented) and their
         # own (model_threshold)
         "thresholds": {**CurateParams.as_params("gate_settings", gate), **dataclasses.asdict(gate)},
         "memory": {
-            **(metrics.get("memory") or {"carried": 0}),
+            **(metrics.memory.to_json() if metrics.memory else {"carried": 0}),
             "carry_policy_decisions": params.carry_policy_decisions,
         },
-        "detection_reused_from": metrics.get("detection_reused_from"),
+        "detection_reused_from": detected.detection_reused_from,
         # every setting of the run (reading, validation, detection, gate, split, templates): all that can change
         # which rows are exported and how
         "settings": params.model_dump(mode="json"),
@@ -249,9 +252,9 @@ def build_manifest(
             else None
         ),
         "model": {
-            "embedding": metrics.get("embedding_model", params.model),
-            "detector": metrics.get("detector"),
-            "n_folds": metrics.get("n_folds", layers["detect"].n_folds),
+            "embedding": (metrics.embed.embedding_model if metrics.embed else None) or params.model,
+            "detector": detected.detector,
+            "n_folds": detected.n_folds if detected.n_folds is not None else layers["detect"].n_folds,
         },
         "templates": {
             "system_prompt": tpl.system,

@@ -9,6 +9,7 @@ import pandas as pd
 
 from labelgate import store
 from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.metrics import ExportMetrics, MemoryMetrics, RunMetrics
 
 #: the first columns of the issue report (:func:`issues_frame`: one row per input row, the detectors side by side;
 #: not the long ``issues`` table of :data:`labelgate.core.issues.ISSUE_COLUMNS`); per-type columns follow
@@ -146,9 +147,17 @@ RUN_COLUMNS = [
 def runs_frame(con: duckdb.DuckDBPyConnection, *, limit: int | None = None) -> pd.DataFrame:
     """Every run, newest first, with its headline metrics (columns :data:`RUN_COLUMNS`)."""
     df = store.runs_table(con, limit=limit)
-    metrics = [json.loads(m) if isinstance(m, str) else {} for m in df["metrics_json"]]
-    for key in ("rows_in", "rows_valid", "rows_quarantined", "label_issues", "exported_train", "exported_val"):
-        df[key] = pd.array([m.get(key) for m in metrics], dtype="Int64")
+    metrics = [RunMetrics.from_json(m if isinstance(m, str) else None) for m in df["metrics_json"]]
+    columns = {
+        "rows_in": [m.rows_in for m in metrics],
+        "rows_valid": [m.rows_valid for m in metrics],
+        "rows_quarantined": [m.rows_quarantined for m in metrics],
+        "label_issues": [m.label_issues for m in metrics],
+        "exported_train": [m.export.exported_train if m.export else None for m in metrics],
+        "exported_val": [m.export.exported_val if m.export else None for m in metrics],
+    }
+    for key, values in columns.items():
+        df[key] = pd.array(values, dtype="Int64")
     return df[RUN_COLUMNS]
 
 
@@ -184,7 +193,8 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     finished_at (ISO strings), duration_s, gate, rows_in, rows_valid, rows_quarantined, quarantine_rate,
     label_issues, label_issue_rate, decisions (keep/relabel/exclude counts), exported_train, exported_val,
     texts_embedded, texts_cached, carried (decisions carried from the curation memory), carried_from (run id ->
-    how many), rows_new, detection_reused_from, quality (None, or enforced/passed/message/reasons/checks/
+    how many), rows_new, detection_reused_from, seconds_by_stage (stage -> seconds, :data:`labelgate.core.metrics.
+    STAGES`; None for runs of older versions), quality (None, or enforced/passed/message/reasons/checks/
     baseline_run_id/baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
     """
     rows = store.run_history_rows(con, dataset=dataset, limit=limit)
@@ -211,6 +221,9 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     ) in rows:
         m = _json_value(metrics_json) or {}
         m = m if isinstance(m, dict) else {}
+        typed = RunMetrics.from_json(m)
+        memory = typed.memory or MemoryMetrics()
+        exported = typed.export or ExportMetrics()
         quality = None
         if passed is not None:
             quality = {
@@ -224,7 +237,10 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
             }
         blocked = bool(quality and quality["enforced"] and not quality["passed"] and status == "failed")
         rows_in, quarantined, valid, issues = (
-            m.get(k) for k in ("rows_in", "rows_quarantined", "rows_valid", "label_issues")
+            typed.rows_in,
+            typed.rows_quarantined,
+            typed.rows_valid,
+            typed.label_issues,
         )
         out.append(
             {
@@ -235,26 +251,27 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
                 "outcome": run_outcome(status, quality_blocked=blocked),
                 "started_at": started.isoformat() if started is not None else None,
                 "finished_at": finished.isoformat() if finished is not None else None,
-                "duration_s": float(duration) if duration is not None else m.get("seconds"),
-                "gate": m.get("gate") or (_json_value(params_json) or {}).get("gate"),
+                "duration_s": float(duration) if duration is not None else typed.seconds,
+                "gate": typed.gate or (_json_value(params_json) or {}).get("gate"),
                 "rows_in": rows_in,
                 "rows_valid": valid,
                 "rows_quarantined": quarantined,
                 "quarantine_rate": round(quarantined / rows_in, 4) if rows_in and quarantined is not None else None,
                 "label_issues": issues,
-                "label_issue_rate": m.get("label_issue_rate"),
-                "decisions": m.get("decisions"),
-                "exported_train": m.get("exported_train"),
-                "exported_val": m.get("exported_val"),
-                "texts_embedded": m.get("texts_embedded"),
-                "texts_cached": m.get("texts_cached"),
-                "carried": (m.get("memory") or {}).get("carried"),
-                "carried_from": (m.get("memory") or {}).get("from_runs"),
-                "rows_new": (m.get("memory") or {}).get("rows_new"),
-                "detection_reused_from": m.get("detection_reused_from"),
+                "label_issue_rate": typed.detect.label_issue_rate if typed.detect else None,
+                "decisions": typed.decisions.decisions if typed.decisions else None,
+                "exported_train": exported.exported_train,
+                "exported_val": exported.exported_val,
+                "texts_embedded": typed.embed.texts_embedded if typed.embed else None,
+                "texts_cached": typed.embed.texts_cached if typed.embed else None,
+                "carried": memory.carried,
+                "carried_from": memory.from_runs,
+                "rows_new": memory.rows_new,
+                "detection_reused_from": typed.detect.detection_reused_from if typed.detect else None,
+                "seconds_by_stage": typed.seconds_by_stage,
                 "quality": quality,
                 "message": message,
-                "warnings": list(m.get("warnings") or []),
+                "warnings": typed.warnings,
                 "prefect_flow_run_id": flow_run_id,
                 "metrics": m,
             }
@@ -314,9 +331,9 @@ def noise_matrix(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[list[str]
 
 def quarantine_reasons(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
     """Quarantine reason kind -> rows, most frequent first (the run's recorded counts, else from the table)."""
-    recorded = store.stored_metrics(con, run_id=run_id)
-    metrics = _json_value(recorded) or {}
-    reasons = metrics.get("quarantine_reasons") if isinstance(metrics, dict) else None
+    recorded = _json_value(store.stored_metrics(con, run_id=run_id))
+    typed = RunMetrics.from_json(recorded if isinstance(recorded, dict) else None)
+    reasons = typed.validate.quarantine_reasons if typed.validate else None
     if isinstance(reasons, dict):
         return {str(k): int(v) for k, v in sorted(reasons.items(), key=lambda kv: -int(kv[1]))}
     rows = store.quarantine_kinds(con, run_id=run_id)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from labelgate import store
+from labelgate.core.metrics import ExportMetrics, RunMetrics
 from labelgate.core.policy import accept_action
 from labelgate.errors import ReviewError as ReviewError
 from labelgate.errors import ReviewTimeoutError as ReviewTimeoutError
@@ -337,18 +338,19 @@ def outcome(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     (keep/relabel/exclude counts) and ``warnings`` (list of strings).
     """
     rec = store.run_record(con, run_id)
-    m = rec.get("metrics_json") or {}
+    m = RunMetrics.from_json(rec.get("metrics_json"))
+    exported = m.export or ExportMetrics()
     status = str(rec["status"])
     return {
         "run_id": run_id,
         "status": status,
         "final": status in FINAL_STATUSES,
         "message": _none(rec.get("message")),
-        "exported_train": m.get("exported_train"),
-        "exported_val": m.get("exported_val"),
-        "files": [str(f) for f in [*(m.get("export_files") or []), m.get("manifest")] if f],
-        "decisions": m.get("decisions"),
-        "warnings": [str(w) for w in m.get("warnings") or []],
+        "exported_train": exported.exported_train,
+        "exported_val": exported.exported_val,
+        "files": [str(f) for f in [*m.export_files, exported.manifest] if f],
+        "decisions": m.decisions.decisions if m.decisions else None,
+        "warnings": [str(w) for w in m.warnings],
     }
 
 

@@ -11,7 +11,6 @@ consensus (:func:`labelgate.core.annotators.consensus_label_issues`: an unreliab
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import numpy as np
 from prefect import task
@@ -20,11 +19,12 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.annotators import consensus, consensus_label_issues
 from labelgate.core.issues import label_issue_rows
+from labelgate.core.metrics import AnnotatorMetrics
 from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="annotators", **TASK_OPTIONS)
-def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def annotators(db_path: str, run_id: str, params: CurateParams) -> AnnotatorMetrics:
     """Combine the run's annotations into consensus labels and annotator qualities; return counts."""
     with store.connect(db_path) as con:
         labels = store.usable_annotations(con, run_id)
@@ -33,7 +33,7 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
     items = valid[valid["row_id"].isin(set(predictions["row_id"]))]["row_id"]
     labels = labels[labels["item_id"].isin(set(items)) & labels["label"].isin(set(classes))]
     if labels.empty:
-        return {"consensus_items": 0}
+        return AnnotatorMetrics(consensus_items=0)
     order = list(dict.fromkeys(labels["item_id"]))
     probs = predictions.set_index("row_id").loc[order, "probs"]
     model_probs = np.vstack([np.asarray(p, dtype=np.float64) for p in probs])
@@ -52,14 +52,14 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any
         )
         store.replace_label_issues(con, run_id, issues)
         n_issues = store.count_label_issues(con, run_id)
-        figures = {
-            "label_issues": n_issues,
-            "label_issue_rate": round(n_issues / max(len(valid), 1), 4),
-            "label_issues_consensus": int(issues["is_issue"].sum()),
-            "consensus_items": len(result.items),
-            "consensus_differs_from_majority": changed,
-            "consensus_method": result.method,
-            "mean_agreement": round(float(result.items["agreement"].mean()), 4),
-        }
-        store.merge_metrics(con, run_id, figures)
+        figures = AnnotatorMetrics(
+            label_issues=n_issues,
+            label_issue_rate=round(n_issues / max(len(valid), 1), 4),
+            label_issues_consensus=int(issues["is_issue"].sum()),
+            consensus_items=len(result.items),
+            consensus_differs_from_majority=changed,
+            consensus_method=result.method,
+            mean_agreement=round(float(result.items["agreement"].mean()), 4),
+        )
+        store.merge_metrics(con, run_id, figures.to_json())
     return figures

@@ -10,29 +10,37 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from labelgate import store
+from labelgate.core.metrics import (
+    DetectMetrics,
+    EmbedMetrics,
+    EvaluationMetrics,
+    ExportMetrics,
+    GateMetrics,
+    RunMetrics,
+    ValidateMetrics,
+)
 from labelgate.services.review_gate import review_page_url
 from labelgate.tasks._common import TASK_OPTIONS
 
 TOP_ISSUES = 25
 
 
-def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
+def _evaluation_lines(evaluation: EvaluationMetrics | None) -> list[str]:
     """The before/after evaluation as a markdown table, one row per trainer (nothing without an evaluation)."""
     from labelgate.core.evaluate import comparisons_from_summary
 
-    comparisons = comparisons_from_summary(evaluation)
+    comparisons = comparisons_from_summary(evaluation.to_json() if evaluation else None)
     if not comparisons:
         return []
     assert evaluation is not None
     lines = [
-        f"**Before/after evaluation** on {evaluation.get('n_test')} rows of `{evaluation.get('test_path')}` "
+        f"**Before/after evaluation** on {evaluation.n_test} rows of `{evaluation.test_path}` "
         "(each trainer trained on the raw and on the cleaned rows)",
         "",
         "| trainer | accuracy raw → cleaned | macro-F1 raw → cleaned | seconds |",
@@ -48,54 +56,57 @@ def _evaluation_lines(evaluation: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def summary_markdown(metrics: dict[str, Any]) -> str:
-    """A markdown summary of a run's metrics."""
-    d = metrics.get("decisions", {})
-    lines = [f"# labelgate run `{metrics.get('run_id')}`", ""]
-    if metrics.get("outcome") == "blocked":
-        lines += [f"**Blocked by the quality gate, nothing exported.** {metrics.get('message') or ''}", ""]
+def summary_markdown(metrics: RunMetrics, *, blocked: str | None = None) -> str:
+    """A markdown summary of a run's metrics (``blocked``: the quality gate's message when it stopped the run)."""
+    d = metrics.decisions or GateMetrics()
+    validated = metrics.validate or ValidateMetrics()
+    embedded = metrics.embed or EmbedMetrics()
+    detected = metrics.detect or DetectMetrics()
+    exported = metrics.export or ExportMetrics()
+    lines = [f"# labelgate run `{metrics.run_id}`", ""]
+    if blocked is not None:
+        lines += [f"**Blocked by the quality gate, nothing exported.** {blocked}", ""]
     lines += [
         "| stage | figure |",
         "|---|---|",
-        f"| rows in | {metrics.get('rows_in')} |",
-        f"| valid | {metrics.get('rows_valid')} |",
-        f"| quarantined | {metrics.get('rows_quarantined')} |",
-        f"| embedded / cached | {metrics.get('texts_embedded')} / {metrics.get('texts_cached')} |",
-        f"| label issues | {metrics.get('label_issues')} ({metrics.get('label_issue_rate')}) |",
-        f"| decisions keep / relabel / exclude | {d.get('keep', 0)} / {d.get('relabel', 0)} / {d.get('exclude', 0)} |",
-        f"| exported train / val | {metrics.get('exported_train')} / {metrics.get('exported_val')} |",
+        f"| rows in | {metrics.rows_in} |",
+        f"| valid | {validated.rows_valid} |",
+        f"| quarantined | {validated.rows_quarantined} |",
+        f"| embedded / cached | {embedded.texts_embedded} / {embedded.texts_cached} |",
+        f"| label issues | {detected.label_issues} ({detected.label_issue_rate}) |",
+        f"| decisions keep / relabel / exclude | {d.count('keep')} / {d.count('relabel')} / {d.count('exclude')} |",
+        f"| exported train / val | {exported.exported_train} / {exported.exported_val} |",
         "",
     ]
-    reasons = metrics.get("quarantine_reasons") or {}
+    reasons = metrics.quarantine_reasons
     if reasons:
         lines += ["**Quarantine reasons**", ""] + [f"- {k}: {v}" for k, v in reasons.items()] + [""]
-    quality = metrics.get("quality") or {}
+    quality = metrics.quality
     if quality:
-        state = "passed" if quality.get("passed") else ("FAILED" if quality.get("enforced") else "would fail (off)")
+        state = "passed" if quality.passed else ("FAILED" if quality.enforced else "would fail (off)")
         lines += [
-            f"**Quality gate**: {state}"
-            + (f" — {'; '.join(quality.get('reasons') or [])}" if quality.get("reasons") else ""),
+            f"**Quality gate**: {state}" + (f" — {'; '.join(quality.reasons)}" if quality.reasons else ""),
             "",
         ]
-    lines += _evaluation_lines(metrics.get("evaluation"))
-    for warning in metrics.get("warnings") or []:
+    lines += _evaluation_lines(metrics.evaluation)
+    for warning in metrics.warnings:
         lines.append(f"> **Warning:** {warning}")
-    for note in metrics.get("notes") or []:
+    for note in metrics.notes:
         lines.append(f"> {note}")
-    if metrics.get("export_dir"):
-        lines += ["", f"Files: `{metrics['export_dir']}`"]
+    if exported.export_dir:
+        lines += ["", f"Files: `{exported.export_dir}`"]
     return "\n".join(lines)
 
 
 @task(name="publish-artifacts", **TASK_OPTIONS)
-def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> None:
+def publish_artifacts(db_path: str, run_id: str, metrics: RunMetrics) -> None:
     """Create the run's markdown summary and top-issues table artifacts."""
     with store.connect(db_path) as con:
         top = store.top_label_issues(con, run_id=run_id, limit=TOP_ISSUES)
     top["text"] = top["text"].str.slice(0, 200)
     create_markdown_artifact(
         key="labelgate-summary",
-        markdown=summary_markdown({"run_id": run_id, **metrics}),
+        markdown=summary_markdown(metrics.replace(run_id=run_id)),
         description=f"labelgate run {run_id}",
     )
     create_table_artifact(
@@ -103,7 +114,8 @@ def publish_artifacts(db_path: str, run_id: str, metrics: dict[str, Any]) -> Non
         table=top.to_dict(orient="records"),
         description=f"Top {TOP_ISSUES} label issues of run {run_id} (lowest label score first)",
     )
-    publish_review_link(run_id, review_page_url(run_id, metrics.get("review_url")), db_path=db_path)
+    review_url = metrics.decisions.review_url if metrics.decisions else None
+    publish_review_link(run_id, review_page_url(run_id, review_url), db_path=db_path)
 
 
 def _log() -> logging.Logger | logging.LoggerAdapter:

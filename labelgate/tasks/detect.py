@@ -27,6 +27,7 @@ from labelgate.config import CurateParams
 from labelgate.core.detect import Detection, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.metrics import DetectMetrics
 from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
 from labelgate.readers import sha256_file
@@ -83,6 +84,8 @@ class DetectInputs:
     test_vectors: np.ndarray | None
     #: middle-layer features ``(n, hidden)`` of the ``layers`` member (None: not computed)
     layer_vectors: np.ndarray | None = None
+    #: seconds spent computing ``layer_vectors`` (0.0: not computed)
+    layer_seconds: float = 0.0
 
     def detect_all(self, params: CurateParams, **kwargs: Any) -> Detection:
         """:func:`labelgate.core.detect.detect_all` over these inputs with the run's settings."""
@@ -113,9 +116,12 @@ def _inputs(db_path: str, run_id: str, params: CurateParams) -> DetectInputs:
         test, test_vectors = _test_rows(db_path, params)
         test_ids, test_texts = list(test["row_id"]), list(test["text"])
     layers = None
+    layer_seconds = 0.0
     if wants_layers(params):
         hashes = [str(h) for h in rows["text_sha256"]]
+        began = time.perf_counter()
         layers = layer_vectors(db_path, params, hashes, dict(zip(hashes, texts)), run_id=run_id)
+        layer_seconds = time.perf_counter() - began
     return DetectInputs(
         row_ids=[str(r) for r in rows["row_id"]],
         texts=texts,
@@ -127,6 +133,7 @@ def _inputs(db_path: str, run_id: str, params: CurateParams) -> DetectInputs:
         test_texts=test_texts,
         test_vectors=test_vectors,
         layer_vectors=layers,
+        layer_seconds=layer_seconds,
     )
 
 
@@ -146,27 +153,27 @@ def input_key(db_path: str, run_id: str, params: CurateParams) -> str:
 
 
 @task(name="detect-reuse", **TASK_OPTIONS)
-def reuse_detection(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def reuse_detection(db_path: str, run_id: str, params: CurateParams) -> DetectMetrics:
     """Copy the detection of an earlier completed run with the same key (same valid rows, settings and model).
 
-    Returns ``{"detection_key": key}`` plus, when an earlier run was reused, its detection figures and
-    ``detection_reused_from`` (its run id), recorded in the run's metrics.
+    Returns the figures with ``detection_key`` alone, or, when an earlier run was reused, its detection figures
+    and ``detection_reused_from`` (its run id), recorded in the run's metrics.
     """
     key = input_key(db_path, run_id, params)
     with store.connect(db_path) as con:
         source = store.reusable_detection(con, key, except_run=run_id)
         if source is None:
-            return {"detection_key": key}
+            return DetectMetrics(detection_key=key)
         with store.transaction(con):
-            metrics = store.copy_detection(con, source, run_id)
-            metrics.update(detection_key=key, detection_reused_from=source)
-            store.merge_metrics(con, run_id, metrics)
+            copied = store.copy_detection(con, source, run_id)
+            metrics = DetectMetrics.from_json(copied).replace(detection_key=key, detection_reused_from=source)
+            store.merge_metrics(con, run_id, {**copied, **metrics.to_json()})
     return metrics
 
 
 def _store(
     db_path: str, run_id: str, params: CurateParams, inputs: DetectInputs, found: Detection, key: str | None = None
-) -> dict[str, Any]:
+) -> DetectMetrics:
     row_ids = inputs.row_ids
     probs = found.probs
     issues = found.issues.copy()
@@ -183,23 +190,24 @@ def _store(
     per_type = {t: int((flagged["issue_type"] == t).sum()) for t in ISSUE_TYPES}
     n_issues = per_type["label"]
     accuracy = float((probs.probs.argmax(axis=1) == probs.labels).mean())
-    metrics = {
-        "label_issues": n_issues,
-        "label_issue_rate": round(n_issues / max(len(row_ids), 1), 4),
-        "issues_by_type": per_type,
-        "rows_flagged": int(flagged["row_id"].nunique()),
-        "detector": probs.method,
-        "oof_accuracy_vs_given": round(accuracy, 4),
-        "oof_accuracy_by_member": {
+    seconds = {**({"layers": inputs.layer_seconds} if inputs.layer_vectors is not None else {}), **found.seconds}
+    metrics = DetectMetrics(
+        label_issues=n_issues,
+        label_issue_rate=round(n_issues / max(len(row_ids), 1), 4),
+        issues_by_type=per_type,
+        rows_flagged=int(flagged["row_id"].nunique()),
+        detector=probs.method,
+        oof_accuracy_vs_given=round(accuracy, 4),
+        oof_accuracy_by_member={
             m: round(float((p.argmax(axis=1) == probs.labels).mean()), 4) for m, p in probs.members.items()
         },
-        "classes": probs.classes,
-        "n_folds": probs.n_folds,
-        "detector_fitted": probs.chosen,
-        "detect_seconds": {k: round(v, 3) for k, v in found.seconds.items()},
-        "detection_key": key,
-        "detection_reused_from": None,
-    }
+        classes=probs.classes,
+        n_folds=probs.n_folds,
+        detector_fitted=probs.chosen,
+        detect_seconds={k: round(v, 3) for k, v in seconds.items()},
+        detection_key=key,
+        detection_reused_from=None,
+    )
     with store.connect(db_path) as con, store.transaction(con):
         store.save_detection(
             con,
@@ -207,23 +215,23 @@ def _store(
             method=probs.method,
             classes=probs.classes,
             n_folds=probs.n_folds,
-            metrics_json=json.dumps(metrics),
+            metrics_json=json.dumps(metrics.to_json()),
             detection_key=key,
             predictions=predictions,
             issues=issues,
         )
-        store.merge_metrics(con, run_id, metrics)
+        store.merge_metrics(con, run_id, metrics.to_json())
     return metrics
 
 
 @task(name="detect", **TASK_OPTIONS)
-def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def detect(db_path: str, run_id: str, params: CurateParams) -> DetectMetrics:
     """Run every detector over the valid rows; store predictions and issues; return counts per issue type.
 
     A completed run with the same detection key (:func:`input_key`) is reused instead (:func:`reuse_detection`).
     """
     reused = reuse_detection.fn(db_path, run_id, params)
-    if reused.get("detection_reused_from"):
+    if reused.detection_reused_from:
         return reused
     inputs = _inputs(db_path, run_id, params)
     return _store(
@@ -232,7 +240,7 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         params,
         inputs,
         inputs.detect_all(params, progress=stage_reporter(run_id)),
-        reused["detection_key"],
+        reused.detection_key,
     )
 
 
@@ -289,7 +297,7 @@ def oof_job(plan: OofPlan, job: OofJob) -> JobResult:
 @task(name="detect-finish", **TASK_OPTIONS)
 def finish_scoring(
     db_path: str, run_id: str, params: CurateParams, scoring: Scoring, results: list[np.ndarray], oof_seconds: float
-) -> dict[str, Any]:
+) -> DetectMetrics:
     """Combine the jobs' results (in ``scoring.plan.jobs`` order), run the other detectors, store as :func:`detect`."""
     probs = combine_oof(scoring.plan, results)
     found = scoring.inputs.detect_all(params, probs=probs, progress=stage_reporter(run_id))

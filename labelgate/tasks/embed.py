@@ -18,13 +18,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from prefect import task
 
 from labelgate import embedding, store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import EmbedMetrics
 from labelgate.tasks._common import TASK_OPTIONS
 from labelgate.tasks.artifacts import EmbeddingProgress
 
@@ -138,21 +138,21 @@ def report_commit(progress: EmbeddingProgress, done: int, total: int) -> None:
         sys.stderr.flush()
 
 
-def _finish(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> dict[str, Any]:
-    metrics = {
-        "embedding_model": cache_key(params),
-        "texts_unique": len(work.text_of),
-        "texts_embedded": len(work.todo),
-        "texts_cached": work.n_cached,
-        "embed_seconds": round(seconds, 3),
-    }
+def _finish(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> EmbedMetrics:
+    metrics = EmbedMetrics(
+        embedding_model=cache_key(params),
+        texts_unique=len(work.text_of),
+        texts_embedded=len(work.todo),
+        texts_cached=work.n_cached,
+        embed_seconds=round(seconds, 3),
+    )
     with store.connect(db_path) as con, store.transaction(con):
-        store.merge_metrics(con, run_id, metrics)
+        store.merge_metrics(con, run_id, metrics.to_json())
     return metrics
 
 
 @task(name="embed", **TASK_OPTIONS)
-def embed(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def embed(db_path: str, run_id: str, params: CurateParams) -> EmbedMetrics:
     """Embed the valid texts not yet in the cache; return how many were embedded and reused."""
     work = _work(db_path, run_id, params)
     progress = EmbeddingProgress(run_id, len(work.todo), cached=work.n_cached)  # Prefect progress artifact
@@ -174,7 +174,7 @@ def embed_work(db_path: str, run_id: str, params: CurateParams) -> EmbedWork:
 
 
 @task(name="embed-finish", **TASK_OPTIONS)
-def finish_embed(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> dict[str, Any]:
+def finish_embed(db_path: str, run_id: str, params: CurateParams, work: EmbedWork, seconds: float) -> EmbedMetrics:
     """Record the embed stage's figures (the ones :func:`embed` returns) in DuckDB and return them."""
     return _finish(db_path, run_id, params, work, seconds)
 

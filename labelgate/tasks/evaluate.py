@@ -16,18 +16,19 @@ from labelgate.core.evaluate import (
     format_overview,
     format_table,
 )
+from labelgate.core.metrics import EvaluationMetrics
 from labelgate.services.evaluate import evaluate_run
 from labelgate.tasks._common import TASK_OPTIONS
 
 
-def evaluation_markdown(run_id: str, comparisons: Sequence[Comparison], summary: dict[str, Any]) -> str:
+def evaluation_markdown(run_id: str, comparisons: Sequence[Comparison], summary: EvaluationMetrics) -> str:
     """The ``labelgate-evaluation-summary`` artifact: the overview across trainers, then each trainer's table."""
-    n_test = comparisons[0].n_test if comparisons else summary.get("n_test")
+    n_test = comparisons[0].n_test if comparisons else summary.n_test
     parts = [
         f"# Before/after evaluation of run `{run_id}`",
         "",
-        f"Test file `{summary.get('test_path')}` ({n_test} rows); "
-        f"{summary.get('leakage_excluded', 0)} training rows that leak it left out of both sides.",
+        f"Test file `{summary.test_path}` ({n_test} rows); "
+        f"{summary.leakage_excluded or 0} training rows that leak it left out of both sides.",
         "",
         "Every trainer is trained on the raw and on the cleaned rows with the same seed and budget. The views "
         "differ in how much label noise the model absorbs: compare them rather than picking one.",
@@ -73,9 +74,10 @@ class _StepProgress:
 
 
 @task(name="evaluate", **TASK_OPTIONS)
-def evaluate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def evaluate(db_path: str, run_id: str, params: CurateParams) -> EvaluationMetrics:
     """Prefect task around :func:`evaluate_run`; publishes the tables as artifacts."""
-    comparisons, summary = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
+    comparisons, stored = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
+    summary = EvaluationMetrics.from_json(stored)
     create_table_artifact(
         key="labelgate-evaluation",
         table=[
@@ -90,12 +92,12 @@ def evaluate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             for m, r, cl, d in c.frame().itertuples(index=False)
         ],
         description=f"Trainers {', '.join(c.trainer for c in comparisons)} each trained on raw vs cleaned rows of "
-        f"run {run_id}, scored on {summary['n_test']} test rows",
+        f"run {run_id}, scored on {summary.n_test} test rows",
     )
     create_markdown_artifact(
         key="labelgate-evaluation-summary",
         markdown=evaluation_markdown(run_id, comparisons, summary),
         description=f"labelgate evaluation of run {run_id}",
     )
-    print(f"evaluation of run {run_id} on {summary['n_test']} test rows:\n{format_overview(comparisons)}")
+    print(f"evaluation of run {run_id} on {summary.n_test} test rows:\n{format_overview(comparisons)}")
     return summary

@@ -3,16 +3,15 @@ the immutable versioned folders are described there)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from labelgate.config import CurateParams
+from labelgate.core.metrics import ExportMetrics
 from labelgate.services.export import export_run
 from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="export", **TASK_OPTIONS)
-def export(db_path: str, run_id: str, out_dir: str, params: CurateParams, apply: bool = True) -> dict[str, Any]:
+def export(db_path: str, run_id: str, out_dir: str, params: CurateParams, apply: bool = True) -> ExportMetrics:
     """Prefect task around :func:`export_run` (formats from ``params.export_formats``)."""
-    return export_run(db_path, run_id, out_dir, params, apply=apply)
+    return ExportMetrics.from_json(export_run(db_path, run_id, out_dir, params, apply=apply))

@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import GateMetrics
 from labelgate.core.policy import auto_decisions
 from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="auto-gate", **TASK_OPTIONS)
-def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def auto_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
     """Apply the policy to every flagged issue of the run; append its decisions (source ``policy``).
 
     Rows a person decided or that carry a remembered decision (source ``memory``, :mod:`labelgate.tasks.memory`)
     are left alone. Earlier policy decisions of the same run are replaced; human decisions are never touched.
     With ``params.carry_policy_decisions`` the policy's decisions are also remembered for later runs.
-    Returns the keep/relabel/exclude counts of the policy's decisions.
+    Returns the keep/relabel/exclude counts of the policy's decisions (``GateMetrics.decisions``).
     """
     with store.connect(db_path) as con:
         issues, n_classes = store.flagged_issues(con, run_id)
@@ -40,4 +39,4 @@ def auto_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]
             store.remember_policy_decisions(con, run_id)
         counts = {a: int((decisions["action"] == a).sum()) for a in ("keep", "relabel", "exclude")}
         store.merge_metrics(con, run_id, {"decisions": counts, "gate": "auto"})
-    return counts
+    return GateMetrics(decisions=counts)

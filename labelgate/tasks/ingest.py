@@ -10,13 +10,14 @@ from prefect import task
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.annotators import KIND_EMPTY_LABEL, LongInput, collapse_long
+from labelgate.core.metrics import IngestMetrics
 from labelgate.errors import ConfigError
 from labelgate.services.inputs import read_input
 from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="ingest", **TASK_OPTIONS)
-def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> dict[str, Any]:
+def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> IngestMetrics:
     """Read ``input_path`` (a file, or a folder or glob of batch files read as one input); store every record;
     return counts and notes. A batch input's files (path, rows, first_seq) go to the run's metrics as
     ``input_files``."""
@@ -59,32 +60,22 @@ def ingest(db_path: str, run_id: str, input_path: str, params: CurateParams) -> 
             input_format=result.input_format,
             dataset_version=result.dataset_version,
         )
-        store.merge_metrics(
-            con,
-            run_id,
-            {
-                "rows_in": len(rows),
-                "quarantined_ingest": len(quarantine),
-                "id_source": result.id_source,
-                "labels_normalised": result.labels_normalised,
-                "notes": result.notes,
-                "quarantine_reasons_ingest": result.reason_counts,
-                "quarantine_reasons": result.reason_counts,
-                **({"input_files": result.input_files} if result.input_files else {}),
-                **extra,
-            },
+        figures = IngestMetrics(
+            rows_in=len(rows),
+            quarantined_ingest=len(quarantine),
+            input_sha256=result.input_sha256,
+            dataset_version=result.dataset_version,
+            input_format=result.input_format,
+            id_source=result.id_source,
+            labels_normalised=result.labels_normalised,
+            notes=result.notes,
+            quarantine_reasons_ingest=result.reason_counts,
+            input_files=result.input_files or None,
+            **extra,
         )
-    return {
-        "rows_in": len(rows),
-        "quarantined_ingest": len(quarantine),
-        "input_sha256": result.input_sha256,
-        "dataset_version": result.dataset_version,
-        "input_format": result.input_format,
-        "id_source": result.id_source,
-        "labels_normalised": result.labels_normalised,
-        "notes": result.notes,
-        **extra,
-    }
+        # until validate runs, the run's quarantine reasons are ingest's (a table-level failure keeps them)
+        store.merge_metrics(con, run_id, {**figures.to_json(), "quarantine_reasons": dict(result.reason_counts)})
+    return figures
 
 
 def _wide(input_path: str, params: CurateParams, first: Any) -> tuple[LongInput, int, int]:

@@ -15,6 +15,7 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import QualityMetrics, RunMetrics
 from labelgate.core.quality import QualityVerdict, evaluate_quality
 from labelgate.errors import QualityGateError
 from labelgate.tasks._common import TASK_OPTIONS
@@ -65,14 +66,14 @@ def _publish(run_id: str, dataset: str, verdict: QualityVerdict, *, enforced: bo
     if enforced and not verdict.passed:
         create_markdown_artifact(
             key="labelgate-summary",
-            markdown=summary_markdown({"run_id": run_id, **metrics, "outcome": "blocked", "message": verdict.message}),
+            markdown=summary_markdown(RunMetrics.from_json({**metrics, "run_id": run_id}), blocked=verdict.message),
             description=f"labelgate run {run_id}: blocked by the quality gate",
         )
 
 
 @task(name="quality-gate", **TASK_OPTIONS)
-def quality_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
-    """Evaluate the run against the quality limits of ``params``; return ``{"quality": verdict dict}``.
+def quality_gate(db_path: str, run_id: str, params: CurateParams) -> QualityMetrics:
+    """Evaluate the run against the quality limits of ``params``; return the verdict (stored as ``quality``).
 
     Raises:
         QualityGateError: ``params.quality_gate`` is on and a limit is passed (the message lists the reasons).
@@ -117,4 +118,4 @@ def quality_gate(db_path: str, run_id: str, params: CurateParams) -> dict[str, A
         raise QualityGateError(
             f"run {run_id} of dataset {record['dataset']!r} stopped, nothing exported: {verdict.message}"
         )
-    return {"quality": result}
+    return QualityMetrics.from_json(result)

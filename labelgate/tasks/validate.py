@@ -9,6 +9,7 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import RunMetrics, ValidateMetrics
 from labelgate.core.probs import AUTO_MIN_FOLDS
 from labelgate.core.validate import dropped_classes_message, merge_reason_counts, validate_rows
 from labelgate.errors import ValidationError
@@ -17,7 +18,7 @@ from labelgate.tasks._common import TASK_OPTIONS
 
 
 @task(name="validate", **TASK_OPTIONS)
-def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
+def validate(db_path: str, run_id: str, params: CurateParams) -> ValidateMetrics:
     """Validate the run's rows that ingest could parse; return counts and the class distribution."""
     with store.connect(db_path) as con:
         store.replace_run_rows(con, "quarantine", run_id, match={"stage": "validate"})
@@ -36,8 +37,7 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
         with store.connect(db_path) as con, store.transaction(con):
             store.save_validation(con, run_id=run_id, success=False, result_json=json.dumps({"error": str(err)}))
             if record is not None:
-                ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
-                counts = merge_reason_counts(ingest_counts, record["labelgate"]["reason_counts"])
+                counts = merge_reason_counts(_ingest_reasons(con, run_id), record["labelgate"]["reason_counts"])
                 store.merge_metrics(con, run_id, {"quarantine_reasons": counts})
         raise
     dropped = outcome.result_json["labelgate"]["dropped_classes"]
@@ -56,15 +56,21 @@ def validate(db_path: str, run_id: str, params: CurateParams) -> dict[str, Any]:
             con, run_id=run_id, success=quarantine.empty, result_json=json.dumps(outcome.result_json, default=str)
         )
         total_q = store.count_quarantined(con, run_id=run_id)
-        ingest_counts = store.run_record(con, run_id)["metrics_json"].get("quarantine_reasons_ingest") or {}
+        ingest_counts = _ingest_reasons(con, run_id)
         reasons = merge_reason_counts(ingest_counts, outcome.result_json["labelgate"]["reason_counts"])
-        metrics = {
-            "rows_valid": int(rows_in - total_q),
-            "rows_quarantined": int(total_q),
-            "class_counts_in": outcome.class_counts,
-            "quarantine_reasons": reasons,
-            "dropped_classes": dropped,
-            "warnings": warnings,
-        }
-        store.merge_metrics(con, run_id, metrics)
+        metrics = ValidateMetrics(
+            rows_valid=int(rows_in - total_q),
+            rows_quarantined=int(total_q),
+            class_counts_in=outcome.class_counts,
+            quarantine_reasons=reasons,
+            dropped_classes=dropped,
+            warnings=warnings,
+        )
+        store.merge_metrics(con, run_id, metrics.to_json())
     return metrics
+
+
+def _ingest_reasons(con: Any, run_id: str) -> dict[str, int]:
+    """Reason -> records the ingest stage of ``run_id`` quarantined (from the run's stored metrics)."""
+    ingest = RunMetrics.from_json(store.run_record(con, run_id)["metrics_json"]).ingest
+    return dict(ingest.quarantine_reasons_ingest or {}) if ingest else {}

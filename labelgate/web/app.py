@@ -44,6 +44,7 @@ from fastapi.staticfiles import StaticFiles
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core import explain
+from labelgate.core.metrics import RunMetrics
 from labelgate.errors import DatabaseBusyError, LabelgateError, RunNotFoundError
 from labelgate.services import reports, review
 from labelgate.web import dashboard, memory, templating
@@ -244,7 +245,7 @@ def create_app(
             run_id=run_id,
             run=record,
             awaiting=record["status"] == review.AWAITING_REVIEW,
-            detected="label_issues" in (record["metrics_json"] or {}),
+            detected=RunMetrics.from_json(record["metrics_json"]).detected,
             classes=classes,
             class_keys=list(zip(range(1, 10), classes)),
             items=shown,

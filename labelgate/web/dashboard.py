@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
 
 from labelgate import store
+from labelgate.core.metrics import EmbedMetrics, RunMetrics
 from labelgate.errors import RunNotFoundError
 from labelgate.services import reports
 from labelgate.services.notify import flow_run_url
@@ -175,7 +176,8 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
     found = reports.run_history(con, dataset=record["dataset"])
     item = next((r for r in found if r["run_id"] == run_id), None)
     baseline = store.previous_version(con, run_id=run_id)
-    metrics = record["metrics_json"] or {}
+    metrics = RunMetrics.from_json(record["metrics_json"])
+    embedded = metrics.embed or EmbedMetrics()
     return {
         "run_id": run_id,
         "dataset": record["dataset"],
@@ -190,15 +192,15 @@ def _selected(con: Any, run_id: str) -> dict[str, Any]:
             str(r.label): {"previous": int(r.previous), "before": int(r.before), "after": int(r.after)}
             for r in dist.itertuples(index=False)
         },
-        "has_decisions": bool(metrics.get("decisions")),
+        "has_decisions": bool(metrics.decision_counts),
         "noise_matrix": {"classes": classes, "matrix": matrix},
         "quarantine_reasons": reports.quarantine_reasons(con, run_id),
-        "rows_in": metrics.get("rows_in"),
-        "rows_quarantined": metrics.get("rows_quarantined"),
-        "label_issues": metrics.get("label_issues"),
-        "label_issue_rate": metrics.get("label_issue_rate"),
-        "texts_embedded": metrics.get("texts_embedded"),
-        "texts_cached": metrics.get("texts_cached"),
+        "rows_in": metrics.rows_in,
+        "rows_quarantined": metrics.rows_quarantined,
+        "label_issues": metrics.label_issues,
+        "label_issue_rate": metrics.detect.label_issue_rate if metrics.detect else None,
+        "texts_embedded": embedded.texts_embedded,
+        "texts_cached": embedded.texts_cached,
         "flow_run_url": flow_run_url(record.get("prefect_flow_run_id")),
         "evaluations": _evaluations(con, run_id),
         "annotators": reports.annotator_panel(con, run_id),

@@ -13,6 +13,7 @@ from conftest import copy_db
 
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.metrics import STAGES, RunMetrics, stage_sum
 from labelgate.errors import ValidationError
 from labelgate.flows.curate import SUMMARY_KEYS, curate
 
@@ -43,6 +44,23 @@ def test_counts_reconcile_and_every_stage_is_stored(warm_run: dict) -> None:
     assert n_pred == n_valid == m["rows_valid"]
     assert json.loads(gx)  # the Great Expectations result is kept
     assert sources == {"policy"}
+
+
+def test_every_stage_records_its_seconds_within_the_run_wall_time(warm_run: dict) -> None:
+    stages = warm_run["seconds_by_stage"]
+    ran = {"ingest", "validate", "embed", "layers", "detect", "quality", "memory", "gate", "export"}
+    assert ran <= set(stages) <= set(STAGES) | {k for k in stages if k.startswith("detect.")}
+    assert "evaluate" not in stages and "annotators" not in stages  # no --test, one annotator: they did not run
+    assert all(v >= 0 for v in stages.values())
+    assert stages["embed"] > 0 and stages["detect"] > 0 and stages["layers"] > 0
+    # detect's parts: the label rule (with the fits), neighbours, and each member's out-of-fold fits
+    members = {"embedding", "words", "chars", "layers"}
+    assert {"detect.label", "detect.neighbours"} | {f"detect.fit.{m}" for m in members} <= set(stages)
+    assert sum(stages[f"detect.fit.{m}"] for m in members) <= stages["detect.label"] + 0.01
+    assert stage_sum(stages) <= warm_run["seconds"] + 0.01
+    with store.connect(warm_run["db_path"], read_only=True) as con:
+        stored = RunMetrics.from_json(store.run_record(con, warm_run["run_id"])["metrics_json"])
+    assert stored.seconds_by_stage == stages and stored.seconds == warm_run["seconds"]
 
 
 def test_detection_finds_most_injected_errors(warm_run: dict, sample_truth: Path) -> None:
@@ -81,7 +99,9 @@ def test_export_files_are_valid_chat_examples_matching_the_manifest(warm_run: di
     assert warm_run["exported_val"] >= 4  # every class is represented in validation
 
 
-def test_a_second_run_embeds_nothing_and_exports_identical_files(warm_run: dict, tmp_path: Path, sample_csv: Path) -> None:
+def test_a_second_run_embeds_nothing_and_exports_identical_files(
+    warm_run: dict, tmp_path: Path, sample_csv: Path
+) -> None:
     db = copy_db(warm_run, tmp_path)
     m2 = curate(str(sample_csv), db_path=db, out_dir=str(tmp_path / "out"), params=CurateParams())
     assert m2["run_id"] != warm_run["run_id"]
@@ -113,7 +133,7 @@ def test_table_level_failure_stops_the_run_and_records_why(prefect_harness: None
     f = tmp_path / "one_class.csv"
     f.write_text("text,label\n" + "".join(f"message number {i},only\n" for i in range(20)))
     db = str(tmp_path / "f.duckdb")
-    with pytest.raises(ValidationError, match="2 classes|at least 2"):
+    with pytest.raises(ValidationError, match=r"2 classes|at least 2"):
         curate(str(f), db_path=db, out_dir=str(tmp_path / "out"), params=CurateParams())
     with store.connect(db, read_only=True) as con:
         status, message = con.execute("SELECT status, message FROM runs").fetchall()[0]

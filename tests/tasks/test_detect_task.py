@@ -87,7 +87,7 @@ def test_detect_with_a_test_file_flags_leaks(warm_run, tmp_path, sample_csv):
     ).to_csv(test_file, index=False)
     params = CurateParams(test_path=str(test_file))
     metrics = detect.fn(db, warm_run["run_id"], params)
-    assert metrics["issues_by_type"]["leakage"] >= 2
+    assert metrics.issues_by_type is not None and metrics.issues_by_type["leakage"] >= 2
     auto_gate.fn(db, warm_run["run_id"], params)
     with store.connect(db, read_only=True) as con:
         leaks = store.query_df(

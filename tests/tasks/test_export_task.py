@@ -184,7 +184,8 @@ def test_staging_folders_of_ended_runs_are_removed_and_a_running_runs_are_kept(w
         done = store.resolve_run(con, "latest")
         con.execute(
             "INSERT INTO runs (run_id, dataset, input_path, params_json, status, started_at) "
-            "SELECT 'r-live', dataset, input_path, params_json, 'running', current_timestamp FROM runs WHERE run_id = ?",
+            "SELECT 'r-live', dataset, input_path, params_json, 'running', current_timestamp "
+            "FROM runs WHERE run_id = ?",
             [done],
         )
     stale = [out / f".{done}.staging-abc", out / f".{done}.old-xyz"]

@@ -56,8 +56,8 @@ def test_structured_but_broken_jsonl_through_the_tasks_into_duckdb(tmp_path_fact
     params = CurateParams(n_folds=2)
     run_id = start_run.fn(db, str(path), params)
     try:
-        metrics = ingest.fn(db, run_id, str(path), params)
-        metrics.update(validate.fn(db, run_id, params))
+        metrics = ingest.fn(db, run_id, str(path), params).to_json()
+        metrics.update(validate.fn(db, run_id, params).to_json())
     except LabelgateError as err:
         assert "\n" not in str(err)
         return

@@ -21,8 +21,8 @@ def _stages(path: Path, db: Path, **options: object) -> dict:
     params = CurateParams(**options)
     run_id = start_run.fn(str(db), str(path), params)
     metrics = {"run_id": run_id}
-    metrics.update(ingest.fn(str(db), run_id, str(path), params))
-    metrics.update(validate.fn(str(db), run_id, params))
+    metrics.update(ingest.fn(str(db), run_id, str(path), params).to_json())
+    metrics.update(validate.fn(str(db), run_id, params).to_json())
     return metrics
 
 
