@@ -13,6 +13,7 @@ from typing import Any
 
 from labelgate.batches import columns_disagree, formats_disagree, input_files, is_batch_input
 from labelgate.core.ingest import IngestResult, IngestSettings, combine_batches, parse_dataset
+from labelgate.core.settings import settings_or_options
 from labelgate.core.sniff import detect_format
 from labelgate.errors import InputError
 
@@ -48,13 +49,8 @@ def read_dataset(path: str | Path, *, settings: IngestSettings | None = None, **
         SettingsError: a setting has a value that cannot be used.
         TypeError: both ``settings`` and keyword options, or a keyword that is no field of IngestSettings.
     """
-    if settings is not None and options:
-        raise TypeError(f"pass settings or keyword options, not both (got {', '.join(sorted(options))})")
-    names = {f.name for f in dataclasses.fields(IngestSettings)}
-    unknown = sorted(set(options) - names)
-    if unknown:
-        raise TypeError(f"read_dataset() got unknown keyword arguments {unknown}; the fields are {sorted(names)}")
-    s = settings if settings is not None else IngestSettings(**options)
+    names = sorted(f.name for f in dataclasses.fields(IngestSettings))
+    s = settings_or_options(IngestSettings, settings, options, caller="read_dataset", fields=names)
     values = dataclasses.asdict(s)
     fmt = values.pop("fmt")
     if is_batch_input(path):

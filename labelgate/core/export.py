@@ -38,6 +38,7 @@ from labelgate.core.formats import (
     table_bytes,
     to_jsonl,
 )
+from labelgate.core.settings import settings_or_options
 from labelgate.core.text import normalise_text
 from labelgate.core.tokens import CachedCounter, RegexCounter, TokenCounter
 from labelgate.errors import ExportError, SettingsError
@@ -355,12 +356,7 @@ def plan_export(
         ConfigError: unknown format or invalid templates (SettingsError: a value out of range).
         TypeError: both ``settings`` and keyword options, or a keyword that is no field of ExportSettings.
     """
-    if settings is not None and options:
-        raise TypeError(f"pass settings or keyword options, not both (got {', '.join(sorted(options))})")
-    unknown = sorted(set(options) - set(EXPORT_FIELDS))
-    if unknown:
-        raise TypeError(f"plan_export() got unknown keyword arguments {unknown}; the fields are {EXPORT_FIELDS}")
-    s = settings if settings is not None else ExportSettings(**options)
+    s = settings_or_options(ExportSettings, settings, options, caller="plan_export", fields=EXPORT_FIELDS)
     specs = [get_format(f) for f in dict.fromkeys(s.formats)]
     if not specs:
         raise ExportError("no export format given")

@@ -40,6 +40,7 @@ from typing import Any
 
 import pandas as pd
 
+from labelgate.core.settings import settings_or_options
 from labelgate.errors import SettingsError
 
 DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
@@ -162,12 +163,9 @@ def auto_decisions(
             allowed value (the message quotes the value).
         TypeError: both ``settings`` and keyword thresholds, or a keyword that is no field of GateSettings.
     """
-    if settings is not None and thresholds:
-        raise TypeError(f"pass settings or keyword thresholds, not both (got {', '.join(sorted(thresholds))})")
-    unknown = sorted(set(thresholds) - set(GATE_FIELDS))
-    if unknown:
-        raise TypeError(f"auto_decisions() got unknown keyword arguments {unknown}; the fields are {GATE_FIELDS}")
-    s = settings if settings is not None else GateSettings(**thresholds)
+    s = settings_or_options(
+        GateSettings, settings, thresholds, caller="auto_decisions", fields=GATE_FIELDS, noun="thresholds"
+    )
     relabel_threshold, model_threshold = s.relabel_threshold, s.model_threshold
     exclude_threshold, exclude_below_chance = s.exclude_threshold, s.exclude_below_chance
     near_duplicates, conflicts = s.near_duplicates, s.conflicts
