@@ -271,3 +271,20 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
         metrics = store.merge_metrics(con, run_id, {**exported, "seconds": 3.0})
         valid_rows = store.valid_rows(con, run_id)
     return TinyRun(db_path=db, out_dir=str(out_dir), run_id=run_id, metrics=metrics, rows=valid_rows)
+
+
+def annotations_frame(run_id: str, labels: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """Rows of the ``annotations`` table for usable ``(item_id, annotator, label)`` labels, in that order (as the
+    long format's ingest stores them)."""
+    return pd.DataFrame(
+        {
+            "run_id": run_id,
+            "seq": range(len(labels)),
+            "item_id": [x[0] for x in labels],
+            "annotator": [x[1] for x in labels],
+            "label": [x[2] for x in labels],
+            "source_line": range(2, len(labels) + 2),
+            "reason": None,
+            "reason_kind": None,
+        }
+    )

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
-from unit_support import CLASSES, MARKUP_TEXT, PLAIN_ID
+from unit_support import CLASSES, MARKUP_TEXT, PLAIN_ID, annotations_frame
 
 from labelgate import store
 from labelgate.errors import ConfigError
@@ -178,23 +178,10 @@ def test_embedded_server_settings_come_from_the_environment() -> None:
 
 def _add_annotators(db: str, run_id: str, item_ids: list[str]) -> None:
     """Give the first items labels by two annotators (as the long format's ingest stores them)."""
-    import pandas as pd
-
     records = []
     for k, item in enumerate(item_ids):
         records += [(item, "ann", "billing"), (item, "bob", "billing" if k == 0 else "shipping")]
-    frame = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "seq": range(len(records)),
-            "item_id": [r[0] for r in records],
-            "annotator": [r[1] for r in records],
-            "label": [r[2] for r in records],
-            "source_line": range(2, len(records) + 2),
-            "reason": None,
-            "reason_kind": None,
-        }
-    )
+    frame = annotations_frame(run_id, records)
     with store.connect(db) as con, store.transaction(con):
         store.replace_run_rows(con, "annotations", run_id, frame)
 

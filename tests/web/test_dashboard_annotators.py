@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from unit_support import annotations_frame
 
 from labelgate import store
 from labelgate.services import reports
@@ -20,18 +21,7 @@ def _multi_annotator(db: str, run_id: str, items: list[str]) -> None:
     consensus = ["billing"] * len(items)
     bob = ["billing", "shipping", "shipping"] + ["billing"] * (len(items) - 3)
     labels = [(i, "ann", c) for i, c in zip(items, consensus)] + [(i, "bob", b) for i, b in zip(items, bob)]
-    annotations = pd.DataFrame(
-        {
-            "run_id": run_id,
-            "seq": range(len(labels)),
-            "item_id": [x[0] for x in labels],
-            "annotator": [x[1] for x in labels],
-            "label": [x[2] for x in labels],
-            "source_line": range(2, len(labels) + 2),
-            "reason": None,
-            "reason_kind": None,
-        }
-    )
+    annotations = annotations_frame(run_id, labels)
     agreement = [1.0 if b == "billing" else 0.5 for b in bob]
     cons = pd.DataFrame(
         {
