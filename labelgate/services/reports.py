@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -226,15 +227,7 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
         exported = typed.export or ExportMetrics()
         quality = None
         if passed is not None:
-            quality = {
-                "enforced": bool(enforced),
-                "passed": bool(passed),
-                "message": q_message,
-                "reasons": _json_value(reasons) or [],
-                "checks": _json_value(checks) or [],
-                "baseline_run_id": baseline_run_id,
-                "baseline_version": baseline_version,
-            }
+            quality = _quality(enforced, passed, q_message, reasons, checks, baseline_run_id, baseline_version)
         blocked = bool(quality and quality["enforced"] and not quality["passed"] and status == "failed")
         rows_in, quarantined, valid, issues = (
             typed.rows_in,
@@ -345,9 +338,25 @@ def quality_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
     row = store.quality_row(con, run_id=run_id)
     if row is None:
         return None
-    enforced, passed, message, reasons, checks, baseline_run_id, baseline_version, created = row
+    *verdict, created = row
     return {
         "run_id": run_id,
+        **_quality(*verdict),
+        "created_at": created.isoformat() if created is not None else None,
+    }
+
+
+def _quality(
+    enforced: Any,
+    passed: Any,
+    message: str | None,
+    reasons: Any,
+    checks: Any,
+    baseline_run_id: str | None,
+    baseline_version: str | None,
+) -> dict[str, Any]:
+    """A stored quality verdict as the reports show it (JSON columns parsed, flags as booleans)."""
+    return {
         "enforced": bool(enforced),
         "passed": bool(passed),
         "message": message,
@@ -355,7 +364,6 @@ def quality_record(con: duckdb.DuckDBPyConnection, run_id: str) -> dict | None:
         "checks": _json_value(checks) or [],
         "baseline_run_id": baseline_run_id,
         "baseline_version": baseline_version,
-        "created_at": created.isoformat() if created is not None else None,
     }
 
 
