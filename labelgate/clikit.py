@@ -1,7 +1,7 @@
 """Shared plumbing of labelgate's commands: environment, error handling, common options.
 
-Command modules (``labelgate/cli.py``, ``labelgate/commands/*.py``) build on these so that every
-command turns errors into one line and a non-zero exit the same way.
+The command modules (``labelgate/commands/*.py``, registered on the group in ``labelgate/cli.py``) build on these
+so that every command turns errors into one line and a non-zero exit the same way.
 """
 
 from __future__ import annotations

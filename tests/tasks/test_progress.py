@@ -80,6 +80,7 @@ def test_json_turns_progress_off_unless_asked(monkeypatch: pytest.MonkeyPatch, s
     from click.testing import CliRunner
 
     from labelgate import cli
+    from labelgate.commands import run as run_command
 
     seen: list[str | None] = []
 
@@ -87,8 +88,9 @@ def test_json_turns_progress_off_unless_asked(monkeypatch: pytest.MonkeyPatch, s
         seen.append(progress_mod.os.environ.get("LABELGATE_PROGRESS"))
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(cli, "_curate", fake_curate)
+    monkeypatch.setattr(run_command, "curate_in_process", fake_curate)
     monkeypatch.setattr(cli, "prepare_environment", lambda verbose: None)
+    monkeypatch.setattr(run_command, "prepare_environment", lambda verbose: None)
     for env, expected in ((None, "0"), ("1", "1")):
         if env is None:
             monkeypatch.delenv("LABELGATE_PROGRESS", raising=False)
