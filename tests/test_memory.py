@@ -188,7 +188,7 @@ def test_accepting_on_an_excluded_duplicate_keeps_it_excluded(db: str, warm_run:
     result = export_run(db, run1, str(tmp_path / "out"), CurateParams())
     users = [
         json.loads(line)["messages"][-2]["content"]
-        for path in result["export_files"]
+        for path in result.export_files
         for line in Path(path).read_text(encoding="utf-8").splitlines()
     ]
     assert users.count(text) == 1  # the first copy, not two

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
-from labelgate.core.metrics import EvaluationMetrics, RunMetrics
+from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 
 
@@ -82,12 +82,12 @@ def evaluate_cmd(db_path: str, run: str, test_path: str | None, as_json: bool, v
     params = make_params(**{**record["params_json"], **settings})
     # the fine-tuning progress bar: on a terminal's stderr, never with --json
     progress = False if as_json else None
-    comparisons, summary = evaluate_run(db_path, run_id, params, test_path=test_path, progress=progress)
-    evaluation = EvaluationMetrics.from_json(summary)
+    evaluation = evaluate_run(db_path, run_id, params, test_path=test_path, progress=progress)
+    comparisons = evaluation.comparisons
     if as_json:
         shown = {c.trainer for c in comparisons}
-        trainers = {k: v for k, v in (evaluation.trainers or {}).items() if k in shown}
-        click.echo(json.dumps({"run_id": run_id, **evaluation.to_json(), "trainers": trainers}, sort_keys=True))
+        trainers = {k: v for k, v in evaluation.trainers.items() if k in shown}
+        click.echo(json.dumps({"run_id": run_id, **evaluation.to_dict(), "trainers": trainers}, sort_keys=True))
         return
     click.echo(
         f"run {run_id}: {len(comparisons)} trainer(s) trained on raw vs cleaned rows, scored on "

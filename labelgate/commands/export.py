@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
-from labelgate.core.metrics import ExportMetrics, RunMetrics
+from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 
 
@@ -77,23 +77,18 @@ def export_cmd(
         overrides["export_formats"] = parse_formats(formats)
     given = {k: v for k, v in overrides.items() if v is not None}
     params = make_params(**{**record["params_json"], **given})
-    result = export_run(db_path, run_id, out_dir, params, apply=params.gate != "none")
+    done = export_run(db_path, run_id, out_dir, params, apply=params.gate != "none")
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, **result}, sort_keys=True))
+        click.echo(json.dumps({"run_id": run_id, **done.to_dict()}, sort_keys=True))
         return
-    done = ExportMetrics.from_json(result)
     click.echo(
         f"run {run_id}: exported train {done.exported_train}, validation {done.exported_val} "
-        f"({', '.join(done.export_formats or [])}; excluded {done.excluded}, "
+        f"({', '.join(done.export_formats)}; excluded {done.excluded}, "
         f"of which {done.leakage_excluded} leak the test set)"
-        + (
-            f"; export version {done.export_version} (earlier exports untouched)"
-            if (done.export_version or 1) > 1
-            else ""
-        )
+        + (f"; export version {done.export_version} (earlier exports untouched)" if done.export_version > 1 else "")
     )
-    for f in [*(done.export_files or []), done.manifest]:
+    for f in [*done.export_files, done.manifest]:
         click.echo(f"  {f}")
-    for w in done.export_warnings or []:
+    for w in done.export_warnings:
         click.echo(f"  warning: {w}")
     click.echo(f"  token counts are estimates ({done.tokenizer})")

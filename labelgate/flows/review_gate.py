@@ -90,8 +90,9 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
     from prefect.flow_runs import pause_flow_run
 
     settings = ReviewServerSettings.from_env()
-    server, url, how = start_review_server(db_path, run_id, settings)
-    page = f"{url}/runs/{run_id}" if url else None
+    serving = start_review_server(db_path, run_id, settings)
+    server, how = serving.server, serving.how
+    page = f"{serving.url}/runs/{run_id}" if serving.url else None
     try:
         prog = open_review(db_path, run_id, page)
         timeout_text = f"{params.review_timeout_s} s, then " + (
@@ -99,9 +100,9 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
         )
         _announce(
             [
-                f"labelgate: run {run_id} waits for a review of {prog['remaining']} flagged rows"
-                + (f" ({prog['carried']} more carry a remembered decision)" if prog["carried"] else "")
-                + (f"; {prog['remaining_new']} of them are new" if prog["remaining_new"] != prog["remaining"] else ""),
+                f"labelgate: run {run_id} waits for a review of {prog.remaining} flagged rows"
+                + (f" ({prog.carried} more carry a remembered decision)" if prog.carried else "")
+                + (f"; {prog.remaining_new} of them are new" if prog.remaining_new != prog.remaining else ""),
                 f"  open      {page}   ({how})" if page else f"  review    {how}",
                 f"  terminal  labelgate review --db {db_path} --run {run_id}",
                 '  then      press "Finish review" (F in the terminal); keys W accept, Q keep, E exclude, 1-9, U undo',
@@ -109,7 +110,7 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
             ]
         )
         description = (
-            f"labelgate run `{run_id}` waits for a review of {prog['remaining']} flagged rows.\n\n"
+            f"labelgate run `{run_id}` waits for a review of {prog.remaining} flagged rows.\n\n"
             + (f"Review them at [{page}]({page}), then press **Finish review**.\n\n" if page else "")
             + f"Or in a terminal: `labelgate review --db {db_path} --run {run_id}`. Resuming here finishes the review."
         )
@@ -123,10 +124,10 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
             _force_running()
             if params.on_review_timeout == "fail":
                 with store.connect(db_path) as con:
-                    prog = review.progress(con, run_id)
+                    prog = review.review_progress(con, run_id)
                 raise review.ReviewTimeoutError(
                     f"nobody finished the review of run {run_id} within {params.review_timeout_s} s "
-                    f"({prog['reviewed']} of {prog['flagged']} flagged rows reviewed); nothing was exported. "
+                    f"({prog.reviewed} of {prog.flagged} flagged rows reviewed); nothing was exported. "
                     f"The decisions are kept: review on with `labelgate serve --db {db_path}`, then "
                     f"`labelgate export --db {db_path} --run {run_id}`"
                 ) from None
@@ -141,9 +142,9 @@ def human_gate(db_path: str, run_id: str, params: CurateParams) -> GateMetrics:
     finally:
         if server is not None:
             server.stop()
-    result = close_review(db_path, run_id, params, reviewer=reviewer, action=action, timed_out=timed_out)
+    gated = close_review(db_path, run_id, params, reviewer=reviewer, action=action, timed_out=timed_out)
+    gated = gated.replace(review_url=page)
     who = f" by {reviewer}" if reviewer else ""
-    gated = GateMetrics.from_json({**result, "review_url": page})
     counts = ", ".join(f"{k} {v}" for k, v in (gated.decisions or {}).items())
     _announce([f"labelgate: review of run {run_id} finished{who}: {counts}; exporting"])
     return gated

@@ -16,7 +16,7 @@ Evaluating again on the same test file replaces the trainers evaluated and keeps
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from labelgate import store
@@ -29,9 +29,44 @@ from labelgate.core.evaluate import (
     parse_trainers,
 )
 from labelgate.core.export import LEAKAGE_SOURCE
-from labelgate.core.metrics import RunMetrics
+from labelgate.core.metrics import EvaluationMetrics, RunMetrics
 from labelgate.errors import ConfigError
 from labelgate.services.export import load_curated
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """What :func:`evaluate_run` trained and stored.
+
+    Attributes:
+        comparisons: one per trainer evaluated by this call, in the order asked.
+        test_path / test_sha256: the held-out test file (absolute path) and the sha256 of its bytes.
+        leakage_excluded: training rows left out of both sides because they leak the test set.
+        n_test: test rows scored.
+        trainers: every trainer stored for this test file: this call's and those of earlier evaluations on the
+            same file (trainer -> :meth:`labelgate.core.evaluate.Comparison.as_dict`).
+    """
+
+    comparisons: tuple[Comparison, ...]
+    test_path: str
+    test_sha256: str
+    leakage_excluded: int
+    n_test: int
+    trainers: dict[str, dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run's ``evaluation`` metrics as stored (the module docstring's shape; no comparisons)."""
+        return {
+            "test_path": self.test_path,
+            "test_sha256": self.test_sha256,
+            "leakage_excluded": self.leakage_excluded,
+            "n_test": self.n_test,
+            "trainers": self.trainers,
+        }
+
+    def to_metrics(self) -> EvaluationMetrics:
+        """The evaluate stage's figures for the run's metrics (:class:`labelgate.core.metrics.EvaluationMetrics`)."""
+        return EvaluationMetrics.from_json(self.to_dict())
 
 
 def make_trainers(
@@ -78,7 +113,7 @@ def evaluate_run(
     trainers: Sequence[str] | None = None,
     progress: bool | None = None,
     on_step: Callable[[str, int, int], None] | None = None,
-) -> tuple[list[Comparison], dict[str, Any]]:
+) -> EvaluationResult:
     """Train each trainer on the run's raw and cleaned rows, score both on ``test_path``, store the results.
 
     Each trainer's result is stored as soon as it is done (the database is not held while training).
@@ -89,8 +124,8 @@ def evaluate_run(
         progress, on_step: see :func:`make_trainers`.
 
     Returns:
-        ``(comparisons, summary)``: one comparison per trainer, in order; ``summary`` is the run's
-        ``evaluation`` metrics after the merge (see the module docstring).
+        One comparison per trainer, in order, and the run's ``evaluation`` metrics after the merge
+        (:class:`EvaluationResult`; :meth:`EvaluationResult.to_dict` is what is stored).
 
     Raises:
         ConfigError: no test file given, or it does not exist; an unknown trainer.
@@ -108,20 +143,21 @@ def evaluate_run(
     cleaned = c.loc[c["action"] != "exclude", ["text", "label"]]
     test = curated.test
     comparisons: list[Comparison] = []
-    summary: dict[str, Any] = {}
+    result: EvaluationResult | None = None
     for trainer in chosen:
         comparison = compare(raw, cleaned, test.rows, seed=params.seed, trainer=trainer)
         comparisons.append(comparison)
         with store.connect(db_path) as con, store.transaction(con):
             previous = RunMetrics.from_json(store.run_record(con, run_id)["metrics_json"]).evaluation
             kept = dict(previous.trainers or {}) if previous and previous.test_sha256 == test.sha256 else {}
-            summary = {
-                "test_path": test.path,
-                "test_sha256": test.sha256,
-                "leakage_excluded": curated.leakage["leakage_excluded"],
-                "n_test": comparison.n_test,
-                "trainers": {**kept, comparison.trainer: comparison.as_dict()},
-            }
+            result = EvaluationResult(
+                comparisons=tuple(comparisons),
+                test_path=test.path,
+                test_sha256=test.sha256,
+                leakage_excluded=curated.leakage["leakage_excluded"],
+                n_test=comparison.n_test,
+                trainers={**kept, comparison.trainer: comparison.as_dict()},
+            )
             store.save_evaluation(
                 con,
                 run_id=run_id,
@@ -132,8 +168,9 @@ def evaluate_run(
                 n_test=comparison.n_test,
                 scores=[asdict(comparison.raw), asdict(comparison.cleaned)],
             )
-            store.merge_metrics(con, run_id, {"evaluation": summary})
-    return comparisons, summary
+            store.merge_metrics(con, run_id, {"evaluation": result.to_dict()})
+    assert result is not None  # make_trainers returns at least one trainer
+    return result
 
 
 def evaluations_frame(db_path: str, run_id: str) -> Any:

@@ -41,7 +41,7 @@ from labelgate.core.export import (
     plan_export,
     text_fingerprints,
 )
-from labelgate.core.metrics import DetectMetrics, RunMetrics, ValidateMetrics
+from labelgate.core.metrics import DetectMetrics, ExportMetrics, RunMetrics, ValidateMetrics
 from labelgate.errors import ConfigError, ExportError
 from labelgate.fileio import atomic_write_bytes
 from labelgate.readers import sha256_file
@@ -49,6 +49,50 @@ from labelgate.services.inputs import read_input
 from labelgate.tokenizers import get_counter
 
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_run` wrote: one export version of a run.
+
+    Attributes:
+        exported / exported_train / exported_val: rows written in all, to the training and the validation split.
+        excluded: rows left out (decisions ``exclude`` and leaks of the test set).
+        relabelled: rows written with a label other than the given one.
+        leakage_flagged / leakage_text_match / leakage_excluded: rows leaking the test set: flagged by the leakage
+            detector, with the text of a test row, and excluded for either reason.
+        export_dir: the version's folder (absolute); manifest: its ``manifest.json`` (absolute).
+        export_files: the data files written (absolute paths), in the plan's order.
+        export_formats: the formats written, in the order asked.
+        export_warnings: what the format checks warned about (nothing failed).
+        export_version: 1 for ``<out>/<run_id>/``, n for ``<out>/<run_id>-v<n>/``.
+        tokenizer: name of the offline token counter of the checks.
+    """
+
+    exported: int
+    exported_train: int
+    exported_val: int
+    excluded: int
+    relabelled: int
+    leakage_flagged: int
+    leakage_text_match: int
+    leakage_excluded: int
+    export_dir: str
+    manifest: str
+    export_files: tuple[str, ...]
+    export_formats: tuple[str, ...]
+    export_warnings: tuple[str, ...]
+    export_version: int
+    tokenizer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as the JSON object merged into the run's metrics and printed by ``labelgate export --json``
+        (key per field; tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def to_metrics(self) -> ExportMetrics:
+        """The export stage's figures for the run's metrics (:class:`labelgate.core.metrics.ExportMetrics`)."""
+        return ExportMetrics.from_json(self.to_dict())
 
 
 @dataclass(frozen=True)
@@ -115,8 +159,11 @@ def export_run(
     apply: bool = True,
     formats: list[str] | None = None,
     test_path: str | None = None,
-) -> dict[str, Any]:
+) -> ExportResult:
     """Write the run's files in ``formats`` (default ``params.export_formats``) under ``out_dir/<run_id>/``.
+
+    The figures are recorded in the ``exports`` table and merged into the run's metrics
+    (:meth:`ExportResult.to_dict`).
 
     Args:
         apply: apply the run's decisions (False exports the valid rows as given: ``--gate none``); the
@@ -124,8 +171,7 @@ def export_run(
         test_path: the held-out test file (default ``params.test_path``).
 
     Returns:
-        The export's figures: ``exported_train``, ``exported_val``, ``export_files`` (paths), ``manifest``,
-        ``export_dir``, ``export_formats``, ``export_warnings``, the leakage counts and ``tokenizer``.
+        What was written: counts, leaks excluded, the folder, files and manifest (:class:`ExportResult`).
 
     Raises:
         ExportError: a file failed its checks (nothing is written), or the folder holds another run's export.
@@ -143,22 +189,22 @@ def export_run(
     manifest["earlier_exports"] = earlier
     write_export(folder, run_id, plan, manifest)
     paths = [str((folder / f.name).resolve()) for f in plan.files]
-    result = {
+    result = ExportResult(
         **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
         **curated.leakage,
-        "export_dir": str(folder.resolve()),
-        "manifest": str((folder / MANIFEST).resolve()),
-        "export_files": paths,
-        "export_formats": formats,
-        "export_warnings": plan.warnings,
-        "export_version": version,
-        "tokenizer": plan.tokenizer["name"],
-    }
+        export_dir=str(folder.resolve()),
+        manifest=str((folder / MANIFEST).resolve()),
+        export_files=tuple(paths),
+        export_formats=tuple(formats),
+        export_warnings=tuple(plan.warnings),
+        export_version=version,
+        tokenizer=plan.tokenizer["name"],
+    )
     with store.connect(db_path) as con, store.transaction(con):
         store.record_export(
             con, run_id, version, [(f.format, f.split, path, f.sha256, f.records) for f, path in zip(plan.files, paths)]
         )
-        store.merge_metrics(con, run_id, result)
+        store.merge_metrics(con, run_id, result.to_dict())
     return result
 
 

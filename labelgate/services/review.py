@@ -17,9 +17,11 @@ Every function taking ``con`` expects a short-lived connection from :func:`label
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -354,18 +356,49 @@ def outcome(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     }
 
 
-def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """How far the review of ``run_id`` is.
+@dataclass(frozen=True)
+class ReviewProgress:
+    """How far the review of a run is (:func:`review_progress`).
 
-    Returns:
-        ``flagged`` rows, ``reviewed`` flagged rows a person decided in this run, ``carried`` flagged rows
-        decided by a remembered decision of an earlier run (not to review again), ``remaining`` (flagged
-        rows neither reviewed nor carried), ``by_action`` (keep/relabel/exclude counts of the human
-        decisions), ``policy`` flagged rows decided by the policy only, ``other_reviewed`` unflagged rows a
-        person decided, ``carried_total`` rows of any kind carrying a remembered decision, ``new_flagged``
-        flagged rows whose content no earlier completed run of the dataset had, ``remaining_new`` those of
-        them neither reviewed nor carried, ``status`` of the run.
+    Attributes:
+        run_id: the run; status: its ``runs.status`` (None: no such run).
+        flagged: flagged rows; reviewed: flagged rows a person decided in this run; carried: flagged rows decided
+            by a remembered decision of an earlier run (not to review again); remaining: flagged rows neither
+            reviewed nor carried.
+        by_action: keep / relabel / exclude counts of the human decisions on flagged rows.
+        policy: flagged rows decided by the policy only; other_reviewed: unflagged rows a person decided.
+        carried_total: rows of any kind carrying a remembered decision.
+        new_flagged: flagged rows whose content no earlier completed run of the dataset had; remaining_new: those
+            of them neither reviewed nor carried.
     """
+
+    run_id: str
+    status: str | None
+    flagged: int
+    reviewed: int
+    carried: int
+    remaining: int
+    by_action: dict[str, int]
+    policy: int
+    other_reviewed: int
+    carried_total: int
+    new_flagged: int
+    remaining_new: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of the web API's ``/api/runs/{run}/progress`` (one key per field, in field order)."""
+        return dataclasses.asdict(self)
+
+
+def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """How far the review of ``run_id`` is, as the web API's JSON object: :meth:`ReviewProgress.to_dict` of
+    :func:`review_progress` (the web app and ``labelgate review`` read it; typed callers use
+    :func:`review_progress`)."""
+    return review_progress(con, run_id).to_dict()
+
+
+def review_progress(con: duckdb.DuckDBPyConnection, run_id: str) -> ReviewProgress:
+    """How far the review of ``run_id`` is (see :class:`ReviewProgress`)."""
     items = review_items(con, run_id, scope="all")
     is_flagged = items["flagged"]
     flagged = items[is_flagged]
@@ -375,20 +408,20 @@ def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     by_action = {a: int((human_flagged["decision_action"] == a).sum()) for a in ACTIONS}
     status = store.run_status(con, run_id=run_id)
     open_rows = ~human[is_flagged] & ~carried
-    return {
-        "run_id": run_id,
-        "status": status,
-        "flagged": len(flagged),
-        "reviewed": len(human_flagged),
-        "carried": int(carried.sum()),
-        "remaining": int(open_rows.sum()),
-        "by_action": by_action,
-        "policy": int((flagged["decided"] & (flagged["decision_source"] == "policy")).sum()),
-        "other_reviewed": int((human & ~is_flagged).sum()),
-        "carried_total": int(items["carried"].sum()),
-        "new_flagged": int(flagged["new"].sum()),
-        "remaining_new": int((open_rows & flagged["new"]).sum()),
-    }
+    return ReviewProgress(
+        run_id=run_id,
+        status=status,
+        flagged=len(flagged),
+        reviewed=len(human_flagged),
+        carried=int(carried.sum()),
+        remaining=int(open_rows.sum()),
+        by_action=by_action,
+        policy=int((flagged["decided"] & (flagged["decision_source"] == "policy")).sum()),
+        other_reviewed=int((human & ~is_flagged).sum()),
+        carried_total=int(items["carried"].sum()),
+        new_flagged=int(flagged["new"].sum()),
+        remaining_new=int((open_rows & flagged["new"]).sum()),
+    )
 
 
 def decision_counts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:

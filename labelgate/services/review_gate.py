@@ -8,9 +8,27 @@ page a run's review link points to.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from labelgate import store
 from labelgate.web.server import EmbeddedServer, ReviewServerSettings, base_url
+
+
+@dataclass(frozen=True)
+class ReviewServing:
+    """Where the review app of a paused run is served (:func:`start_review_server`).
+
+    Attributes:
+        server: the server this process started (stop it, or hand it to :func:`keep_serving`); None when another
+            labelgate server already serves the run, or serving is off.
+        url: the base URL of the review app (``LABELGATE_REVIEW_URL`` when set); None when serving is off
+            and no public URL is set.
+        how: one line saying which server the URL points to (or how to start one).
+    """
+
+    server: EmbeddedServer | None
+    url: str | None
+    how: str
 
 
 def _serving_this_run(url: str, run_id: str, token: str | None) -> bool:
@@ -25,18 +43,18 @@ def _serving_this_run(url: str, run_id: str, token: str | None) -> bool:
     return response.status_code == 200 and response.json().get("run_id") == run_id
 
 
-def start_review_server(
-    db_path: str, run_id: str, settings: ReviewServerSettings
-) -> tuple[EmbeddedServer | None, str | None, str]:
+def start_review_server(db_path: str, run_id: str, settings: ReviewServerSettings) -> ReviewServing:
     """Serve the review app for ``run_id`` from this process when the settings ask for it.
 
-    Returns ``(server or None, base URL or None, how)``: ``how`` says which server the URL points to.
     A taken port is fine when a labelgate server for the run already listens there; otherwise a free
     port is used.
+
+    Returns:
+        The server started (if any), the base URL and which server it points to (:class:`ReviewServing`).
     """
     if settings.serve == "off":
         how = f"start `labelgate serve --db {db_path}` to review (LABELGATE_REVIEW_SERVE=off)"
-        return None, settings.public_url, how
+        return ReviewServing(None, settings.public_url, how)
     from labelgate.web.app import create_app
 
     app = create_app(db_path, token=settings.token, default_run=run_id)
@@ -45,9 +63,11 @@ def start_review_server(
     except OSError:
         existing = base_url(settings.host, settings.port)
         if _serving_this_run(existing, run_id, settings.token):
-            return None, settings.public_url or existing, f"served by the labelgate server already on {existing}"
+            return ReviewServing(
+                None, settings.public_url or existing, f"served by the labelgate server already on {existing}"
+            )
         server = EmbeddedServer.start(app, host=settings.host, port=0, token=settings.token)
-    return server, settings.public_url or server.url, "served by this process while the flow waits"
+    return ReviewServing(server, settings.public_url or server.url, "served by this process while the flow waits")
 
 
 def mark_failed(db_path: str, run_id: str, message: str) -> None:

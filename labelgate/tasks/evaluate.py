@@ -76,8 +76,8 @@ class _StepProgress:
 @task(name="evaluate", **TASK_OPTIONS)
 def evaluate(db_path: str, run_id: str, params: CurateParams) -> EvaluationMetrics:
     """Prefect task around :func:`evaluate_run`; publishes the tables as artifacts."""
-    comparisons, stored = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
-    summary = EvaluationMetrics.from_json(stored)
+    result = evaluate_run(db_path, run_id, params, on_step=_StepProgress(run_id))
+    comparisons, summary = result.comparisons, result.to_metrics()
     create_table_artifact(
         key="labelgate-evaluation",
         table=[

@@ -14,4 +14,4 @@ from labelgate.tasks._common import TASK_OPTIONS
 @task(name="export", **TASK_OPTIONS)
 def export(db_path: str, run_id: str, out_dir: str, params: CurateParams, apply: bool = True) -> ExportMetrics:
     """Prefect task around :func:`export_run` (formats from ``params.export_formats``)."""
-    return ExportMetrics.from_json(export_run(db_path, run_id, out_dir, params, apply=apply))
+    return export_run(db_path, run_id, out_dir, params, apply=apply).to_metrics()

@@ -154,8 +154,8 @@ def test_summary_runs_and_manifest_count_the_carried_decisions(scenario: dict) -
 
 def test_run_1_export_files_are_untouched_and_a_reexport_is_a_new_folder(scenario: dict) -> None:
     assert _digests(scenario["run1_folder"]) == scenario["before"]
-    again = Path(scenario["reexport"]["export_dir"])
-    assert again.name == f"{scenario['run1']}-v2" and scenario["reexport"]["export_version"] == 2
+    again = Path(scenario["reexport"].export_dir)
+    assert again.name == f"{scenario['run1']}-v2" and scenario["reexport"].export_version == 2
     manifest = json.loads((again / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["earlier_exports"] == [str(Path(scenario["warm_export_dir"]))]  # as the database recorded it
     assert manifest["decisions"]["by_source"]["human"] == {"relabel": 20, "exclude": 5}

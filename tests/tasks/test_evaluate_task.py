@@ -23,7 +23,8 @@ def test_scores_are_stored_and_replaced_on_a_rerun(warm_run: dict, tmp_path: Pat
     db = copy_db(warm_run, tmp_path)
     run_id = warm_run["run_id"]
     params = CurateParams(test_path=str(SAMPLE_TEST))
-    comparisons, summary = evaluate_run(db, run_id, params)
+    summary = evaluate_run(db, run_id, params)
+    comparisons = summary.comparisons
     assert [c.trainer for c in comparisons] == ["proxy", "proxy-c4"]  # the default: two regularisation strengths
     comparison = comparisons[0]
     with store.connect(db, read_only=True) as con:
@@ -54,7 +55,7 @@ def test_scores_are_stored_and_replaced_on_a_rerun(warm_run: dict, tmp_path: Pat
     ev = metrics["evaluation"]
     assert list(ev["trainers"]) == ["proxy", "proxy-c4"] and ev["n_test"] == 120
     assert ev["trainers"]["proxy"]["cleaned"]["accuracy"] == pytest.approx(comparison.cleaned.accuracy)
-    assert summary["test_sha256"] == row["test_sha256"] == ev["test_sha256"]
+    assert summary.test_sha256 == row["test_sha256"] == ev["test_sha256"]
     assert latest["trainer"].tolist() == ["proxy", "proxy-c4"]
     first = latest.iloc[0]
     assert (first["raw_n_train"], first["cleaned_n_train"]) == (comparison.raw.n_train, comparison.cleaned.n_train)
@@ -66,14 +67,15 @@ def test_a_second_evaluation_keeps_the_other_trainers_of_the_same_test_file(warm
     db = copy_db(warm_run, tmp_path)
     run_id = warm_run["run_id"]
     params = CurateParams(test_path=str(SAMPLE_TEST), eval_trainers=["proxy-c4"])
-    _, summary = evaluate_run(db, run_id, params)
-    assert list(summary["trainers"]) == ["proxy-c4"]
-    (only,), summary = evaluate_run(db, run_id, params, trainers=["proxy"])
-    assert only.trainer == "proxy" and list(summary["trainers"]) == ["proxy-c4", "proxy"]
+    summary = evaluate_run(db, run_id, params)
+    assert list(summary.trainers) == ["proxy-c4"]
+    summary = evaluate_run(db, run_id, params, trainers=["proxy"])
+    (only,) = summary.comparisons  # this call's trainers only; the stored summary keeps the earlier one
+    assert only.trainer == "proxy" and list(summary.trainers) == ["proxy-c4", "proxy"]
     other = tmp_path / "other.csv"  # another test file: its evaluation replaces the run's summary
     pd.read_csv(SAMPLE_TEST, dtype=str).head(60).to_csv(other, index=False)
-    _, summary = evaluate_run(db, run_id, params, test_path=str(other))
-    assert list(summary["trainers"]) == ["proxy-c4"] and summary["n_test"] == 60
+    summary = evaluate_run(db, run_id, params, test_path=str(other))
+    assert list(summary.trainers) == ["proxy-c4"] and summary.n_test == 60
     assert len(evaluations_frame(db, run_id)) == 6  # both test files stay in the table
 
 
@@ -83,11 +85,12 @@ def test_rows_leaking_the_test_set_train_neither_side(warm_run: dict, tmp_path: 
         valid = store.valid_rows(con, warm_run["run_id"])
     test = tmp_path / "test.csv"
     pd.concat([pd.read_csv(SAMPLE_TEST, dtype=str), valid[["text", "label"]].head(30)]).to_csv(test, index=False)
-    (comparison,), summary = evaluate_run(db, warm_run["run_id"], CurateParams(test_path=str(test)), trainers=["proxy"])
+    summary = evaluate_run(db, warm_run["run_id"], CurateParams(test_path=str(test)), trainers=["proxy"])
+    (comparison,) = summary.comparisons
     leaked = valid["text"].isin(set(valid["text"].head(30))).sum()  # the 30 rows and any exact repeats of them
-    assert leaked >= 30 and summary["leakage_excluded"] == leaked
+    assert leaked >= 30 and summary.leakage_excluded == leaked
     assert comparison.raw.n_train == len(valid) - leaked
-    assert comparison.cleaned.n_train == summary["trainers"]["proxy"]["cleaned"]["n_train"] <= comparison.raw.n_train
+    assert comparison.cleaned.n_train == summary.trainers["proxy"]["cleaned"]["n_train"] <= comparison.raw.n_train
 
 
 def test_no_test_file_is_a_clear_error(warm_run: dict, tmp_path: Path) -> None:

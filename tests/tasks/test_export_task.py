@@ -14,7 +14,7 @@ from conftest import copy_db
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError, ExportError
-from labelgate.services.export import MANIFEST, clean_stale_staging, export_run, verify_manifest
+from labelgate.services.export import MANIFEST, ExportResult, clean_stale_staging, export_run, verify_manifest
 
 pytestmark = pytest.mark.flow
 
@@ -26,9 +26,9 @@ def _valid(db: str, run_id: str) -> pd.DataFrame:
         return store.valid_rows(con, run_id)
 
 
-def _exported_texts(result: dict) -> set[str]:
+def _exported_texts(result: ExportResult) -> set[str]:
     texts = set()
-    for path in result["export_files"]:
+    for path in result.export_files:
         if path.endswith(".jsonl") and ".openai-chat." in path:
             for line in Path(path).read_text(encoding="utf-8").splitlines():
                 texts.add(json.loads(line)["messages"][1]["content"])
@@ -62,14 +62,14 @@ def test_test_rows_and_flagged_twins_never_reach_the_files(warm_run: dict, tmp_p
         result = export_run(db, run_id, str(out), params, apply=gate != "none")
         leaked = set(valid.loc[valid["row_id"].isin([*flagged, same_text["row_id"]]), "text"])
         assert not leaked & _exported_texts(result)
-        assert result["leakage_excluded"] == 3
-        assert result["leakage_flagged"] == 2 and result["leakage_text_match"] == 1
-        assert result["exported_train"] + result["exported_val"] == len(valid) - result["excluded"]
-        manifest = json.loads(Path(result["manifest"]).read_text())
+        assert result.leakage_excluded == 3
+        assert result.leakage_flagged == 2 and result.leakage_text_match == 1
+        assert result.exported_train + result.exported_val == len(valid) - result.excluded
+        manifest = json.loads(Path(result.manifest).read_text())
         assert manifest["counts"]["leakage_excluded"] == 3
         assert manifest["decisions"]["by_source"]["leakage"] == {"exclude": 3}
         assert manifest["test"]["rows"] == 2
-        table = pd.read_csv(Path(result["export_dir"]) / "cleaned.csv", dtype=str, keep_default_na=False)
+        table = pd.read_csv(Path(result.export_dir) / "cleaned.csv", dtype=str, keep_default_na=False)
         leaked_rows = table[table["source"] == "leakage"]
         assert sorted(leaked_rows["id"]) == sorted([*flagged, same_text["row_id"]])
         assert set(leaked_rows["split"]) == {"excluded"} and set(leaked_rows["label"]) == {""}
@@ -79,7 +79,7 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
     db = copy_db(warm_run, tmp_path)
     params = CurateParams(export_formats=ALL, price_per_mtok=8.0, label_map={"billing": "Billing"})
     result = export_run(db, warm_run["run_id"], str(tmp_path / "out"), params)
-    folder = Path(result["export_dir"])
+    folder = Path(result.export_dir)
     manifest = json.loads((folder / MANIFEST).read_text())
     assert verify_manifest(folder) == []
     assert sorted(p.name for p in folder.iterdir()) == sorted([f["name"] for f in manifest["files"]] + [MANIFEST])
@@ -89,7 +89,7 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
         assert hashlib.sha256(data).hexdigest() == entry["sha256"]
         if entry["name"].endswith(".jsonl"):
             assert data.count(b"\n") == entry["lines"] == entry["records"]
-            assert entry["records"] == result[f"exported_{entry['split']}"]
+            assert entry["records"] == getattr(result, f"exported_{entry['split']}")
     with store.connect(db, read_only=True) as con:
         run = store.run_record(con, warm_run["run_id"])
         rows = con.execute(
@@ -106,7 +106,7 @@ def test_manifest_records_lineage_and_matches_every_file(warm_run: dict, tmp_pat
     assert manifest["tokenizer"]["name"] == "cl100k_base"
     cost = manifest["checks"]["train.openai-chat.jsonl"]["stats"]["cost"]
     assert cost["default_epochs"] == 3 and cost["estimated_cost"] > 0
-    assert sorted(r[0] for r in rows) == sorted(result["export_files"])
+    assert sorted(r[0] for r in rows) == sorted(result.export_files)
     assert all(r[1] == hashlib.sha256(Path(r[0]).read_bytes()).hexdigest() for r in rows)
     assert oct((folder / "train.alpaca.jsonl").stat().st_mode & 0o777) != "0o600"
 
@@ -119,9 +119,9 @@ def test_reexport_writes_a_new_version_and_never_touches_the_earlier_files(warm_
     before = {p.name: p.read_bytes() for p in Path(first["export_dir"]).iterdir()}
     second = export_run(db, warm_run["run_id"], str(out), CurateParams(export_formats=["bedrock-claude"]))
     third = export_run(db, warm_run["run_id"], str(out), CurateParams(export_formats=["bedrock-claude"]))
-    folder = Path(second["export_dir"])
-    assert folder.name == f"{warm_run['run_id']}-v2" and second["export_version"] == 2
-    assert Path(third["export_dir"]).name == f"{warm_run['run_id']}-v3"
+    folder = Path(second.export_dir)
+    assert folder.name == f"{warm_run['run_id']}-v2" and second.export_version == 2
+    assert Path(third.export_dir).name == f"{warm_run['run_id']}-v3"
     assert sorted(p.name for p in folder.iterdir()) == [
         MANIFEST,
         "train.bedrock-claude.jsonl",
@@ -133,7 +133,7 @@ def test_reexport_writes_a_new_version_and_never_touches_the_earlier_files(warm_
         f"{warm_run['run_id']}-v2",
         f"{warm_run['run_id']}-v3",
     ]  # no staging folders left behind
-    manifest = json.loads((Path(third["export_dir"]) / MANIFEST).read_text())
+    manifest = json.loads((Path(third.export_dir) / MANIFEST).read_text())
     assert manifest["export_version"] == 3
     assert manifest["earlier_exports"] == [warm_run["export_dir"], str(folder)]  # as recorded in the database
     with store.connect(db, read_only=True) as con:
@@ -148,7 +148,7 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(warm_run: d
     db = copy_db(warm_run, tmp_path)
     out = tmp_path / "out"
     first = export_run(db, warm_run["run_id"], str(out), CurateParams())
-    before = {p: Path(p).read_bytes() for p in [*first["export_files"], first["manifest"]]}
+    before = {p: Path(p).read_bytes() for p in [*first.export_files, first.manifest]}
     with pytest.raises(ExportError, match=r"train.openai-chat.jsonl failed the openai-chat checks: line 1: about"):
         export_run(db, warm_run["run_id"], str(out), CurateParams(max_example_tokens=10))
     assert {p: Path(p).read_bytes() for p in before} == before

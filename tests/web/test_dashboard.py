@@ -246,7 +246,7 @@ def test_the_latest_evaluation_per_trainer_is_on_the_dashboard(warm_run: dict, t
     run_id = warm_run["run_id"]
     assert dashboard.dashboard_data(db)["selected"]["evaluations"] == []
     assert 'id="evaluations"' not in TestClient(create_app(db)).get("/dashboard").text
-    comparisons, _ = evaluate_run(db, run_id, CurateParams(test_path=str(REPO / "data" / "sample_test.csv")))
+    comparisons = evaluate_run(db, run_id, CurateParams(test_path=str(REPO / "data" / "sample_test.csv"))).comparisons
     evals = dashboard.dashboard_data(db)["selected"]["evaluations"]
     assert [e["trainer"] for e in evals] == ["proxy", "proxy-c4"]
     for e, c in zip(evals, comparisons):
