@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 if TYPE_CHECKING:  # the settings classes live in core, which imports pandas; this module must not (preflight)
     from labelgate.core.detect import DetectorSettings
     from labelgate.core.export import ExportSettings
-    from labelgate.core.ingest import IngestSettings
+    from labelgate.core.ingest_settings import IngestSettings
     from labelgate.core.policy import GateSettings
     from labelgate.core.quality import QualityLimits
 
@@ -36,7 +36,7 @@ DASK_ADDRESS = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx)://)?(?:\[[0-9a-fA-F:.]+\]|
 #: Every field of every settings class is listed (a test checks it), so no setting can be dropped on the way.
 SETTINGS_MAP: dict[str, tuple[str, str, dict[str, str]]] = {
     "ingest_settings": (
-        "labelgate.core.ingest",
+        "labelgate.core.ingest_settings",
         "IngestSettings",
         {
             "fmt": "input_format",
@@ -465,7 +465,8 @@ class CurateParams(BaseModel):
         return cls(**{field: getattr(self, param) for field, param in fields.items()})
 
     def ingest_settings(self) -> IngestSettings:
-        """How the input and test files are read (:class:`labelgate.core.ingest.IngestSettings`)."""
+        """How the input and test files are read (:class:`labelgate.core.ingest_settings.IngestSettings`, also
+        importable from :mod:`labelgate.core.ingest`); light to build: no pandas is imported (the pre-flight check)."""
         return self._settings("ingest_settings")
 
     def detector_settings(self) -> DetectorSettings:

@@ -9,9 +9,9 @@ found. Anything it cannot decide is left to the run. Keep this module's imports 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from labelgate.batches import columns_disagree, formats_disagree, input_files, is_batch_input
+from labelgate.core.ingest_settings import IngestSettings
 from labelgate.core.sniff import Sniffed, detect_format, input_problems, sniff_jsonl, sniff_text_table
 from labelgate.errors import ClassPreflightError, InputError, PreflightError
 
@@ -21,13 +21,15 @@ WHOLE_FILE_BYTES = 64 << 20
 HEAD_BYTES = 1 << 20
 
 
-def check_run_input(input_path: str, params: Any) -> None:
+def check_run_input(input_path: str, *, settings: IngestSettings, test_path: str | None = None) -> None:
     """Raise :class:`PreflightError` naming every problem of the run's input and test files that is certain.
 
     Args:
         input_path: the INPUT argument as typed: a file, or a folder or glob pattern of batch files (each is
             checked; they must be of one format with the same columns; the class check is per file).
-        params: the run's :class:`labelgate.config.CurateParams`.
+        settings: how the run reads its input (``CurateParams.ingest_settings()``): format, text and label
+            columns (the first of several label columns is checked), id column, encoding, delimiter, label case.
+        test_path: the held-out test file (``--test``), checked to exist; None: none.
 
     Raises:
         PreflightError: missing files, an extension of no known format, missing columns, fewer than 2 classes,
@@ -35,11 +37,11 @@ def check_run_input(input_path: str, params: Any) -> None:
             only raises it as a :class:`ValidationError` too (it is both).
     """
     if is_batch_input(input_path):
-        _check_batches(input_path, params)
+        _check_batches(input_path, settings)
         input_path = None
     problems: list[str] = []
     class_problem = False
-    for path_text, option in ((input_path, "INPUT"), (params.test_path, "--test")):
+    for path_text, option in ((input_path, "INPUT"), (test_path, "--test")):
         if path_text is None:
             continue
         path = Path(path_text)
@@ -52,14 +54,14 @@ def check_run_input(input_path: str, params: Any) -> None:
             continue
         if option != "INPUT":
             continue
-        found = _file_problems(path, path_text, params)
+        found = _file_problems(path, path_text, settings)
         class_problem = any(p.startswith("only ") for p in found)
         problems += found
     if problems:
         raise (ClassPreflightError if class_problem and len(problems) == 1 else PreflightError)(problems)
 
 
-def _check_batches(pattern: str, params: Any) -> None:
+def _check_batches(pattern: str, settings: IngestSettings) -> None:
     """The pre-flight check of a folder or glob INPUT: every file's certain problems, except a one-class file
     (a batch may hold one class; the run checks the classes of all of them together), then format and column
     agreement."""
@@ -71,13 +73,13 @@ def _check_batches(pattern: str, params: Any) -> None:
     formats: list[tuple[Path, str]] = []
     headers: list[tuple[Path, list[str]]] = []
     for f in files:
-        found, sniffed, fmt = _sniff_file(f, str(f), params)
+        found, sniffed, fmt = _sniff_file(f, str(f), settings)
         problems += [p for p in found if not p.startswith("only ")]
         if fmt is not None:
             formats.append((f, fmt))
         if sniffed is not None and sniffed.columns is not None and fmt in ("csv", "tsv", "parquet"):
             headers.append((f, sniffed.columns))
-    if not problems and params.input_format == "auto" and formats:
+    if not problems and settings.fmt == "auto" and formats:
         problems += [p for p in [formats_disagree(pattern, formats)] if p]
     if not problems and headers:
         problems += [p for p in [columns_disagree(pattern, headers)] if p]
@@ -85,11 +87,11 @@ def _check_batches(pattern: str, params: Any) -> None:
         raise PreflightError(problems)
 
 
-def _file_problems(path: Path, name: str, params: Any) -> list[str]:
-    return _sniff_file(path, name, params)[0]
+def _file_problems(path: Path, name: str, settings: IngestSettings) -> list[str]:
+    return _sniff_file(path, name, settings)[0]
 
 
-def _sniff_file(path: Path, name: str, params: Any) -> tuple[list[str], Sniffed | None, str | None]:
+def _sniff_file(path: Path, name: str, settings: IngestSettings) -> tuple[list[str], Sniffed | None, str | None]:
     """The certain problems of one input file, what the quick read found, and its format (None: unknown)."""
     size = path.stat().st_size
     complete = size <= WHOLE_FILE_BYTES
@@ -97,30 +99,30 @@ def _sniff_file(path: Path, name: str, params: Any) -> tuple[list[str], Sniffed 
         data = fh.read(size if complete else HEAD_BYTES)
     if not data.strip():
         return [f"input file {name!r} is empty"], None, None
-    fmt = params.input_format
+    fmt = settings.fmt
     if fmt == "auto":
         try:
             fmt = detect_format(path, data[:65536])
         except InputError as err:
             return [str(err)], None, None
-    cols = {"text_col": params.text_col, "label_col": params.label_columns[0]}
+    cols = {"text_col": settings.text_col, "label_col": settings.label_columns[0]}
     if fmt in ("csv", "tsv", "jsonl") and b"\x00" in data:
         return [], None, fmt  # NUL bytes: the reader quarantines such records or names the binary file exactly
     if fmt in ("csv", "tsv", "jsonl"):
-        text = _decode(data, params.encoding, complete=complete)
+        text = _decode(data, settings.encoding, complete=complete)
         if text is None:
             return [], None, fmt
         if fmt == "jsonl":
-            sniffed = sniff_jsonl(text, complete=complete, label_case=params.label_case, **cols)
+            sniffed = sniff_jsonl(text, complete=complete, label_case=settings.label_case, **cols)
         else:
-            sep = params.delimiter or ("\t" if fmt == "tsv" else ",")
-            sniffed = sniff_text_table(text, delimiter=sep, complete=complete, label_case=params.label_case, **cols)
+            sep = settings.delimiter or ("\t" if fmt == "tsv" else ",")
+            sniffed = sniff_text_table(text, delimiter=sep, complete=complete, label_case=settings.label_case, **cols)
     elif fmt == "parquet":
         sniffed = _sniff_parquet(path)
     else:  # chat JSONL: text and label are the messages
         return [], None, fmt
-    delimiter = (params.delimiter or ("\t" if fmt == "tsv" else ",")) if fmt in ("csv", "tsv") else None
-    return input_problems(name, sniffed, id_col=params.id_col, delimiter=delimiter, **cols), sniffed, fmt
+    delimiter = (settings.delimiter or ("\t" if fmt == "tsv" else ",")) if fmt in ("csv", "tsv") else None
+    return input_problems(name, sniffed, id_col=settings.id_col, delimiter=delimiter, **cols), sniffed, fmt
 
 
 def _decode(data: bytes, encoding: str, *, complete: bool) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from labelgate.batches import batch_dataset_name, input_files, is_batch_input
-from labelgate.config import CurateParams
+from labelgate.core.ingest_settings import IngestSettings
 from labelgate.errors import InputError, MissingColumnError
 from labelgate.preflight import PreflightError, check_run_input
 from labelgate.readers import read_dataset
@@ -98,7 +98,7 @@ def test_files_whose_columns_disagree_are_an_error_naming_both(tmp_path: Path) -
     folder = tmp_path / "in"
     _csv(folder / "a.csv", [("1", "hi", "x")])
     _csv(folder / "b.csv", [("2", "yo", "y", "web")], header="id,text,label,channel")
-    for read in (lambda: read_dataset(folder), lambda: check_run_input(str(folder), CurateParams())):
+    for read in (lambda: read_dataset(folder), lambda: check_run_input(str(folder), settings=IngestSettings())):
         with pytest.raises((InputError, PreflightError)) as err:
             read()
         msg = str(err.value)
@@ -112,14 +112,14 @@ def test_a_file_without_the_text_column_is_named(tmp_path: Path) -> None:
     with pytest.raises(MissingColumnError, match="--text-col"):
         read_dataset(folder)
     with pytest.raises(PreflightError, match=r"b\.csv"):
-        check_run_input(str(folder), CurateParams())
+        check_run_input(str(folder), settings=IngestSettings())
 
 
 def test_files_of_two_formats_are_an_error(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     _csv(folder / "a.csv", [("1", "hi", "x")])
     (folder / "b.jsonl").write_text('{"text": "yo", "label": "y"}\n', encoding="utf-8")
-    for read in (lambda: read_dataset(folder), lambda: check_run_input(str(folder), CurateParams())):
+    for read in (lambda: read_dataset(folder), lambda: check_run_input(str(folder), settings=IngestSettings())):
         with pytest.raises(
             (InputError, PreflightError), match=r"different formats: 'b.jsonl' is jsonl, 'a.csv' is csv"
         ):
@@ -132,7 +132,7 @@ def test_nothing_to_read_names_the_pattern_or_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"INPUT pattern '.*incoming/\*\.csv' matches no file"):
         read_dataset(pattern)
     with pytest.raises(PreflightError, match="matches no file"):
-        check_run_input(pattern, CurateParams())
+        check_run_input(pattern, settings=IngestSettings())
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.txt").write_text("x", encoding="utf-8")
@@ -144,9 +144,9 @@ def test_one_class_batches_pass_the_preflight_check_together(tmp_path: Path) -> 
     folder = tmp_path / "in"
     _csv(folder / "a.csv", [("1", "hi", "x"), ("2", "hello", "x")])
     _csv(folder / "b.csv", [("3", "yo", "y"), ("4", "hey", "y")])
-    check_run_input(str(folder), CurateParams())  # each file holds one class, together two
+    check_run_input(str(folder), settings=IngestSettings())  # each file holds one class, together two
     with pytest.raises(PreflightError, match="only"):
-        check_run_input(str(folder / "a.csv"), CurateParams())
+        check_run_input(str(folder / "a.csv"), settings=IngestSettings())
 
 
 def test_the_dataset_name_is_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

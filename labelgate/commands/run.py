@@ -180,28 +180,17 @@ def run_cmd(input_path: str, db_path: str, out_dir: str, as_json: bool, verbose:
         click.echo(json.dumps(json_summary(metrics), sort_keys=True))
 
 
-#: the run options the pre-flight check of the input file reads
-_INPUT_FIELDS = (
-    "input_format",
-    "text_col",
-    "label_col",
-    "id_col",
-    "annotator_col",
-    "encoding",
-    "delimiter",
-    "label_case",
-    "test_path",
-)
-
-
 def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
     """The run's CurateParams, after the pre-flight check of the input (no Prefect, no model: well under a second).
 
     Raises:
         ConfigError / PreflightError: every problem found in the options and the input file, in one error.
     """
+    from labelgate.config import SETTINGS_MAP
     from labelgate.preflight import PreflightError, check_run_input
 
+    # the options the pre-flight check reads: those of the ingest settings, and the test file
+    input_fields = [*SETTINGS_MAP["ingest_settings"][2].values(), "test_path"]
     problems: list[str] = []
     params = None
     try:
@@ -209,7 +198,8 @@ def _checked_params(input_path: str, chosen: dict[str, Any]) -> Any:
     except ConfigError as err:
         problems.append(str(err))
     try:
-        check_run_input(input_path, params or make_params(**{k: chosen[k] for k in _INPUT_FIELDS}))
+        read = params or make_params(**{k: chosen[k] for k in input_fields})
+        check_run_input(input_path, settings=read.ingest_settings(), test_path=read.test_path)
     except PreflightError as err:
         if params is not None:
             raise
