@@ -30,13 +30,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import jinja2
 from fastapi import Body, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -74,13 +72,6 @@ def _session_value(token: str) -> str:
     return hmac.new(token.encode(), b"labelgate-review-session", hashlib.sha256).hexdigest()
 
 
-def _templates() -> jinja2.Environment:
-    env = templating.environment()
-    env.filters["pct"] = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}%"
-    env.filters["num"] = lambda v, d=2: "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
-    return env
-
-
 def create_app(
     db_path: str,
     *,
@@ -99,7 +90,7 @@ def create_app(
     """
     db_path = str(db_path)
     default_reviewer = reviewer or review.default_reviewer()
-    env = _templates()
+    env = templating.environment()
     app = FastAPI(title="labelgate review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.db_path = db_path
     app.state.token = token

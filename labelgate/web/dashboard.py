@@ -18,14 +18,12 @@ duration, outcome, and a link to the Prefect flow run when the Prefect UI is kno
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup, escape
@@ -36,6 +34,7 @@ from labelgate.errors import RunNotFoundError
 from labelgate.services import reports
 from labelgate.services.notify import flow_run_url
 from labelgate.web import templating
+from labelgate.web.formatting import pct1
 
 #: seconds a request waits for a database another process writes
 DB_WAIT_S = 5.0
@@ -54,33 +53,8 @@ OUTCOME_COLOURS = {
     "running": "#4f46e5",
     "awaiting_review": "#d97706",
 }
-#: how the quality checks (labelgate.core.quality.CHECKS) are named on the page
-CHECK_LABELS = {
-    "quarantine_rate": "quarantine rate",
-    "label_issue_rate": "label-issue rate",
-    "label_shift_kl": "label shift (KL)",
-    "label_shift_pvalue": "label shift (χ² p)",
-}
 ISSUE_COLOUR = "#4f46e5"
 QUARANTINE_COLOUR = "#d97706"
-
-
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    env = templating.environment()
-    env.filters["pct"] = _pct
-    env.filters["duration"] = _duration
-    env.filters["checkval"] = _check_value
-    env.filters["checkname"] = lambda name: CHECK_LABELS.get(name, name.replace("_", " "))
-    env.filters["score"] = _score
-    env.filters["signed"] = _signed
-    return env
-
-
-def _pct(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{100 * float(value):.{digits}f}%"
 
 
 def _plain(value: Any) -> Any:
@@ -94,42 +68,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
-
-
-def _score(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):.3f}"
-
-
-def _signed(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{float(value):+.3f}"
-
-
-def _check_value(value: Any, name: str) -> str:
-    """A quality-check figure as shown: rates in percent, KL in nats, p-values in 3 significant digits."""
-    if value is None:
-        return "–"
-    if name.endswith("_rate"):
-        return _pct(value)
-    if name == "label_shift_kl":
-        return f"{float(value):.3f}"
-    return f"{float(value):.3g}"
-
-
-def _duration(seconds: Any) -> str:
-    if seconds is None:
-        return "–"
-    s = float(seconds)
-    if s < 60:
-        return f"{s:.0f} s" if s >= 10 else f"{s:.1f} s"
-    minutes, sec = divmod(round(s), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 # --- data ------------------------------------------------------------------------------------------
@@ -327,11 +265,11 @@ def rate_chart(runs: Sequence[dict[str, Any]], *, width: int = 1270, height: int
             body.append(
                 f'<circle cx="{x(i):.1f}" cy="{y(float(r["quarantine_rate"])):.1f}" r="3" fill="#fff" '
                 f'stroke="{QUARANTINE_COLOUR}" stroke-width="1.6"><title>{escape(r["run_id"])}: quarantined '
-                f"{_pct(r['quarantine_rate'])}</title></circle>"
+                f"{pct1(r['quarantine_rate'])}</title></circle>"
             )
         if r.get("label_issue_rate") is not None:
             colour = OUTCOME_COLOURS.get(r["outcome"], "#6b7280")
-            tip = f"{r['run_id']} ({r['outcome']}): label issues {_pct(r['label_issue_rate'])}"
+            tip = f"{r['run_id']} ({r['outcome']}): label issues {pct1(r['label_issue_rate'])}"
             body.append(
                 f'<circle class="pt pt-{escape(r["outcome"])}" cx="{x(i):.1f}" '
                 f'cy="{y(float(r["label_issue_rate"])):.1f}" '
@@ -545,19 +483,16 @@ def dashboard_page(request: Request, dataset: str = "", run: str = "", limit: in
         return "/dashboard" + (f"?{query}" if query else "")
 
     latest = data["runs"][0] if data["runs"] else None
-    page = (
-        _env()
-        .get_template("dashboard.html")
-        .render(
-            data=data,
-            runs=data["runs"],
-            selected=selected,
-            charts=charts,
-            latest=latest,
-            link=link,
-            db_path=db_path,
-            colours=OUTCOME_COLOURS,
-        )
+    page = templating.render(
+        "dashboard.html",
+        data=data,
+        runs=data["runs"],
+        selected=selected,
+        charts=charts,
+        latest=latest,
+        link=link,
+        db_path=db_path,
+        colours=OUTCOME_COLOURS,
     )
     return HTMLResponse(page)
 

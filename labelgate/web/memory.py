@@ -14,10 +14,8 @@ rules, security headers and error pages apply). Built on :mod:`labelgate.service
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
@@ -31,11 +29,6 @@ DB_WAIT_S = 5.0
 router = APIRouter()
 
 
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return templating.environment()
-
-
 def _reviewer(request: Request, payload: dict[str, Any]) -> str:
     name = payload.get("reviewer") or request.headers.get("x-labelgate-reviewer") or request.app.state.reviewer
     return review.clean_reviewer(str(name))
@@ -46,7 +39,7 @@ def history_page(request: Request, run: str, row_id: str) -> HTMLResponse:
     with store.connect(request.app.state.db_path, wait_s=DB_WAIT_S) as con:
         run_id = store.resolve_run(con, run)
         found = memory.history(con, run_id, row_id)
-    page = _env().get_template("history.html").render(h=found, reviewer=request.app.state.reviewer)
+    page = templating.render("history.html", h=found, reviewer=request.app.state.reviewer)
     return HTMLResponse(page)
 
 
