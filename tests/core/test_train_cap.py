@@ -26,10 +26,31 @@ def _texts(y: np.ndarray) -> list[str]:
 
 @pytest.mark.parametrize(
     ("n_classes", "cap"),
-    [(2, 100_000), (30, 100_000), (31, 96_774), (77, 38_961), (150, 20_000), (300, 15_000), (3000, 100_000)],
+    [(2, 100_000), (60, 100_000), (61, 98_360), (77, 77_922), (150, 40_000), (300, 60_000), (3000, 100_000)],
 )
 def test_the_cap_shrinks_with_the_classes_within_its_bounds(n_classes, cap):
     assert probs.train_rows_cap(n_classes) == cap
+
+
+@pytest.mark.parametrize(
+    ("n_rows", "cap", "folds"),
+    [
+        (10_000, 40_000, 10),
+        (40_000, 40_000, 5),
+        (49_999, 40_000, 5),
+        (50_001, 40_000, 5),
+        (60_000, 40_000, 3),
+        (100_000, 40_000, 2),
+        (10**6, 100_000, 2),
+        (150_000, 100_000, 3),
+    ],
+)
+def test_fewer_folds_once_every_fold_would_fit_a_capped_sample(n_rows, cap, folds):
+    k = probs.auto_folds(n_rows, 10**6, train_cap=cap)
+    assert k == folds
+    assert n_rows - n_rows // k >= min(cap, n_rows - n_rows // probs.auto_folds(n_rows, 10**6))
+    if k > 2:  # one fold fewer would train on fewer rows than the cap
+        assert n_rows - n_rows // (k - 1) < cap
 
 
 def test_a_sample_below_the_cap_is_every_training_row():
