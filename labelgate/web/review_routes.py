@@ -1,4 +1,5 @@
-"""The review pages and their JSON API, on top of :mod:`labelgate.services.review`.
+"""The review pages and their JSON API, on top of :mod:`labelgate.services.review` and
+:mod:`labelgate.services.review_page` (which assembles the review page's data and the issue list).
 
 A router included by :func:`labelgate.web.app.create_app` (the app's token check, same-origin and JSON-body rules,
 security headers and error pages apply). It reads ``db_path``, ``reviewer``, ``default_run`` and ``outcome_watch``
@@ -33,14 +34,8 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labelgate import store
-from labelgate.config import CurateParams
-from labelgate.core import explain
-from labelgate.core.metrics import RunMetrics
-from labelgate.services import reports, review
+from labelgate.services import reports, review, review_page
 from labelgate.web import context, templating
-
-#: most rows one page shows (narrow the filters to see others)
-PAGE_LIMIT = 500
 
 router = APIRouter()
 
@@ -60,7 +55,7 @@ def home(request: Request) -> Response:
 
 
 @router.get("/runs/{run}", response_class=HTMLResponse)
-def review_page(
+def run_page(
     request: Request,
     run: str,
     scope: str = "flagged",
@@ -69,97 +64,44 @@ def review_page(
     suggested: str = "",
     status: str = "all",
     q: str = "",
-    limit: int = PAGE_LIMIT,
+    limit: int = review_page.PAGE_LIMIT,
     novelty: str | None = None,
     annotator: str = "",
 ) -> HTMLResponse:
     reviewer = request.app.state.reviewer
     with context.connect(request) as con:
-        run_id = store.resolve_run(con, run)
-        if novelty is None:  # the page opens on what is new when earlier runs of the dataset saw some rows
-            novelty = "new" if store.seen_rows(con, run_id) else "all"
-        filters = {
-            "scope": scope,
-            "issue_type": issue_type,
-            "given": given,
-            "suggested": suggested,
-            "status": status,
-            "q": q,
-            "novelty": novelty,
-            "annotator": annotator,
-        }
-        record = store.run_record(con, run_id)
-        classes = review.run_classes(con, run_id)
-        everything = review.review_items(con, run_id, scope=scope)
-        items = review.review_items(
+        page = review_page.review_page_data(
             con,
-            run_id,
+            run,
             scope=scope,
-            issue_type=issue_type or None,
-            given=given or None,
-            suggested=suggested or None,
+            issue_type=issue_type,
+            given=given,
+            suggested=suggested,
             status=status,
-            query=q or None,
+            query=q,
+            limit=limit,
             novelty=novelty,
-            annotator=annotator or None,
+            annotator=annotator,
         )
-        annotators = review.run_annotators(con, run_id)
-        prog = review.progress(con, run_id)
-        limit = max(1, min(int(limit), 5000))
-        shown = review.item_records(items.head(limit))
-        related = review.related_rows(con, run_id, [it["related_row_id"] for it in shown])
-    issue_types = sorted({t for ts in everything["issue_types"] for t in ts})
-    thresholds = policy_thresholds(record["params_json"])
-    for it in shown:
-        it["related"] = related.get(it["related_row_id"] or "")
-        it["basis"] = explain.label_basis(
-            given_label=it["given_label"],
-            suggested_label=it["suggested_label"],
-            suggested_prob=it["suggested_prob"],
-            model_prob=it["model_prob"],
-            **thresholds,
-        )
-    data = {
-        "run_id": run_id,
-        "classes": classes,
+    filters = page["filters"]
+    data = {  # what the page's script reads (#lg-data)
+        "run_id": page["run_id"],
+        "classes": page["classes"],
         "reviewer": reviewer,
         "filters": filters,
-        "matching": len(items),
-        "progress": prog,
+        "matching": page["matching"],
+        "progress": page["progress"],
         "db_path": request.app.state.db_path,
     }
-    page = templating.render(
+    html = templating.render(
         "review.html",
-        run_id=run_id,
-        run=record,
-        awaiting=record["status"] == review.AWAITING_REVIEW,
-        detected=RunMetrics.from_json(record["metrics_json"]).detected,
-        classes=classes,
-        class_keys=list(zip(range(1, 10), classes)),
-        items=shown,
-        matching=len(items),
-        limit=limit,
-        filters=filters,
-        issue_types=issue_types,
-        annotators=annotators,
-        progress=prog,
+        **page,
+        class_keys=list(zip(range(1, 10), page["classes"])),
         reviewer=reviewer,
         data=data,
         filter_query=urlencode({k: v for k, v in filters.items() if v}),
     )
-    return HTMLResponse(page)
-
-
-def policy_thresholds(params: dict[str, Any]) -> dict[str, float | None]:
-    """The run's auto-policy thresholds (the defaults where its parameters lack them): ``relabel_threshold``
-    (float) and ``model_threshold`` (float or None)."""
-    defaults = CurateParams.model_fields
-    relabel = params.get("relabel_threshold", defaults["relabel_threshold"].default)
-    model = params.get("relabel_model_threshold", defaults["relabel_model_threshold"].default)
-    return {
-        "relabel_threshold": float(relabel),
-        "model_threshold": None if model is None else float(model),
-    }
+    return HTMLResponse(html)
 
 
 # --- API -------------------------------------------------------------------------------------------
@@ -187,29 +129,19 @@ def api_issues(
     annotator: str | None = None,
 ) -> dict[str, Any]:
     with context.connect(request) as con:
-        run_id = store.resolve_run(con, run)
-        items = review.review_items(
+        return review_page.issues_data(
             con,
-            run_id,
+            run,
             scope=scope,
             issue_type=issue_type,
             given=given,
             suggested=suggested,
             status=status,
             query=q,
+            limit=limit,
             novelty=novelty,
             annotator=annotator,
         )
-        classes = review.run_classes(con, run_id)
-        prog = review.progress(con, run_id)
-    shown = items.head(limit) if limit else items
-    return {
-        "run_id": run_id,
-        "classes": classes,
-        "progress": prog,
-        "count": len(items),
-        "items": review.item_records(shown),
-    }
 
 
 @router.get("/api/runs/{run}/progress")
