@@ -6,7 +6,9 @@ Static checks over the package's source with :mod:`ast` (nothing is imported, no
   string (docstrings aside);
 - (b) the import graph among labelgate modules, module-level and function-local imports alike, has no cycle;
 - (c) no module under ``labelgate/tasks`` imports click or the web layer; the CLI and the web app never import
-  ``labelgate.tasks``; the service layer (``labelgate/services``) imports no task, flow, click or CLI module.
+  ``labelgate.tasks``; the service layer (``labelgate/services``) imports no task, flow, click or CLI module;
+- (d) one Jinja2 environment: no module but ``labelgate/web/templating.py`` builds a ``jinja2.Environment`` (or
+  imports the class), so every page shares its filters.
 """
 
 from __future__ import annotations
@@ -197,6 +199,28 @@ def core_violations(known: dict[str, Path]) -> list[str]:
     return out
 
 
+#: the one module that builds the Jinja2 environment of the pages
+TEMPLATING = "labelgate.web.templating"
+
+
+def jinja_environment_violations(source: str, name: str) -> list[str]:
+    """``name:line what`` for each ``Environment(...)`` call or ``from jinja2 import Environment`` in ``source``."""
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            fn = node.func
+            called = fn.attr if isinstance(fn, ast.Attribute) else fn.id if isinstance(fn, ast.Name) else None
+            if called == "Environment":
+                out.append(f"{name}:{node.lineno} builds a jinja2.Environment")
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "jinja2"
+            and any(alias.name in ("Environment", "*") for alias in node.names)
+        ):
+            out.append(f"{name}:{node.lineno} imports jinja2.Environment")
+    return out
+
+
 # --- the checks ----------------------------------------------------------------------------------
 
 
@@ -223,6 +247,18 @@ def test_tasks_import_no_click_or_web_and_cli_web_import_no_tasks() -> None:
 def test_core_is_pure_logic_no_files_no_environment_no_other_layers() -> None:
     found = core_violations(modules())
     assert found == [], "\n".join(found)
+
+
+def test_only_web_templating_builds_a_jinja_environment() -> None:
+    known = modules()
+    assert jinja_environment_violations(known[TEMPLATING].read_text(), TEMPLATING), "the scan found no environment"
+    found = [
+        v
+        for name, path in known.items()
+        if name != TEMPLATING
+        for v in jinja_environment_violations(path.read_text(encoding="utf-8"), name)
+    ]
+    assert found == [], "a second Jinja2 environment:\n" + "\n".join(found)
 
 
 # --- the checks can fail -----------------------------------------------------------------------------
@@ -283,3 +319,20 @@ def test_the_layer_check_finds_a_task_importing_click(tmp_path: Path) -> None:
         "labelgate.commands.y:1 (CLI/web) imports labelgate.tasks.x.f",
         "labelgate.tasks.x:2 (a task module) imports click",
     ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import jinja2\n\ndef env():\n    return jinja2.Environment(autoescape=True)\n",
+        "from jinja2 import Environment\n",
+        "from jinja2 import Environment as E\nENV = E()\n",
+    ],
+)
+def test_the_jinja_scan_finds_an_environment(source: str) -> None:
+    assert jinja_environment_violations(source, "m")
+
+
+def test_the_jinja_scan_leaves_other_jinja_use_alone() -> None:
+    source = "import jinja2\nfrom jinja2 import StrictUndefined\n\ndef f(env: jinja2.Environment):\n    return env\n"
+    assert jinja_environment_violations(source, "m") == []

@@ -330,22 +330,46 @@ class Detection:
     seconds: dict[str, float]
 
 
-def _reporting_jobs(report: Callable[[str, int, int], None], fit_seconds: dict[str, float] | None = None) -> Callable:
-    """A :data:`labelgate.core.probs.JobMapper` running the jobs in order, reporting ``out-of-fold fits`` after each
-    (and adding each job's wall seconds to ``fit_seconds[job.member]``)."""
+#: ``run_jobs(function, jobs, on_done) -> results`` in the jobs' order, calling ``on_done(job, seconds, done, total)``
+#: as each job finishes: how the out-of-fold jobs run (:func:`serial_jobs`; ``labelgate.parallel.pool_runner`` runs
+#: them in worker processes). Every job is deterministic, so the runner cannot change a result.
+JobRunner = Callable[
+    [Callable[[Any], np.ndarray], Sequence[Any], Callable[[Any, float, int, int], None]], Sequence[np.ndarray]
+]
+
+
+def serial_jobs(
+    function: Callable[[Any], np.ndarray], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
+) -> list[np.ndarray]:
+    """The default :data:`JobRunner`: every job in this process, one after another."""
+    jobs = list(jobs)
+    out = []
+    for i, job in enumerate(jobs, 1):
+        began = time.perf_counter()
+        out.append(function(job))
+        on_done(job, time.perf_counter() - began, i, len(jobs))
+    return out
+
+
+def _reporting_jobs(
+    report: Callable[[str, int, int], None],
+    fit_seconds: dict[str, float] | None = None,
+    run_jobs: JobRunner | None = None,
+) -> Callable:
+    """A :data:`labelgate.core.probs.JobMapper` running the jobs with ``run_jobs`` (default :func:`serial_jobs`),
+    reporting ``out-of-fold fits`` after each (and adding each job's wall seconds to ``fit_seconds[job.member]``)."""
 
     def run(function: Callable, jobs: Sequence) -> list[np.ndarray]:
         jobs = list(jobs)
         report("out-of-fold fits", 0, len(jobs))
-        out = []
-        for i, job in enumerate(jobs, 1):
-            began = time.perf_counter()
-            out.append(function(job))
+
+        def on_done(job: Any, seconds: float, done: int, total: int) -> None:
             if fit_seconds is not None:
                 member = str(getattr(job, "member", "?"))
-                fit_seconds[member] = fit_seconds.get(member, 0.0) + time.perf_counter() - began
-            report("out-of-fold fits", i, len(jobs))
-        return out
+                fit_seconds[member] = fit_seconds.get(member, 0.0) + seconds
+            report("out-of-fold fits", done, total)
+
+        return list((run_jobs or serial_jobs)(function, jobs, on_done))
 
     return run
 
@@ -365,6 +389,7 @@ def detect_all(
     probs: Probabilities | None = None,
     layer_vectors: np.ndarray | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    run_jobs: JobRunner | None = None,
 ) -> Detection:
     """Run every detector over one dataset (pure: the detect task and the benchmark both call this).
 
@@ -381,6 +406,9 @@ def detect_all(
         progress: called as ``progress(stage, done, total)`` while the long steps run: ``out-of-fold fits``
             (done/total (member, fold) fits), ``neighbours`` and ``leakage`` (0/1 when the step starts, 1/1 when
             it ends). None: no reports.
+        run_jobs: how the out-of-fold (member, fold) jobs run (:data:`JobRunner`; default :func:`serial_jobs`, one
+            after another here). The results do not depend on it; ``fit.<member>`` seconds then sum the member's
+            jobs' own wall times (more than the stage's wall time when jobs ran side by side).
     """
     from labelgate.core.duplicates import duplicate_issues, leakage_issues, neighbours
     from labelgate.core.issues import ISSUE_COLUMNS, label_issue_rows
@@ -404,7 +432,7 @@ def detect_all(
             members=None if s.members is None else list(s.members),
             n_folds=s.n_folds,
             seed=s.seed,
-            map_jobs=None if progress is None else _reporting_jobs(report, fit_seconds),
+            map_jobs=None if progress is None and run_jobs is None else _reporting_jobs(report, fit_seconds, run_jobs),
         )
     found = find_label_issues(row_ids, probs)
     seconds["label"] = time.perf_counter() - started

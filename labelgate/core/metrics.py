@@ -158,9 +158,29 @@ class DetectMetrics(StageMetrics):
 
     ``detect_seconds`` maps a part of the stage to seconds: ``layers`` (the middle-layer features), ``fit.<member>``
     (a member's out-of-fold fits), ``label`` (the fits and the label rule together), ``neighbours``, ``leakage``.
+    ``approximations`` names what large inputs made approximate (``None``: nothing): ``train_rows_per_fold`` (each
+    fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`) and
+    ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
     """
 
-    ALWAYS: ClassVar[frozenset[str]] = frozenset({"*"})
+    #: every field but ``approximations`` (added later: runs without one must write back as they were stored)
+    ALWAYS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "label_issues",
+            "label_issue_rate",
+            "issues_by_type",
+            "rows_flagged",
+            "detector",
+            "oof_accuracy_vs_given",
+            "oof_accuracy_by_member",
+            "classes",
+            "n_folds",
+            "detector_fitted",
+            "detect_seconds",
+            "detection_key",
+            "detection_reused_from",
+        }
+    )
 
     label_issues: int | None = None
     label_issue_rate: float | None = None
@@ -175,6 +195,7 @@ class DetectMetrics(StageMetrics):
     detect_seconds: dict[str, float] | None = None
     detection_key: str | None = None
     detection_reused_from: str | None = None
+    approximations: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ class Probabilities:
         chosen: what was fitted to the run's given labels: the calibration ``temperature`` and any member's
             cross-validated ``<member>_C``.
         n_folds: the number of cross-validation folds the probabilities came from.
+        train_rows_cap: the cap on each fold's training rows when it applied (:attr:`OofPlan.train_rows_cap`).
     """
 
     probs: np.ndarray
@@ -95,6 +96,7 @@ class Probabilities:
     members: dict[str, np.ndarray] = field(default_factory=dict)
     chosen: dict[str, float] = field(default_factory=dict)
     n_folds: int | None = None
+    train_rows_cap: int | None = None
 
 
 def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -105,27 +107,39 @@ def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[s
     return np.fromiter((index[str(v)] for v in values), dtype=np.int64, count=len(values)), classes
 
 
-def auto_folds(n_rows: int, smallest_class: int) -> int:
+def auto_folds(n_rows: int, smallest_class: int, *, train_cap: int | None = None) -> int:
     """The number of folds used when none is given: ``AUTO_FOLDS_ROW_BUDGET // n_rows``, kept within
     [:data:`AUTO_MIN_FOLDS`, :data:`AUTO_MAX_FOLDS`] and at most ``smallest_class`` (at least 2).
 
     20 folds up to 5,000 rows, 10 at 10,000, 5 from 20,000: on small data each model then trains on 95% of
     the rows instead of 80%, at a cost (folds x rows) that stays within the budget as data grows.
 
+    When ``train_cap`` (:func:`train_rows_cap`) is given and those folds would train on more rows than it, the fewest
+    folds (at least 2) whose training rows still reach the cap: every model is fitted on a sample of ``train_cap``
+    rows either way, so more folds would only add fits.
+
     >>> auto_folds(3038, 900), auto_folds(10_000, 900), auto_folds(1_000_000, 900), auto_folds(88, 7)
     (20, 10, 5, 7)
+    >>> auto_folds(50_000, 300, train_cap=40_000), auto_folds(100_000, 300, train_cap=40_000)
+    (5, 2)
     """
     k = min(AUTO_MAX_FOLDS, max(AUTO_MIN_FOLDS, AUTO_FOLDS_ROW_BUDGET // max(int(n_rows), 1)))
+    n = int(n_rows)
+    if train_cap is not None and n - n // k > train_cap:
+        k = 2
+        while n - n // k < train_cap:
+            k += 1
     return max(2, min(k, int(smallest_class)))
 
 
-def _check_folds(y: np.ndarray, classes: list[str], n_folds: int | None) -> int:
-    """The number of folds to use (``None``: :func:`auto_folds`), after checking every class has that many rows."""
+def _check_folds(y: np.ndarray, classes: list[str], n_folds: int | None, *, train_cap: int | None = None) -> int:
+    """The number of folds to use (``None``: :func:`auto_folds` with ``train_cap``), after checking every class has
+    that many rows."""
     if len(classes) < 2:
         raise ValidationError(f"label-issue detection needs at least 2 classes, got {classes}")
     counts = np.bincount(y, minlength=len(classes))
     if n_folds is None:
-        n_folds = auto_folds(len(y), int(counts.min()))
+        n_folds = auto_folds(len(y), int(counts.min()), train_cap=train_cap)
     if counts.min() < n_folds:
         small = classes[int(counts.argmin())]
         raise ValidationError(
@@ -163,29 +177,52 @@ def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
     return out
 
 
-#: training rows of the ``embedding`` member per fold; above it, a stratified seeded sample of this many (a
-#: linear model of a few hundred features needs no more, and the fit's time stays bounded at any size)
-MAX_EMBEDDING_TRAIN_ROWS = 100_000
+#: most training rows any member fits per fold; above it (and above :func:`train_rows_cap`), a stratified seeded
+#: sample (a linear model of a few hundred features needs no more, and a fit's time stays bounded at any size)
+MAX_TRAIN_ROWS = 100_000
+#: a fold's fits cost about (training rows x classes): above this many, the rows are capped (:func:`train_rows_cap`)
+TRAIN_CELL_BUDGET = 6_000_000
+#: ... but never below this many training rows per class (on banking77, 77 classes, fitting 57 rows per class
+#: instead of 115 cost 0.03 F1: the cap must not bite where classes are thin)
+MIN_TRAIN_ROWS_PER_CLASS = 200
 
 
-def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
-    """Multinomial logistic regression on the embeddings of ``train``; probabilities of ``test`` ``(n_test, k)``.
+def train_rows_cap(n_classes: int) -> int:
+    """Most training rows a member fits per fold with ``n_classes`` classes: :data:`TRAIN_CELL_BUDGET` / classes,
+    at least :data:`MIN_TRAIN_ROWS_PER_CLASS` per class, at most :data:`MAX_TRAIN_ROWS`.
 
-    Up to :data:`MAX_EMBEDDING_TRAIN_ROWS` training rows it fits them all. Above, it fits a sample of that
-    many: every class keeps its share of the rows (at least one), drawn with a seed fixed by the fold's size,
-    in input order. (:func:`run_oof_job` runs every member on one BLAS thread.)
+    Multinomial and one-vs-rest logistic regressions cost about rows x classes per pass, so a fit's time is bounded
+    whatever the size of the data: out-of-fold scoring then grows linearly (each fold's held-out rows are scored by
+    a model of bounded size), and :func:`auto_folds` then fits only as many folds as it needs. 100,000 rows up to 60
+    classes, 77,922 for 77, 40,000 for 150, 60,000 for 300.
+
+    >>> train_rows_cap(3), train_rows_cap(77), train_rows_cap(150), train_rows_cap(300), train_rows_cap(5000)
+    (100000, 77922, 40000, 60000, 100000)
     """
-    if len(train) <= MAX_EMBEDDING_TRAIN_ROWS:
-        return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
+    k = max(int(n_classes), 1)
+    return min(MAX_TRAIN_ROWS, max(MIN_TRAIN_ROWS_PER_CLASS * k, TRAIN_CELL_BUDGET // k))
+
+
+def train_sample(y: np.ndarray, train: np.ndarray, k: int, cap: int) -> np.ndarray:
+    """``train`` (row indices) when it has at most ``cap`` rows; else a stratified seeded sample of about ``cap`` of
+    them, in input order: every class keeps its share of the rows (at least one), drawn with a seed fixed by the
+    fold's size."""
+    if len(train) <= cap:
+        return train
     y_train = y[train]
     counts = np.bincount(y_train, minlength=k)
-    quota = np.maximum(counts * MAX_EMBEDDING_TRAIN_ROWS // len(train), np.minimum(counts, 1))
+    quota = np.maximum(counts * cap // len(train), np.minimum(counts, 1))
     shuffled = np.random.default_rng(len(train)).permutation(len(train))
     by_class = shuffled[np.argsort(y_train[shuffled], kind="stable")]  # grouped by class, random within
     rank = np.empty(len(train), dtype=np.int64)
     rank[by_class] = np.arange(len(train)) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep = train[rank < quota[y_train]]
-    return _fit_predict(_logreg(1.0), X[keep], y[keep], X[test], k)
+    return train[rank < quota[y_train]]
+
+
+def _embedding_member(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, k: int) -> np.ndarray:
+    """Multinomial logistic regression on the embeddings of ``train``; probabilities of ``test`` ``(n_test, k)``.
+    (:func:`run_oof_job` runs every member on one BLAS thread.)"""
+    return _fit_predict(_logreg(1.0), X[train], y[train], X[test], k)
 
 
 def _layers_member(
@@ -330,6 +367,8 @@ class OofPlan:
         word_counts: sparse :data:`WORD_NGRAMS` counts of every text, or ``None`` (no ``words`` member, or no
             word in any text); each fold keeps its training rows' vocabulary.
         char_counts: sparse :data:`CHAR_NGRAMS` counts of every text, or ``None``.
+        train_rows_cap: when some fold had more training rows than :func:`train_rows_cap` allows, that cap (every
+            fold's training rows are then a stratified sample of that many, :func:`train_sample`); else ``None``.
     """
 
     features: np.ndarray | None
@@ -342,6 +381,7 @@ class OofPlan:
     layers_grid: tuple[float, ...] = LAYERS_C_GRID
     word_counts: Any = None
     char_counts: Any = None
+    train_rows_cap: int | None = None
 
 
 def available_members(
@@ -375,7 +415,8 @@ def plan_oof(
     if unknown or not members:
         raise ValidationError(f"unknown detector member(s) {unknown or list(members)!r}; choose from {list(MEMBERS)}")
     y, classes = encode_labels(labels)
-    n_folds = _check_folds(y, classes, n_folds)
+    cap = train_rows_cap(len(classes))
+    n_folds = _check_folds(y, classes, n_folds, train_cap=cap)
     n = len(y)
     X = None
     if "embedding" in members:
@@ -396,6 +437,9 @@ def plan_oof(
             raise ValueError(f"lexical members need {n} texts, got {None if texts is None else len(texts)}")
         T = np.asarray([t if isinstance(t, str) else "" for t in texts], dtype=object)
     folds = _folds(y, n_folds, seed)
+    capped = any(len(train) > cap for train, _ in folds)
+    if capped:
+        folds = [(train_sample(y, train, len(classes), cap), test) for train, test in folds]
     members = tuple(members)
     jobs = tuple(OofJob(m, f) for f in range(len(folds)) for m in members)
     return OofPlan(
@@ -407,6 +451,7 @@ def plan_oof(
         jobs=jobs,
         layer_features=F,
         layers_grid=layers_grid(n - n // n_folds),
+        train_rows_cap=cap if capped else None,
         word_counts=_ngram_counts(T, **WORD_NGRAMS) if "words" in members else None,
         char_counts=_ngram_counts(T, **CHAR_NGRAMS) if "chars" in members else None,
     )
@@ -481,6 +526,7 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
         members=out,
         chosen=chosen,
         n_folds=len(plan.folds),
+        train_rows_cap=plan.train_rows_cap,
     )
 
 

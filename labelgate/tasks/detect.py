@@ -24,12 +24,13 @@ from prefect import task
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.detect import Detection, detect_all, detection_key
+from labelgate.core.detect import Detection, JobRunner, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.metrics import DetectMetrics
-from labelgate.core.probs import OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
+from labelgate.core.probs import AUTO_MAX_FOLDS, MEMBERS, OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
+from labelgate.parallel import detect_workers, pool_runner
 from labelgate.readers import sha256_file
 from labelgate.services.inputs import read_input
 from labelgate.tasks._common import TASK_OPTIONS
@@ -207,6 +208,7 @@ def _store(
         detect_seconds={k: round(v, 3) for k, v in seconds.items()},
         detection_key=key,
         detection_reused_from=None,
+        approximations=approximations(len(row_ids), probs.train_rows_cap),
     )
     with store.connect(db_path) as con, store.transaction(con):
         store.save_detection(
@@ -224,6 +226,24 @@ def _store(
     return metrics
 
 
+def approximations(n_rows: int, train_rows_cap: int | None) -> dict[str, Any] | None:
+    """What the detect stage approximated on ``n_rows`` rows (:attr:`DetectMetrics.approximations`), or ``None``."""
+    from labelgate.core.neighbours import EXACT_MAX_ROWS
+
+    found: dict[str, Any] = {}
+    if train_rows_cap is not None:
+        found["train_rows_per_fold"] = train_rows_cap
+    if n_rows > EXACT_MAX_ROWS:
+        found["neighbours"] = "approximate"
+    return found or None
+
+
+def _job_runner(n_rows: int) -> JobRunner:
+    """The out-of-fold fits' runner: worker processes on this machine's cores (:func:`labelgate.parallel.pool_runner`,
+    :func:`labelgate.parallel.detect_workers` of the rows), or this process alone for small inputs."""
+    return pool_runner(workers=detect_workers(n_rows, n_jobs=len(MEMBERS) * AUTO_MAX_FOLDS))
+
+
 @task(name="detect", **TASK_OPTIONS)
 def detect(db_path: str, run_id: str, params: CurateParams) -> DetectMetrics:
     """Run every detector over the valid rows; store predictions and issues; return counts per issue type.
@@ -239,7 +259,7 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> DetectMetrics:
         run_id,
         params,
         inputs,
-        inputs.detect_all(params, progress=stage_reporter(run_id)),
+        inputs.detect_all(params, progress=stage_reporter(run_id), run_jobs=_job_runner(len(inputs.row_ids))),
         reused.detection_key,
     )
 

@@ -14,45 +14,30 @@ rules, security headers and error pages apply). Built on :mod:`labelgate.service
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
 from labelgate import store
 from labelgate.services import memory, review
-from labelgate.web import templating
-
-#: seconds a request waits for a database another process writes
-DB_WAIT_S = 5.0
+from labelgate.web import context, templating
 
 router = APIRouter()
 
 
-@functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    return templating.environment()
-
-
-def _reviewer(request: Request, payload: dict[str, Any]) -> str:
-    name = payload.get("reviewer") or request.headers.get("x-labelgate-reviewer") or request.app.state.reviewer
-    return review.clean_reviewer(str(name))
-
-
 @router.get("/runs/{run}/rows/{row_id}/history", response_class=HTMLResponse)
 def history_page(request: Request, run: str, row_id: str) -> HTMLResponse:
-    with store.connect(request.app.state.db_path, wait_s=DB_WAIT_S) as con:
+    with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         found = memory.history(con, run_id, row_id)
-    page = _env().get_template("history.html").render(h=found, reviewer=request.app.state.reviewer)
+    page = templating.render("history.html", h=found, reviewer=request.app.state.reviewer)
     return HTMLResponse(page)
 
 
 @router.get("/api/runs/{run}/rows/{row_id}/history")
 def history_api(request: Request, run: str, row_id: str) -> dict[str, Any]:
-    with store.connect(request.app.state.db_path, wait_s=DB_WAIT_S) as con:
+    with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         return memory.history(con, run_id, row_id)
 
@@ -62,9 +47,9 @@ def memory_api(request: Request, run: str, row_id: str, payload: Any = Body(...)
     if not isinstance(payload, dict):
         raise review.ReviewError('send {"action": "revoke"} or {"action": "keep|relabel|exclude", "label": ...}')
     action = str(payload.get("action") or "").strip().lower()
-    name = _reviewer(request, payload)
+    name = context.reviewer_for(request, payload)
     reason = payload.get("reason", payload.get("note"))
-    with store.connect(request.app.state.db_path, wait_s=DB_WAIT_S) as con:
+    with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         if action == "revoke":
             return memory.revoke(con, run_id, row_id, reviewer=name, reason=reason)
@@ -75,5 +60,5 @@ def memory_api(request: Request, run: str, row_id: str, payload: Any = Body(...)
 
 @router.get("/api/memory")
 def remembered_api(request: Request, dataset: str = "") -> list[dict[str, Any]]:
-    with store.connect(request.app.state.db_path, wait_s=DB_WAIT_S) as con:
+    with context.connect(request) as con:
         return memory.remembered(con, dataset or None)

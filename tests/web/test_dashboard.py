@@ -23,8 +23,7 @@ from fastapi.testclient import TestClient
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.services import notify
-from labelgate.web import dashboard
+from labelgate.services import dashboard, notify
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
@@ -168,13 +167,6 @@ def test_prefect_flow_run_links_when_the_ui_is_known(
     assert with_id and all(
         r["flow_run_url"] == f"http://127.0.0.1:4200/runs/flow-run/{r['prefect_flow_run_id']}" for r in with_id
     )
-
-
-def test_svg_helpers_on_empty_data() -> None:
-    assert "no run reached detection yet" in dashboard.rate_chart([])
-    assert "no detection for this run" in dashboard.heatmap([], [])
-    assert "nothing quarantined" in dashboard.reason_chart({})
-    assert "&lt;b&gt;" in dashboard.reason_chart({"<b>": 3})
 
 
 # --- headless Chromium (conftest.launch_chromium, as in tests/web/test_browser.py) -------------------

@@ -1,9 +1,9 @@
 """Issue 15, items 7 and 12: every run page shows the run's state and only the actions that work on it; the runs
-page links back to itself; the dashboard trend draws one line per dataset. Pages checked in headless Chromium."""
+page links back to itself (the dashboard trend's one line per dataset: tests/web/test_charts.py). Pages checked in
+headless Chromium."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,6 @@ import pytest
 from conftest import CHROMIUM, CHROMIUM_SKIP, copy_db, launch_chromium
 
 from labelgate import store
-from labelgate.web import dashboard
 from labelgate.web.app import create_app
 from labelgate.web.server import EmbeddedServer
 
@@ -88,23 +87,3 @@ def test_the_runs_page_has_a_runs_link_in_its_header(server: tuple[str, dict], p
     assert [a.strip() for a in nav.all_inner_texts()] == ["Runs", "Dashboard"]
     page.click("header nav >> text=Dashboard")
     assert page.url.endswith("/dashboard")
-
-
-def test_the_trend_draws_one_line_per_dataset() -> None:
-    runs = [
-        {
-            "run_id": f"r{i}",
-            "dataset": ds,
-            "started_at": f"2026-01-0{i + 1}T00:00:00",
-            "outcome": "exported",
-            "label_issue_rate": rate,
-            "quarantine_rate": 0.01,
-            "quality": None,
-        }
-        for i, (ds, rate) in enumerate([("a", 0.1), ("b", 0.4), ("a", 0.12), ("b", 0.38), ("a", 0.11)])
-    ]
-    svg = str(dashboard.rate_chart(runs))
-    issue_paths = re.findall(r'<path class="trend" data-dataset="(\w)" data-series="label_issue_rate" d="([^"]+)"', svg)
-    assert sorted(ds for ds, _ in issue_paths) == ["a", "b"]
-    points = {ds: d.count("L") + 1 for ds, d in issue_paths}
-    assert points == {"a": 3, "b": 2}  # never one line zig-zagging between the datasets

@@ -1,0 +1,119 @@
+"""The detector's out-of-fold fits on every core of this machine: a pool of worker processes.
+
+:func:`labelgate.core.probs.ensemble_oof_probs` takes a ``map_jobs(function, jobs)`` that runs its (member, fold)
+jobs; every job is deterministic and independent, so *where* it runs cannot change a result. By default they run
+one after another in the calling process: one core. :func:`pool_runner` runs them in ``workers`` processes
+(``spawn``: a run's process holds Prefect's threads, and forking a threaded process can deadlock), each fitting
+one job at a time on one BLAS thread, which is how :func:`labelgate.core.probs.run_oof_job` runs any job. The
+function (and the plan it closes over: features, n-gram counts, folds) is sent to each worker once, when the
+worker starts; a job sends only its name.
+
+Starting a worker costs about a second or two of importing numpy, scipy and scikit-learn, so small inputs stay in
+one process (:func:`detect_workers`). ``$LABELGATE_DETECT_WORKERS`` sets the number of worker processes (``1``:
+no pool).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
+
+from labelgate.errors import ConfigError
+
+#: environment variable: worker processes of the detector's out-of-fold fits (default: the usable CPUs, at most 2
+#: per :data:`MAX_DEFAULT_WORKERS`; ``1`` runs every fit in the run's own process)
+WORKERS_ENV = "LABELGATE_DETECT_WORKERS"
+#: the default number of workers is the usable CPUs, at most this many
+MAX_DEFAULT_WORKERS = 4
+#: below this many rows the fits stay in the run's process (a worker's start-up would cost more than it saves)
+POOL_MIN_ROWS = 2_000
+
+_function: Callable[[Any], Any] | None = None
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def detect_workers(n_rows: int, n_jobs: int, environ: dict[str, str] | None = None) -> int:
+    """How many processes fit ``n_jobs`` out-of-fold jobs over ``n_rows`` rows: ``$LABELGATE_DETECT_WORKERS`` when
+    set, else the usable CPUs (at most :data:`MAX_DEFAULT_WORKERS`), never more than the jobs; ``1`` (no pool) below
+    :data:`POOL_MIN_ROWS` rows.
+
+    Raises:
+        ConfigError: ``$LABELGATE_DETECT_WORKERS`` is not a whole number of at least 1 (the message quotes it).
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(WORKERS_ENV, "").strip()
+    if raw:
+        try:
+            wanted = int(raw)
+        except ValueError:
+            wanted = 0
+        if wanted < 1:
+            raise ConfigError(f"{WORKERS_ENV}={raw!r} is not a whole number of at least 1")
+    else:
+        if n_rows < POOL_MIN_ROWS:
+            return 1
+        wanted = min(usable_cpus(), MAX_DEFAULT_WORKERS)
+    return max(1, min(wanted, n_jobs))
+
+
+def _start_worker(function: Callable[[Any], Any]) -> None:
+    global _function
+    _function = function
+
+
+def _run(job: Any) -> tuple[Any, float]:
+    assert _function is not None, "worker started without a function"
+    return _timed(_function, job)
+
+
+def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
+    """A :data:`labelgate.core.detect.JobRunner` ``run_jobs(function, jobs, on_done)`` that runs the jobs in up to
+    ``workers`` processes (never more than the jobs) and returns their results in the jobs' order.
+
+    ``on_done(job, seconds, done, total)`` is called in this process as each job finishes (``seconds``: the job's own
+    wall time in its worker), in the order they finish. With ``workers`` 1 (or one job) the jobs run in this
+    process, one after another. A job that fails raises its exception here, once the pool has shut down.
+    """
+
+    def run(
+        function: Callable[[Any], Any], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
+    ) -> list[Any]:
+        jobs = list(jobs)
+        results: list[Any] = [None] * len(jobs)
+        if workers <= 1 or len(jobs) <= 1:
+            for i, job in enumerate(jobs):
+                results[i], seconds = _timed(function, job)
+                on_done(job, seconds, i + 1, len(jobs))
+            return results
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(function,)
+        ) as pool:
+            pending = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
+            done = 0
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    i = pending.pop(future)
+                    results[i], seconds = future.result()
+                    done += 1
+                    on_done(jobs[i], seconds, done, len(jobs))
+        return results
+
+    return run
+
+
+def _timed(function: Callable[[Any], Any], job: Any) -> tuple[Any, float]:
+    began = time.perf_counter()
+    return function(job), time.perf_counter() - began
