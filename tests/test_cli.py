@@ -30,8 +30,16 @@ def test_demo_prints_summary_truth_score_and_json(runner: CliRunner, warm_run: d
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     summary = json.loads(lines[-1])
-    for key in ("run_id", "rows_in", "rows_valid", "rows_quarantined", "label_issues", "exported_train",
-                "exported_val", "export_files"):
+    for key in (
+        "run_id",
+        "rows_in",
+        "rows_valid",
+        "rows_quarantined",
+        "label_issues",
+        "exported_train",
+        "exported_val",
+        "export_files",
+    ):
         assert key in summary
     assert summary["rows_valid"] + summary["rows_quarantined"] == summary["rows_in"]
     assert all(Path(p).exists() for p in summary["export_files"])
@@ -65,8 +73,9 @@ def test_issues_table_and_runs_listing(runner: CliRunner, warm_run: dict) -> Non
 
 def test_export_again_writes_the_same_files(runner: CliRunner, warm_run: dict, tmp_path: Path) -> None:
     db = copy_db(warm_run, tmp_path)
-    res = runner.invoke(main, ["export", "--db", db, "--run", warm_run["run_id"], "--out", str(tmp_path / "re"),
-                               "--json"])
+    res = runner.invoke(
+        main, ["export", "--db", db, "--run", warm_run["run_id"], "--out", str(tmp_path / "re"), "--json"]
+    )
     assert res.exit_code == 0, res.output
     again = json.loads(res.output.strip().splitlines()[-1])
     for a, b in zip(sorted(warm_run["export_files"]), sorted(again["export_files"])):
@@ -85,8 +94,12 @@ def test_export_again_writes_the_same_files(runner: CliRunner, warm_run: dict, t
 def test_user_errors_are_one_line_with_exit_code_2(
     runner: CliRunner, warm_run: dict, tmp_path: Path, sample_csv: Path, args: list[str], message: str
 ) -> None:
-    fill = {"missing": str(tmp_path / "missing.csv"), "db": warm_run["db_path"], "tmp": str(tmp_path),
-            "sample": str(sample_csv)}
+    fill = {
+        "missing": str(tmp_path / "missing.csv"),
+        "db": warm_run["db_path"],
+        "tmp": str(tmp_path),
+        "sample": str(sample_csv),
+    }
     res = runner.invoke(main, [a.format(**fill) for a in args])
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output
@@ -94,8 +107,9 @@ def test_user_errors_are_one_line_with_exit_code_2(
     assert len(err_lines) == 1 and message in err_lines[0]
 
 
-def test_a_real_process_shows_one_line_errors_and_a_json_last_line(warm_run: dict, tmp_path: Path,
-                                                                    sample_csv: Path) -> None:
+def test_a_real_process_shows_one_line_errors_and_a_json_last_line(
+    warm_run: dict, tmp_path: Path, sample_csv: Path
+) -> None:
     """What a user sees: no traceback on bad input; with --json the last stdout line is the JSON summary."""
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     env.pop("PREFECT_API_URL", None)  # the harness's API belongs to this process: use a fresh ephemeral one
@@ -103,14 +117,24 @@ def test_a_real_process_shows_one_line_errors_and_a_json_last_line(warm_run: dic
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence,category\nhello,a\n")
     exe = [sys.executable, "-m", "labelgate.cli"]
-    res = subprocess.run([*exe, "run", str(bad), "--db", str(tmp_path / "b.duckdb")], env=env, capture_output=True,
-                         text=True, timeout=300)
+    res = subprocess.run(
+        [*exe, "run", str(bad), "--db", str(tmp_path / "b.duckdb")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 2
     assert "Traceback" not in res.stderr + res.stdout
     assert res.stderr.strip().splitlines()[-1].startswith("labelgate: error: text column 'text' not found")
     db = copy_db(warm_run, tmp_path)
-    ok = subprocess.run([*exe, "run", str(sample_csv), "--db", db, "--out", str(tmp_path / "o"), "--json"], env=env,
-                        capture_output=True, text=True, timeout=300)
+    ok = subprocess.run(
+        [*exe, "run", str(sample_csv), "--db", db, "--out", str(tmp_path / "o"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "Traceback" not in ok.stderr
     last = json.loads(ok.stdout.strip().splitlines()[-1])

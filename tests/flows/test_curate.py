@@ -154,6 +154,9 @@ def test_the_run_publishes_prefect_artifacts(warm_run: dict) -> None:
     by_key = {a.key: a for a in arts}
     assert {"labelgate-summary", "labelgate-top-issues"} <= set(by_key)
     assert warm_run["run_id"] in by_key["labelgate-summary"].data
-    rows = json.loads(by_key["labelgate-top-issues"].data) if isinstance(by_key["labelgate-top-issues"].data, str) \
+    rows = (
+        json.loads(by_key["labelgate-top-issues"].data)
+        if isinstance(by_key["labelgate-top-issues"].data, str)
         else by_key["labelgate-top-issues"].data
+    )
     assert rows and {"row_id", "given_label", "suggested_label", "label_score"} <= set(rows[0])
