@@ -96,11 +96,12 @@ def test_every_member_fits_the_capped_rows_and_every_row_is_still_scored(monkeyp
 def test_probabilities_are_unchanged_while_folds_stay_below_the_cap(monkeypatch):
     X, y = _data(n=400, spread=0.5)  # overlapping classes: probabilities well inside (0, 1)
     labels = [f"c{v}" for v in y]
-    before = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    kw = {"texts": _texts(y), "members": ["embedding", "chars"], "n_folds": 4}
+    before = probs.ensemble_oof_probs(X, labels, **kw)
     assert probs.plan_oof(X, labels, n_folds=4).train_rows_cap is None
     monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 300)  # folds train on exactly 300 rows
-    after = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    after = probs.ensemble_oof_probs(X, labels, **kw)
     assert after.probs.tobytes() == before.probs.tobytes()
     monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 100)
-    capped = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    capped = probs.ensemble_oof_probs(X, labels, **kw)
     assert capped.probs.shape == before.probs.shape and capped.probs.tobytes() != before.probs.tobytes()
