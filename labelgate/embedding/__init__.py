@@ -35,42 +35,60 @@ Backends (``backend=`` of :func:`encode`, ``embed_backend`` of the run parameter
 Every backend batches texts sorted by length (less padding) and returns L2-normalised float32
 rows in the input order.
 
+Middle-layer features (the ``layers`` detector member): :func:`encode_with_layers` gives them with the
+sentence vectors from the same forward pass on ``torch``, ``torch-bf16`` and ``onnx`` (the fp32 export's second
+output), each checked once against :func:`encode_layers` on the probe texts, so they share its cache key
+(:func:`layers_key`); on ``onnx-int8`` (lossy) or a model that cannot give them it returns None and
+:func:`encode_layers` computes them in a pass of their own.
+
 Modules (the names below are re-exported here; import them from ``labelgate.embedding``):
 
 - :mod:`~labelgate.embedding.models`: loading (offline), cache keys, compute threads, shared helpers;
+- :mod:`~labelgate.embedding.forward`: the one forward pass giving the sentence embedding and the middle layers;
+- :mod:`~labelgate.embedding.batching`: length-sorted token-budgeted batches, the torch batch loops;
+- :mod:`~labelgate.embedding.layers`: :func:`encode_layers`, the middle-layer features alone (the reference);
 - :mod:`~labelgate.embedding.onnx_export`: ONNX export, fusion, quantisation, verification, sessions;
-- :mod:`~labelgate.embedding.batching`: length-sorted token-budgeted batches, the per-backend batch loops;
-- :mod:`~labelgate.embedding.backends`: bf16 probing, ``auto``'s choice (:func:`resolve_backend`);
-- :mod:`~labelgate.embedding.encoding`: :func:`encode`;
-- :mod:`~labelgate.embedding.layers`: the middle-layer features of the ``layers`` detector member.
+- :mod:`~labelgate.embedding.backends`: bf16 probing, ``auto``'s choice (:func:`resolve_backend`), the checks;
+- :mod:`~labelgate.embedding.encoding`: :func:`encode` and :func:`encode_with_layers`.
 """
 
 from __future__ import annotations
 
+from labelgate.core.pooling import middle_layers, pool_middle_layers
 from labelgate.embedding.backends import (
     AUTO_ORDER,
     BF16_ENV,
     BF16_MIN_COSINE,
     _bf16_check,
     _broken,
+    _layers_reason,
     _lock,
+    _one_pass_check,
     _unusable,
     bf16_supported,
     clear_caches,
+    layers_unavailable,
     resolve_backend,
 )
 from labelgate.embedding.batching import (
-    ONNX_TOKEN_BUDGET,
     TORCH_TOKEN_BUDGET,
     _batches,
-    _encode_onnx,
     _encode_torch,
+    _encode_torch_both,
     _run_batches,
+    _run_batches_both,
     _token_batches,
     batch_plan,
 )
-from labelgate.embedding.encoding import encode
-from labelgate.embedding.layers import encode_layers, layers_key, middle_layers, transformer_parts
+from labelgate.embedding.encoding import encode, encode_with_layers
+from labelgate.embedding.forward import (
+    LAYERS_NEEDED_BY,
+    forward_both,
+    model_layers,
+    one_pass_problem,
+    transformer_parts,
+)
+from labelgate.embedding.layers import encode_layers, layers_key
 from labelgate.embedding.models import (
     BACKENDS,
     DEFAULT_MODEL_KEY,
@@ -100,10 +118,15 @@ from labelgate.embedding.onnx_export import (
     EXPORT_FORMAT,
     FP32_MIN_COSINE,
     INT8_MIN_COSINE,
+    LAYERS_OUTPUT,
     ONNX_OPSET,
+    ONNX_TOKEN_BUDGET,
     _agreement,
+    _encode_onnx,
+    _encode_onnx_both,
     _export_pipeline,
     _fuse,
+    _layers_agreement,
     _onnx_encoder,
     _OnnxEncoder,
     _quantize,
@@ -129,6 +152,8 @@ __all__ = [
     "FP32_BACKENDS",
     "FP32_MIN_COSINE",
     "INT8_MIN_COSINE",
+    "LAYERS_NEEDED_BY",
+    "LAYERS_OUTPUT",
     "ONNX_OPSET",
     "ONNX_TOKEN_BUDGET",
     "PROBE_TEXTS",
@@ -142,20 +167,26 @@ __all__ = [
     "_broken",
     "_dimension",
     "_encode_onnx",
+    "_encode_onnx_both",
     "_encode_torch",
+    "_encode_torch_both",
     "_export_pipeline",
     "_features",
     "_first_line",
     "_fuse",
     "_hf_config",
+    "_layers_agreement",
+    "_layers_reason",
     "_load",
     "_lock",
     "_log",
+    "_one_pass_check",
     "_onnx_encoder",
     "_quantize",
     "_quiet_export",
     "_quiet_hf",
     "_run_batches",
+    "_run_batches_both",
     "_session_options",
     "_source",
     "_token_batches",
@@ -171,15 +202,21 @@ __all__ = [
     "default_model_path",
     "encode",
     "encode_layers",
+    "encode_with_layers",
     "export_onnx",
+    "forward_both",
     "layers_key",
+    "layers_unavailable",
     "load_model",
     "load_model_copy",
     "middle_layers",
     "model_key",
+    "model_layers",
+    "one_pass_problem",
     "onnx_cache_dir",
     "onnx_export_info",
     "onnx_model_path",
+    "pool_middle_layers",
     "resolve_backend",
     "transformer_parts",
 ]

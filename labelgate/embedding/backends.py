@@ -1,4 +1,5 @@
-"""Which backend runs: native bfloat16 probing, the ONNX export checks, ``auto``'s choice, remembered failures."""
+"""Which backend runs: native bfloat16 probing, the ONNX export checks, ``auto``'s choice, remembered failures;
+and whether a backend gives the middle-layer features from its sentence pass (:func:`layers_unavailable`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ import functools
 import os
 import threading
 
-from labelgate.embedding.batching import _encode_torch
+import numpy as np
+
+from labelgate.core.vectors import unit_rows
+from labelgate.embedding.batching import _encode_torch, _encode_torch_both
+from labelgate.embedding.forward import model_layers, one_pass_problem
+from labelgate.embedding.layers import encode_layers
 from labelgate.embedding.models import PROBE_TEXTS, _first_line, _warn, check_backend, load_model
-from labelgate.embedding.onnx_export import _onnx_encoder
+from labelgate.embedding.onnx_export import FP32_MIN_COSINE, _onnx_encoder
 from labelgate.errors import ModelLoadError
 
 #: environment variable: ``0`` keeps ``auto`` off bfloat16 (exact fp32 arithmetic, e.g. to compare machines)
@@ -19,6 +25,8 @@ BF16_MIN_COSINE = 0.999
 _lock = threading.Lock()
 #: (model, variant) -> reason the ONNX backend is not usable in this process
 _broken: dict[tuple[str, str], str] = {}
+#: (model, resolved backend) -> None when it gives the middle-layer features with the sentence vectors, else why not
+_layers_reason: dict[tuple[str, str], str | None] = {}
 
 
 def bf16_supported() -> bool:
@@ -53,13 +61,75 @@ def _bf16_check(model: str) -> tuple[float, float]:
     return float(cos.min()), float(cos.mean())
 
 
+def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (unit_rows(a) * unit_rows(b)).sum(axis=1)
+
+
+def _one_pass_check(model: str, *, bf16: bool) -> tuple[float, float]:
+    """(min, mean) cosine of the middle-layer features of the one-pass torch forward (fp32, or bf16 autocast) to
+    :func:`encode_layers` on the probe texts; its sentence vectors are checked against the fp32 ones of
+    sentence-transformers' own encode too.
+
+    Raises:
+        ModelLoadError: the model's pipeline cannot give both from one pass (the reason), or a cosine is below
+            :data:`FP32_MIN_COSINE` (fp32) / :data:`BF16_MIN_COSINE` (bf16).
+    """
+    st = load_model(model)
+    problem = one_pass_problem(st)
+    if problem is not None:
+        raise ModelLoadError(problem)
+    texts = list(PROBE_TEXTS)
+    vectors, layers = _encode_torch_both(st, texts, 64, False, layers=model_layers(st, model=model), bf16=bf16)
+    floor = BF16_MIN_COSINE if bf16 else FP32_MIN_COSINE
+    sentence = _cosines(vectors, _encode_torch(st, texts, 64, False))
+    if float(sentence.min()) < floor:
+        raise ModelLoadError(
+            f"one-pass sentence vectors differ from encode's (min cosine {sentence.min():.6f} < {floor})"
+        )
+    cos = _cosines(layers, encode_layers(model, texts))
+    if float(cos.min()) < floor:
+        raise ModelLoadError(f"one-pass middle layers differ from encode_layers (min cosine {cos.min():.6f})")
+    return float(cos.min()), float(cos.mean())
+
+
+def layers_unavailable(model: str, backend: str) -> str | None:
+    """None when :func:`~labelgate.embedding.encode_with_layers` on ``backend`` (resolved: ``torch``,
+    ``torch-bf16``, ``onnx``, ``onnx-int8``) gives the middle-layer features from the sentence pass, equivalent to
+    :func:`encode_layers` (checked once per process on the probe texts); else the reason, remembered.
+
+    ``onnx-int8`` never does (its features would be lossy but share the fp32 cache key): the caller computes them
+    with :func:`encode_layers`. Never raises: a model that cannot give them is a reason, not an error.
+    """
+    key = (model, backend)
+    if key in _layers_reason:
+        return _layers_reason[key]
+    reason: str | None
+    try:
+        with _lock:
+            if backend == "onnx-int8":
+                reason = "int8 middle-layer features would be lossy; they are computed in fp32 apart"
+            elif backend == "onnx":
+                has = _onnx_encoder(model, backend).has_layers
+                reason = None if has else "the ONNX export has no middle-layer output (see its .json and the log)"
+            elif backend in ("torch", "torch-bf16"):
+                _one_pass_check(model, bf16=backend == "torch-bf16")
+                reason = None
+            else:
+                reason = f"backend {backend!r} is not resolved (see resolve_backend)"
+    except Exception as err:  # a model, export or check failure of any library: the second pass still works
+        reason = _first_line(err)
+    _layers_reason[key] = reason
+    return reason
+
+
 def clear_caches() -> None:
-    """Forget the loaded ONNX sessions and remembered ONNX failures of this process (e.g. after changing
-    ``$LABELGATE_CACHE_DIR`` or installing onnx); the torch models stay loaded."""
+    """Forget the loaded ONNX sessions and remembered ONNX failures and checks of this process (e.g. after
+    changing ``$LABELGATE_CACHE_DIR`` or installing onnx); the torch models stay loaded."""
     with _lock:
         _onnx_encoder.cache_clear()
         _bf16_check.cache_clear()
         _broken.clear()
+        _layers_reason.clear()
 
 
 #: what ``auto`` tries, fastest first; torch (fp32) is the fallback

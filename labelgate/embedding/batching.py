@@ -1,4 +1,5 @@
-"""Length-sorted, token-budgeted batches and the per-backend batch loops (torch / torch-bf16, ONNX)."""
+"""Length-sorted, token-budgeted batches and the torch batch loops (fp32 or bf16; sentence vectors alone, or with
+the middle-layer features of the same forward pass)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from labelgate.core.vectors import unit_rows
-from labelgate.embedding.models import THREADS_ENV, check_backend, compute_threads
-from labelgate.embedding.onnx_export import _OnnxEncoder
+from labelgate.embedding.forward import forward_both
+from labelgate.embedding.models import THREADS_ENV, _features, check_backend, compute_threads
 
 #: ONNX backend: padded tokens per forward pass (at most ``batch_size`` texts); small batches of similar
 #: length keep the activations in cache (measured on 2 cores: batches of ~8-16 short texts beat 64)
@@ -37,6 +38,28 @@ def _encode_torch(st, texts: list[str], batch_size: int, progress: bool, *, bf16
     return _run_batches(texts, batch_size, TORCH_TOKEN_BUDGET, progress, run)
 
 
+def _encode_torch_both(
+    st, texts: list[str], batch_size: int, progress: bool, *, layers: list[int], bf16: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors ``(n, dim)`` and middle-layer features ``(n, hidden)`` of ``texts`` from one forward pass
+    per batch (:func:`~labelgate.embedding.forward.forward_both`), batched as :func:`_encode_torch` batches them."""
+    import torch
+
+    if THREADS_ENV in os.environ:
+        torch.set_num_threads(compute_threads())
+    st.eval()
+
+    def run(batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        features = _features(st, batch)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            vectors, pooled = forward_both(st, features, layers)
+        return vectors.float().numpy(), pooled.float().numpy()
+
+    vectors, pooled = _run_batches_both(texts, batch_size, TORCH_TOKEN_BUDGET, progress, run)
+    assert pooled is not None
+    return vectors, pooled
+
+
 def _token_batches(texts: list[str], batch_size: int, budget: int) -> Iterator[slice]:
     """Consecutive batches of ``texts`` (sorted longest first) of at most ``batch_size`` texts and about
     ``budget`` padded tokens (estimated as chars / 4 + 2): long texts go in small batches, short ones in
@@ -52,23 +75,36 @@ def _token_batches(texts: list[str], batch_size: int, budget: int) -> Iterator[s
 def _run_batches(
     texts: list[str], batch_size: int, budget: int, progress: bool, run: Callable[[list[str]], np.ndarray]
 ) -> np.ndarray:
+    vectors, _ = _run_batches_both(texts, batch_size, budget, progress, lambda batch: (run(batch), None))
+    return vectors
+
+
+def _run_batches_both(
+    texts: list[str],
+    batch_size: int,
+    budget: int,
+    progress: bool,
+    run: Callable[[list[str]], tuple[np.ndarray, np.ndarray | None]],
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``run`` over the token batches of ``texts``: (its first outputs stacked, each row L2-normalised; its second
+    outputs stacked as they are, None when it gave None)."""
     parts = []
+    extras = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(texts), desc="Embedding", unit="text")
     for sl in _token_batches(texts, batch_size, budget):
-        parts.append(run(texts[sl]))
+        vectors, extra = run(texts[sl])
+        parts.append(vectors)
+        if extra is not None:
+            extras.append(extra)
         if bar is not None:
             bar.update(sl.stop - sl.start)
     if bar is not None:
         bar.close()
-    return unit_rows(np.vstack(parts))
-
-
-def _encode_onnx(st, encoder: _OnnxEncoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
-    return _run_batches(texts, batch_size, ONNX_TOKEN_BUDGET, progress, lambda batch: encoder.run(st, batch))
+    return unit_rows(np.vstack(parts)), (np.vstack(extras).astype(np.float32, copy=False) if extras else None)
 
 
 def batch_plan(texts: Sequence[str], *, batch_size: int = 64, backend: str = "torch") -> list[np.ndarray]:

@@ -1,5 +1,14 @@
 """ONNX export of a sentence-transformers pipeline (fused fp32 or dynamic int8), verified, cached on disk,
-and the ONNX Runtime sessions that run it."""
+and the ONNX Runtime sessions that run it.
+
+The fp32 export (``onnx``) has two outputs: ``sentence_embedding`` and ``middle_layers``, the ``layers`` detector
+member's features pooled from the same forward pass (:func:`labelgate.embedding.forward.forward_both`), each
+checked on the probe texts (against sentence-transformers' vectors and :func:`labelgate.embedding.encode_layers`)
+before it is used. A model whose pipeline cannot give them (:func:`~labelgate.embedding.forward.one_pass_problem`)
+or whose layers output fails the check is exported with the sentence embedding alone. The int8 export
+(``onnx-int8``) always has the sentence embedding alone: int8 layer features would be lossy, and they are cached
+under the fp32 key, so an int8 run computes them apart (:func:`~labelgate.embedding.encode_layers`).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +29,9 @@ from typing import Any
 import numpy as np
 
 from labelgate.core.vectors import unit_rows
+from labelgate.embedding.batching import _run_batches, _run_batches_both
+from labelgate.embedding.forward import forward_both, model_layers, one_pass_problem
+from labelgate.embedding.layers import encode_layers
 from labelgate.embedding.models import (
     PROBE_TEXTS,
     _features,
@@ -40,9 +52,14 @@ CACHE_ENV = "LABELGATE_CACHE_DIR"
 FP32_MIN_COSINE = 0.9999
 #: sanity floor of the int8 export on the probe texts (it is lossy by design; see the package docstring)
 INT8_MIN_COSINE = 0.95
-#: bump to invalidate every cached export (part of the cache file name)
-EXPORT_FORMAT = 1
+#: bump to invalidate every cached export (part of the cache file name); 2: the fp32 graph's ``middle_layers`` output
+EXPORT_FORMAT = 2
 ONNX_OPSET = 17
+#: name of the fp32 export's second output (the middle-layer features)
+LAYERS_OUTPUT = "middle_layers"
+#: ONNX backend: padded tokens per forward pass (at most ``batch_size`` texts); small batches of similar
+#: length keep the activations in cache (measured on 2 cores: batches of ~8-16 short texts beat 64)
+ONNX_TOKEN_BUDGET = 256
 
 
 def onnx_cache_dir() -> Path:
@@ -113,7 +130,8 @@ def _session_options(ort):
 
 
 class _OnnxEncoder:
-    """An ONNX Runtime session over an exported sentence-transformers pipeline."""
+    """An ONNX Runtime session over an exported sentence-transformers pipeline (``has_layers``: the graph also
+    outputs the middle-layer features)."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
@@ -121,16 +139,44 @@ class _OnnxEncoder:
         self.path = path
         self.session = ort.InferenceSession(str(path), _session_options(ort), providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.session.get_inputs()]
-        self.output = self.session.get_outputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        self.output = outputs[0]
+        self.has_layers = LAYERS_OUTPUT in outputs
+
+    def _feed(self, st, texts: list[str]) -> dict[str, np.ndarray]:
+        feats = _features(st, texts)
+        return {name: np.ascontiguousarray(np.asarray(feats[name], dtype=np.int64)) for name in self.inputs}
 
     def run(self, st, texts: list[str]) -> np.ndarray:
-        feats = _features(st, texts)
-        feed = {name: np.ascontiguousarray(np.asarray(feats[name], dtype=np.int64)) for name in self.inputs}
-        return np.asarray(self.session.run([self.output], feed)[0], dtype=np.float32)
+        """The sentence vectors of ``texts`` ``(n, dim)`` (as the graph outputs them)."""
+        return np.asarray(self.session.run([self.output], self._feed(st, texts))[0], dtype=np.float32)
+
+    def run_both(self, st, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The sentence vectors ``(n, dim)`` and middle-layer features ``(n, hidden)`` of ``texts`` (needs
+        ``has_layers``)."""
+        vectors, layers = self.session.run([self.output, LAYERS_OUTPUT], self._feed(st, texts))
+        return np.asarray(vectors, dtype=np.float32), np.asarray(layers, dtype=np.float32)
 
 
-def _export_pipeline(st, dest: Path) -> None:
-    """``torch.onnx.export`` the whole pipeline of ``st`` (tensors in, sentence embedding out) to ``dest``."""
+def _encode_onnx(st, encoder: _OnnxEncoder, texts: list[str], batch_size: int, progress: bool) -> np.ndarray:
+    return _run_batches(texts, batch_size, ONNX_TOKEN_BUDGET, progress, lambda batch: encoder.run(st, batch))
+
+
+def _encode_onnx_both(
+    st, encoder: _OnnxEncoder, texts: list[str], batch_size: int, progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sentence vectors and middle-layer features from one run of the two-output graph per batch."""
+    vectors, layers = _run_batches_both(
+        texts, batch_size, ONNX_TOKEN_BUDGET, progress, lambda batch: encoder.run_both(st, batch)
+    )
+    assert layers is not None
+    return vectors, layers
+
+
+def _export_pipeline(st, dest: Path, layers: list[int] | None = None) -> None:
+    """``torch.onnx.export`` the whole pipeline of ``st`` (tensors in, sentence embedding out) to ``dest``; with
+    ``layers`` (the ``hidden_states`` indices to pool) a second output :data:`LAYERS_OUTPUT` of the middle-layer
+    features, from the same forward pass (:func:`~labelgate.embedding.forward.forward_both`)."""
     import torch
 
     feats = _features(st, list(PROBE_TEXTS[:2]))
@@ -144,17 +190,20 @@ def _export_pipeline(st, dest: Path) -> None:
             self.st = st
 
         def forward(self, *tensors):
-            return self.st(dict(zip(names, tensors)))["sentence_embedding"]
+            if layers is None:
+                return self.st(dict(zip(names, tensors)))["sentence_embedding"]
+            return forward_both(self.st, dict(zip(names, tensors)), layers)
 
+    outputs = ["sentence_embedding"] if layers is None else ["sentence_embedding", LAYERS_OUTPUT]
     axes = {name: {0: "batch", 1: "sequence"} for name in names}
-    axes["sentence_embedding"] = {0: "batch"}
+    axes.update({name: {0: "batch"} for name in outputs})
     with torch.no_grad(), _quiet_export():
         torch.onnx.export(
             Pipeline().eval(),
             tuple(feats[n] for n in names),
             str(dest),
             input_names=names,
-            output_names=["sentence_embedding"],
+            output_names=outputs,
             dynamic_axes=axes,
             opset_version=ONNX_OPSET,
             dynamo=False,  # the TorchScript exporter: needs only the onnx package (no onnxscript)
@@ -204,12 +253,38 @@ def _agreement(st, encoder: _OnnxEncoder) -> tuple[float, float]:
     return float(cos.min()), float(cos.mean())
 
 
+def _layers_agreement(st, encoder: _OnnxEncoder, reference: np.ndarray) -> tuple[float, float]:
+    """(min, mean) cosine of the encoder's middle-layer features to ``reference`` (:func:`encode_layers` of the
+    probe texts)."""
+    _, got = encoder.run_both(st, list(PROBE_TEXTS))
+    cos = (unit_rows(reference) * unit_rows(got)).sum(axis=1)
+    return float(cos.min()), float(cos.mean())
+
+
+def _pooled_layers(export_st, model: str) -> list[int] | None:
+    """The layers the fp32 export pools into its second output, or None when the model's pipeline cannot give
+    them from its forward pass (:func:`~labelgate.embedding.forward.one_pass_problem`)."""
+    try:
+        problem = one_pass_problem(export_st)
+        if problem is not None:
+            _log.info("ONNX export of %s without the middle-layer output: %s", model, problem)
+            return None
+        return model_layers(export_st, model=model)
+    except ModelLoadError as err:
+        _log.info("ONNX export of %s without the middle-layer output: %s", model, _first_line(err))
+        return None
+
+
 def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Path:
     """Export ``model`` to ONNX as ``variant`` (``onnx`` fp32 or ``onnx-int8``) unless cached; return the file.
 
     The export runs locally from the loaded torch weights (no download), is verified on
     :data:`PROBE_TEXTS` against the torch vectors and only then moved into place atomically, so
     concurrent processes never see a partial file. A sidecar ``.json`` records the checks.
+
+    The fp32 export also outputs the middle-layer features (:data:`LAYERS_OUTPUT`), verified against
+    :func:`~labelgate.embedding.encode_layers` (cosine >= :data:`FP32_MIN_COSINE` on every probe text); when the
+    model cannot give them, or they fail the check, the model is exported with the sentence embedding alone.
 
     Raises:
         ModelLoadError: the onnx/onnxruntime packages are missing, the export fails, or its vectors
@@ -229,22 +304,53 @@ def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Pa
     st = load_model(model)
     started = time.perf_counter()
     dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # eager attention exports as plain MatMul/Softmax, which the optimizer fuses into one Attention op
+        export_st = _load(model, attn_implementation="eager")
+    except ModelLoadError:
+        export_st = st
+    layers = _pooled_layers(export_st, model) if variant == "onnx" else None  # int8 layer features: lossy
+    failures: list[str] = []
+    for pooled in [layers, None] if layers is not None else [None]:
+        if _export_verified(model, variant, st, export_st, dest, pooled, started, failures):
+            return dest
+    raise ModelLoadError(
+        f"the {variant} export of embedding model {model!r} does not reproduce the torch vectors "
+        f"({'; '.join(failures)}); use the torch backend"
+    )
+
+
+def _export_verified(
+    model: str,
+    variant: str,
+    st,
+    export_st,
+    dest: Path,
+    layers: list[int] | None,
+    started: float,
+    failures: list[str],
+) -> bool:
+    """One export of ``export_st`` (with the middle-layer output when ``layers``), its candidate graphs verified
+    in turn; the first that passes is moved to ``dest`` (True). Each failure is appended to ``failures``.
+
+    Raises:
+        ModelLoadError: the export of the sentence embedding alone fails, or int8 quantisation fails.
+    """
+    outputs = "sentence + middle layers" if layers is not None else "sentence"
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".export-") as tmp:
         raw = Path(tmp) / "raw.onnx"
         try:
-            # eager attention exports as plain MatMul/Softmax, which the optimizer fuses into one Attention op
-            export_st = _load(model, attn_implementation="eager")
-        except ModelLoadError:
-            export_st = st
-        try:
-            _export_pipeline(export_st, raw)
-        except ModelLoadError:
-            raise
+            _export_pipeline(export_st, raw, layers)
         except Exception as err:
+            if layers is not None:  # the middle-layer output is an extra: export the sentence embedding alone
+                failures.append(f"{outputs} export: {_first_line(err)}")
+                _log.info("ONNX export of %s with the middle-layer output failed: %s", model, _first_line(err))
+                return False
+            if isinstance(err, ModelLoadError):
+                raise
             raise ModelLoadError(
                 f"cannot export embedding model {model!r} to ONNX: {_first_line(err)}; use the torch backend"
             ) from err
-        del export_st
         candidates: list[tuple[str, Path]] = []
         if variant == "onnx":
             fused = Path(tmp) / "fused.onnx"
@@ -265,22 +371,40 @@ def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Pa
                 ) from err
             candidates.append(("int8", quant))
             floor = INT8_MIN_COSINE
-        failures = []
+        reference = encode_layers(model, list(PROBE_TEXTS)) if layers is not None else None
         for kind, path in candidates:
             try:
-                cos_min, cos_mean = _agreement(st, _OnnxEncoder(path))
+                encoder = _OnnxEncoder(path)
+                cos_min, cos_mean = _agreement(st, encoder)
+                layer_cos = None if reference is None else _layers_agreement(st, encoder, reference)
             except Exception as err:
-                failures.append(f"{kind}: {_first_line(err)}")
+                failures.append(f"{kind} ({outputs}): {_first_line(err)}")
                 continue
             if cos_min < floor:
-                failures.append(f"{kind}: min cosine to torch {cos_min:.6f} < {floor}")
+                failures.append(f"{kind} ({outputs}): min cosine to torch {cos_min:.6f} < {floor}")
+                continue
+            if layer_cos is not None and layer_cos[0] < FP32_MIN_COSINE:
+                failures.append(
+                    f"{kind} ({outputs}): middle layers' min cosine to encode_layers {layer_cos[0]:.6f} "
+                    f"< {FP32_MIN_COSINE}"
+                )
                 continue
             meta = {
                 "model": model_key(model),
                 "variant": variant,
                 "graph": kind,
+                "outputs": ["sentence_embedding"] + ([LAYERS_OUTPUT] if layers is not None else []),
                 "probe_cosine_min": round(cos_min, 7),
                 "probe_cosine_mean": round(cos_mean, 7),
+                **(
+                    {
+                        "layers": layers,
+                        "layers_probe_cosine_min": round(layer_cos[0], 7),
+                        "layers_probe_cosine_mean": round(layer_cos[1], 7),
+                    }
+                    if layer_cos is not None
+                    else {}
+                ),
                 "export_seconds": round(time.perf_counter() - started, 2),
                 "versions": _versions(),
             }
@@ -289,12 +413,9 @@ def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Pa
             tmp_side.write_text(json.dumps(meta, indent=2) + "\n")
             os.replace(tmp_side, side)
             os.replace(path, dest)  # atomic: readers see no file or a complete, verified one
-            _log.info("exported %s to %s (%s graph, probe cosine min %.6f)", model, dest, kind, cos_min)
-            return dest
-    raise ModelLoadError(
-        f"the {variant} export of embedding model {model!r} does not reproduce the torch vectors "
-        f"({'; '.join(failures)}); use the torch backend"
-    )
+            _log.info("exported %s to %s (%s graph, %s, probe cosine min %.6f)", model, dest, kind, outputs, cos_min)
+            return True
+    return False
 
 
 def onnx_export_info(model: str, variant: str = "onnx") -> dict[str, Any] | None:
