@@ -268,9 +268,12 @@ def test_shards_bring_the_middle_layers_of_the_same_pass_and_store_caches_both(t
     shards = plan_shards(list(text_of), text_of, batch_size=16, backend=backend, n_shards=2)
     results = [embed_shard.fn(model, "auto", s.batches, with_layers=True) for s in shards]
     plain = [embed_shard.fn(model, "auto", s.batches) for s in shards]
+    _, whole = embedding.encode_with_layers(model, texts, batch_size=16, backend="auto")  # the default runner's
+    assert whole is not None
     for shard, result, alone in zip(shards, results, plain):
         assert np.array_equal(result.vectors, alone.vectors) and alone.layers is None
         assert result.layers is not None and result.layers.shape == (len(shard.hashes), 384)
+        assert np.array_equal(result.layers, whole[[int(h) for h in shard.hashes]])  # same batches: bitwise
         reference = embedding.encode_layers(model, [text_of[h] for h in shard.hashes])
         cos = (
             (result.layers * reference).sum(1)
