@@ -69,10 +69,10 @@ class TerminalReview:
             self.run_id = store.resolve_run(con, run)
             self.run_status = str(store.run_record(con, self.run_id)["status"])
             self.classes = review.run_classes(con, self.run_id)
-            items = review.review_items(con, self.run_id, scope="flagged", status=status)
+            items = review.review_items(con, self.run_id, filters=review.ReviewFilters(status=status))
         self.order = list(items["id"])
         self.items = {r["id"]: r for r in review.item_records(items)}
-        self.progress: dict[str, Any] = {}
+        self.progress: review.ReviewProgress | None = None  # set by _refresh
         self.position = 0
         self.message = ""
         undecided = [i for i, rid in enumerate(self.order) if not self.items[rid]["decided"]]
@@ -85,8 +85,8 @@ class TerminalReview:
         from labelgate.services import review
 
         with store.connect(self.db_path) as con:
-            items = review.review_items(con, self.run_id, scope="flagged")
-            self.progress = review.progress(con, self.run_id)
+            items = review.review_items(con, self.run_id)
+            self.progress = review.review_progress(con, self.run_id)
         for rec in review.item_records(items):
             if rec["id"] in self.items:
                 self.items[rec["id"]] = rec
@@ -119,14 +119,19 @@ class TerminalReview:
             self.position = self.order.index(first)
         self.message = f"undid {len(restored)} decision{'s' if len(restored) != 1 else ''}"
 
+    def _counts(self) -> tuple[int, int]:
+        """(flagged rows a person reviewed, flagged rows) of the last refresh; (0, 0) before it."""
+        p = self.progress
+        return (p.reviewed, p.flagged) if p is not None else (0, 0)
+
     # --- screen -----------------------------------------------------------------------------------
 
     def render(self) -> None:
         if self.clear:
             self.clear()
-        p = self.progress
+        reviewed, flagged = self._counts()
         head = (
-            f"labelgate review · run {self.run_id} · {p.get('reviewed', 0)} / {p.get('flagged', 0)} reviewed · "
+            f"labelgate review · run {self.run_id} · {reviewed} / {flagged} reviewed · "
             f"row {self.position + 1} of {len(self.order)}"
         )
         rule = "─" * min(max(len(head), 40), 100)
@@ -172,7 +177,7 @@ class TerminalReview:
         ) or [first.rstrip()]
 
     def _quit_message(self) -> str:
-        reviewed = self.progress.get("reviewed", 0)
+        reviewed, _ = self._counts()
         text = f"quit: {reviewed} decisions saved for run {self.run_id}"
         if self.run_status == "completed":
             text += (
@@ -236,9 +241,9 @@ class TerminalReview:
     def _finish(self) -> dict[str, Any] | None:
         from labelgate.services.review import finish_review
 
-        p = self.progress
+        reviewed, flagged = self._counts()
         self.write(
-            f"finish: {p.get('reviewed', 0)} of {p.get('flagged', 0)} flagged rows reviewed. "
+            f"finish: {reviewed} of {flagged} flagged rows reviewed. "
             "[F] finish (undecided rows keep their label)  [A] the auto policy decides the rest  [C] cancel\n"
         )
         answer = self.read_key()

@@ -121,57 +121,84 @@ def _flagged_scores(rec: pd.Series, types: list[str]) -> dict[str, float | None]
     return out
 
 
-def review_items(
-    con: duckdb.DuckDBPyConnection,
-    run_id: str,
-    *,
-    scope: str = "flagged",
-    issue_type: str | None = None,
-    given: str | None = None,
-    suggested: str | None = None,
-    status: str | None = None,
-    query: str | None = None,
-    novelty: str | None = None,
-    annotator: str | None = None,
-) -> pd.DataFrame:
-    """The rows of ``run_id`` to review with their current decision, most severe first.
+#: allowed :attr:`ReviewFilters.scope` values
+SCOPES = ("flagged", "all")
+#: allowed :attr:`ReviewFilters.status` values (None and ``""`` too: no such filter)
+STATUSES = ("undecided", "decided", "all")
+#: allowed :attr:`ReviewFilters.novelty` values (None and ``""`` too: no such filter)
+NOVELTIES = ("new", "seen", "all")
 
-    Built on :func:`labelgate.services.reports.issues_frame`; extra columns it may have are ignored.
 
-    Args:
-        scope: ``flagged`` (rows some detector flagged) or ``all`` (every valid row).
+@dataclass(frozen=True)
+class ReviewFilters:
+    """Which rows of a run a review listing shows: :func:`review_items`, the review page and the issue API
+    (:mod:`labelgate.services.review_page`), ``labelgate review``.
+
+    None or an empty string: no such filter. The values are checked where they are used (:meth:`check`, called by
+    :func:`review_items`), so a listing of an unknown run still says so first.
+
+    Attributes:
+        scope: one of :data:`SCOPES`: ``flagged`` (rows some detector flagged) or ``all`` (every valid row).
         issue_type: keep rows flagged with this issue type (e.g. ``label``).
         given: keep rows whose given label is this.
         suggested: keep rows whose suggested label is this.
-        status: ``undecided`` (no human decision yet), ``decided`` or None/``all``.
+        status: one of :data:`STATUSES`: ``undecided`` (no decision yet), ``decided`` or ``all``.
         query: case-insensitive substring of the text or the row id.
-        novelty: ``new`` (text and given label in no earlier completed run of the dataset), ``seen``, or
-            None/``all``.
+        novelty: one of :data:`NOVELTIES`: ``new`` (text and given label in no earlier completed run of the
+            dataset), ``seen`` or ``all``; the review page opens on ``new`` when it is None (see
+            :func:`labelgate.services.review_page.review_page_data`).
         annotator: keep items this annotator labelled (runs with several annotators per item).
+        limit: the most rows a listing shows (the review page: None is its default, clamped to 1..its maximum; the
+            issue API: None or 0 shows every matching row). :func:`review_items` returns every matching row
+            (the listings count them) and ignores it.
+    """
+
+    scope: str = "flagged"
+    issue_type: str | None = None
+    given: str | None = None
+    suggested: str | None = None
+    status: str | None = None
+    query: str | None = None
+    novelty: str | None = None
+    annotator: str | None = None
+    limit: int | None = None
+
+    def check(self) -> None:
+        """Raise :class:`ReviewError` for a ``scope``, ``novelty`` or ``status`` value that is not allowed."""
+        if self.scope not in SCOPES:
+            raise ReviewError(f"scope must be 'flagged' or 'all', got {self.scope!r}")
+        if self.novelty not in (None, "", *NOVELTIES):
+            raise ReviewError(f"novelty must be 'new', 'seen' or 'all', got {self.novelty!r}")
+        if self.status not in (None, "", *STATUSES):
+            raise ReviewError(f"status must be 'undecided', 'decided' or 'all', got {self.status!r}")
+
+
+def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: ReviewFilters | None = None) -> pd.DataFrame:
+    """The rows of ``run_id`` that ``filters`` keep (default: the flagged rows) with their current decision, most
+    severe first (every matching row: ``filters.limit`` is the listing's to apply).
+
+    Built on :func:`labelgate.services.reports.issues_frame`; extra columns it may have are ignored.
 
     Returns:
         Columns :data:`ITEM_COLUMNS`: ``severity`` in [0, 1] (higher = more likely wrong),
         ``issue_types`` and ``reasons`` lists of strings, ``decision_*`` the latest decision
         (None when there is none), ``decided`` True when a person (or the policy, or the curation memory)
         decided the row, ``carried`` True when that decision is a remembered one carried from an earlier run
-        (source ``memory``), ``new`` as for ``novelty``, ``accept_action`` / ``accept_label`` what accepting
-        the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to accept),
-        ``model_prob`` the model's plain probability of the suggestion (``suggested_prob`` is noise-corrected),
-        ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak matches),
-        ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when flagged),
-        ``annotator_labels`` each annotator's usable label of the item (``[{"annotator", "label"}]`` in input
-        order; empty for single-label runs).
+        (source ``memory``), ``new`` as for :attr:`ReviewFilters.novelty`, ``accept_action`` / ``accept_label``
+        what accepting the suggestion (W) records (:func:`labelgate.core.policy.accept_action`; None: nothing to
+        accept), ``model_prob`` the model's plain probability of the suggestion (``suggested_prob`` is
+        noise-corrected), ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak
+        matches), ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when
+        flagged), ``annotator_labels`` each annotator's usable label of the item (``[{"annotator", "label"}]`` in
+        input order; empty for single-label runs).
 
     Raises:
-        ReviewError: an unknown ``scope``, ``novelty`` or ``status`` value, or an ``annotator`` the run has not.
+        ReviewError: an unknown ``scope``, ``novelty`` or ``status`` value (:meth:`ReviewFilters.check`), or an
+            ``annotator`` the run has not.
     """
-    if scope not in ("flagged", "all"):
-        raise ReviewError(f"scope must be 'flagged' or 'all', got {scope!r}")
-    if novelty not in (None, "", "all", "new", "seen"):
-        raise ReviewError(f"novelty must be 'new', 'seen' or 'all', got {novelty!r}")
-    if status not in (None, "", "all", "undecided", "decided"):
-        raise ReviewError(f"status must be 'undecided', 'decided' or 'all', got {status!r}")
-    frame = reports.issues_frame(con, run_id, flagged_only=scope == "flagged").reset_index(drop=True)
+    f = ReviewFilters() if filters is None else filters
+    f.check()
+    frame = reports.issues_frame(con, run_id, flagged_only=f.scope == "flagged").reset_index(drop=True)
     out = pd.DataFrame(
         {
             "id": frame["id"].astype(str),
@@ -229,6 +256,7 @@ def review_items(
 
     by_item = run_annotator_labels(con, run_id)
     out["annotator_labels"] = [by_item.get(i, []) for i in out["id"]]
+    annotator = f.annotator
     if annotator and not any(a["annotator"] == annotator for labels in by_item.values() for a in labels):
         known = sorted({a["annotator"] for labels in by_item.values() for a in labels})
         shown = ", ".join(repr(k) for k in known[:10]) + (", …" if len(known) > 10 else "") if known else "none"
@@ -237,22 +265,22 @@ def review_items(
     keep = pd.Series(True, index=out.index)
     if annotator:
         keep &= out["annotator_labels"].map(lambda labels: any(a["annotator"] == annotator for a in labels))
-    if issue_type:
-        keep &= out["issue_types"].map(lambda ts: issue_type in ts)
-    if given:
-        keep &= out["given_label"] == given
-    if suggested:
-        keep &= out["suggested_label"] == suggested
-    if status == "undecided":
+    if f.issue_type:
+        keep &= out["issue_types"].map(lambda ts: f.issue_type in ts)
+    if f.given:
+        keep &= out["given_label"] == f.given
+    if f.suggested:
+        keep &= out["suggested_label"] == f.suggested
+    if f.status == "undecided":
         keep &= ~out["decided"]
-    elif status == "decided":
+    elif f.status == "decided":
         keep &= out["decided"]
-    if novelty == "new":
+    if f.novelty == "new":
         keep &= out["new"]
-    elif novelty == "seen":
+    elif f.novelty == "seen":
         keep &= ~out["new"]
-    if query:
-        needle = query.casefold()
+    if f.query:
+        needle = f.query.casefold()
         keep &= out["text"].fillna("").str.casefold().str.contains(needle, regex=False) | out[
             "id"
         ].str.casefold().str.contains(needle, regex=False)
@@ -386,20 +414,14 @@ class ReviewProgress:
     remaining_new: int
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON object of the web API's ``/api/runs/{run}/progress`` (one key per field, in field order)."""
+        """The JSON object of the web API's ``/api/runs/{run}/progress`` (one key per field, in field order; also
+        the ``progress`` of the issue list and of the decision and undo answers)."""
         return dataclasses.asdict(self)
-
-
-def progress(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """How far the review of ``run_id`` is, as the web API's JSON object: :meth:`ReviewProgress.to_dict` of
-    :func:`review_progress` (the web app and ``labelgate review`` read it; typed callers use
-    :func:`review_progress`)."""
-    return review_progress(con, run_id).to_dict()
 
 
 def review_progress(con: duckdb.DuckDBPyConnection, run_id: str) -> ReviewProgress:
     """How far the review of ``run_id`` is (see :class:`ReviewProgress`)."""
-    items = review_items(con, run_id, scope="all")
+    items = review_items(con, run_id, filters=ReviewFilters(scope="all"))
     is_flagged = items["flagged"]
     flagged = items[is_flagged]
     human = items["decided"] & (items["decision_source"] == "human")

@@ -9,6 +9,7 @@ Every function taking ``con`` expects a short-lived connection from :func:`label
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import duckdb
@@ -26,70 +27,39 @@ MAX_PAGE_LIMIT = 5000
 
 
 def review_page_data(
-    con: duckdb.DuckDBPyConnection,
-    run: str,
-    *,
-    scope: str = "flagged",
-    issue_type: str = "",
-    given: str = "",
-    suggested: str = "",
-    status: str = "all",
-    query: str = "",
-    limit: int = PAGE_LIMIT,
-    novelty: str | None = None,
-    annotator: str = "",
+    con: duckdb.DuckDBPyConnection, run: str, *, filters: review.ReviewFilters | None = None
 ) -> dict[str, Any]:
-    """Everything the review page shows for ``run``, filtered as :func:`labelgate.services.review.review_items`
-    filters (an empty string: no such filter).
+    """Everything the review page shows for ``run``, its rows filtered by ``filters`` as
+    :func:`labelgate.services.review.review_items` filters them (default: the flagged rows).
 
     Args:
         run: a run id, unique prefix or ``latest``.
-        scope: ``flagged`` or ``all``; status: ``all``, ``decided`` or ``undecided``; novelty: ``new``, ``seen``,
-            ``all`` or None (``new`` when earlier runs of the dataset saw some of the run's rows, else ``all``).
-        limit: most rows in ``items``, clamped to 1..:data:`MAX_PAGE_LIMIT`.
+        filters: ``novelty`` None opens on ``new`` when earlier runs of the dataset saw some of the run's rows, else
+            on ``all``; ``limit`` (None: :data:`PAGE_LIMIT`) is clamped to 1..:data:`MAX_PAGE_LIMIT`.
 
     Returns:
         ``run_id``; ``run`` {run_id, dataset, status, message}; ``awaiting`` (the run waits for review);
         ``detected`` (the detectors ran); ``classes`` (the run's labels); ``items`` (the first ``limit`` matching
         items of :func:`labelgate.services.review.item_records`, each with ``related``, the related row or None,
         and ``basis``, :func:`labelgate.core.explain.label_basis` under the run's thresholds); ``matching`` (how
-        many items match); ``limit`` (the clamped limit); ``filters`` {scope, issue_type, given, suggested,
-        status, q, novelty, annotator} (novelty resolved); ``issue_types`` (every issue type of the scope,
-        sorted); ``annotators`` (names, empty for a single-annotator run); ``progress``
-        (:func:`labelgate.services.review.progress`).
+        many items match); ``limit`` (the clamped limit); ``filters`` (:func:`page_filters`, novelty resolved);
+        ``issue_types`` (every issue type of the scope, sorted); ``annotators`` (names, empty for a
+        single-annotator run); ``progress`` (:class:`labelgate.services.review.ReviewProgress`: its
+        :meth:`~labelgate.services.review.ReviewProgress.to_dict` where the page sends it as JSON). Everything
+        but ``progress`` is plain data.
 
     Raises:
         RunNotFoundError: ``run`` names no run (or is ambiguous).
         ReviewError: a filter value is not allowed.
     """
+    f = review.ReviewFilters() if filters is None else filters
     run_id = store.resolve_run(con, run)
-    if novelty is None:  # the page opens on what is new when earlier runs of the dataset saw some rows
-        novelty = "new" if store.seen_rows(con, run_id) else "all"
-    filters = {
-        "scope": scope,
-        "issue_type": issue_type,
-        "given": given,
-        "suggested": suggested,
-        "status": status,
-        "q": query,
-        "novelty": novelty,
-        "annotator": annotator,
-    }
+    if f.novelty is None:  # the page opens on what is new when earlier runs of the dataset saw some rows
+        f = dataclasses.replace(f, novelty="new" if store.seen_rows(con, run_id) else "all")
     record = store.run_record(con, run_id)
-    everything = review.review_items(con, run_id, scope=scope)
-    items = review.review_items(
-        con,
-        run_id,
-        scope=scope,
-        issue_type=issue_type or None,
-        given=given or None,
-        suggested=suggested or None,
-        status=status,
-        query=query or None,
-        novelty=novelty,
-        annotator=annotator or None,
-    )
-    limit = max(1, min(int(limit), MAX_PAGE_LIMIT))
+    everything = review.review_items(con, run_id, filters=review.ReviewFilters(scope=f.scope))
+    items = review.review_items(con, run_id, filters=f)
+    limit = max(1, min(int(PAGE_LIMIT if f.limit is None else f.limit), MAX_PAGE_LIMIT))
     shown = review.item_records(items.head(limit))
     related = review.related_rows(con, run_id, [it["related_row_id"] for it in shown])
     thresholds = policy_thresholds(record["params_json"])
@@ -111,58 +81,53 @@ def review_page_data(
         "items": shown,
         "matching": len(items),
         "limit": limit,
-        "filters": filters,
+        "filters": page_filters(f),
         "issue_types": sorted({t for ts in everything["issue_types"] for t in ts}),
         "annotators": review.run_annotators(con, run_id),
-        "progress": review.progress(con, run_id),
+        "progress": review.review_progress(con, run_id),
+    }
+
+
+def page_filters(filters: review.ReviewFilters) -> dict[str, str]:
+    """The review page's filter values, named as its form's fields: ``{scope, issue_type, given, suggested, status,
+    q, novelty, annotator}``, each a string (None becomes ``""``; ``status`` None becomes ``all``)."""
+    f = filters
+    return {
+        "scope": f.scope,
+        "issue_type": f.issue_type or "",
+        "given": f.given or "",
+        "suggested": f.suggested or "",
+        "status": "all" if f.status is None else f.status,
+        "q": f.query or "",
+        "novelty": f.novelty or "",
+        "annotator": f.annotator or "",
     }
 
 
 def issues_data(
-    con: duckdb.DuckDBPyConnection,
-    run: str,
-    *,
-    scope: str = "flagged",
-    issue_type: str | None = None,
-    given: str | None = None,
-    suggested: str | None = None,
-    status: str | None = None,
-    query: str | None = None,
-    limit: int | None = None,
-    novelty: str | None = None,
-    annotator: str | None = None,
+    con: duckdb.DuckDBPyConnection, run: str, *, filters: review.ReviewFilters | None = None
 ) -> dict[str, Any]:
-    """The rows to review of ``run`` as the review API returns them; the filters are those of
-    :func:`labelgate.services.review.review_items` (None: no such filter).
+    """The rows to review of ``run`` as the review API returns them (JSON-ready): those ``filters`` keep, as
+    :func:`labelgate.services.review.review_items` filters them (default: the flagged rows).
 
     Args:
         run: a run id, unique prefix or ``latest``.
-        limit: most rows in ``items`` (None or 0: every matching row).
+        filters: ``limit`` is the most rows in ``items`` (None or 0: every matching row).
 
     Returns:
-        ``run_id``, ``classes``, ``progress`` (:func:`labelgate.services.review.progress`), ``count`` (how many
-        rows match) and ``items`` (:func:`labelgate.services.review.item_records`).
+        ``run_id``, ``classes``, ``progress`` (:meth:`labelgate.services.review.ReviewProgress.to_dict`), ``count``
+        (how many rows match) and ``items`` (:func:`labelgate.services.review.item_records`).
 
     Raises:
         RunNotFoundError: ``run`` names no run (or is ambiguous).
         ReviewError: a filter value is not allowed.
     """
+    f = review.ReviewFilters() if filters is None else filters
     run_id = store.resolve_run(con, run)
-    items = review.review_items(
-        con,
-        run_id,
-        scope=scope,
-        issue_type=issue_type,
-        given=given,
-        suggested=suggested,
-        status=status,
-        query=query,
-        novelty=novelty,
-        annotator=annotator,
-    )
+    items = review.review_items(con, run_id, filters=f)
     classes = review.run_classes(con, run_id)
-    prog = review.progress(con, run_id)
-    shown = items.head(limit) if limit else items
+    prog = review.review_progress(con, run_id).to_dict()
+    shown = items.head(f.limit) if f.limit else items
     return {
         "run_id": run_id,
         "classes": classes,

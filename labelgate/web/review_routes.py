@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labelgate import store
@@ -54,43 +54,49 @@ def home(request: Request) -> Response:
     return HTMLResponse(templating.render("runs.html", runs=rows, db_path=request.app.state.db_path))
 
 
-@router.get("/runs/{run}", response_class=HTMLResponse)
-def run_page(
-    request: Request,
-    run: str,
+def review_filters(
     scope: str = "flagged",
-    issue_type: str = "",
-    given: str = "",
-    suggested: str = "",
-    status: str = "all",
-    q: str = "",
-    limit: int = review_page.PAGE_LIMIT,
+    issue_type: str | None = None,
+    given: str | None = None,
+    suggested: str | None = None,
+    status: str | None = None,
+    q: str | None = None,
+    limit: int | None = None,
     novelty: str | None = None,
-    annotator: str = "",
-) -> HTMLResponse:
+    annotator: str | None = None,
+) -> review.ReviewFilters:
+    """The review filters of a request's query string (the review page and ``GET /api/runs/{run}/issues``): one
+    :class:`labelgate.services.review.ReviewFilters`, ``q`` its ``query`` (a value that is not allowed is a 400
+    from the service, a ``limit`` that is not a whole number FastAPI's 422)."""
+    return review.ReviewFilters(
+        scope=scope,
+        issue_type=issue_type,
+        given=given,
+        suggested=suggested,
+        status=status,
+        query=q,
+        limit=limit,
+        novelty=novelty,
+        annotator=annotator,
+    )
+
+
+Filters = Annotated[review.ReviewFilters, Depends(review_filters)]
+
+
+@router.get("/runs/{run}", response_class=HTMLResponse)
+def run_page(request: Request, run: str, filters: Filters) -> HTMLResponse:
     reviewer = request.app.state.reviewer
     with context.connect(request) as con:
-        page = review_page.review_page_data(
-            con,
-            run,
-            scope=scope,
-            issue_type=issue_type,
-            given=given,
-            suggested=suggested,
-            status=status,
-            query=q,
-            limit=limit,
-            novelty=novelty,
-            annotator=annotator,
-        )
-    filters = page["filters"]
+        page = review_page.review_page_data(con, run, filters=filters)
+    shown = page["filters"]
     data = {  # what the page's script reads (#lg-data)
         "run_id": page["run_id"],
         "classes": page["classes"],
         "reviewer": reviewer,
-        "filters": filters,
+        "filters": shown,
         "matching": page["matching"],
-        "progress": page["progress"],
+        "progress": page["progress"].to_dict(),
         "db_path": request.app.state.db_path,
     }
     html = templating.render(
@@ -99,7 +105,7 @@ def run_page(
         class_keys=list(zip(range(1, 10), page["classes"])),
         reviewer=reviewer,
         data=data,
-        filter_query=urlencode({k: v for k, v in filters.items() if v}),
+        filter_query=urlencode({k: v for k, v in shown.items() if v}),
     )
     return HTMLResponse(html)
 
@@ -115,40 +121,16 @@ def api_runs(request: Request, limit: int | None = None) -> Response:
 
 
 @router.get("/api/runs/{run}/issues")
-def api_issues(
-    request: Request,
-    run: str,
-    scope: str = "flagged",
-    issue_type: str | None = None,
-    given: str | None = None,
-    suggested: str | None = None,
-    status: str | None = None,
-    q: str | None = None,
-    limit: int | None = None,
-    novelty: str | None = None,
-    annotator: str | None = None,
-) -> dict[str, Any]:
+def api_issues(request: Request, run: str, filters: Filters) -> dict[str, Any]:
     with context.connect(request) as con:
-        return review_page.issues_data(
-            con,
-            run,
-            scope=scope,
-            issue_type=issue_type,
-            given=given,
-            suggested=suggested,
-            status=status,
-            query=q,
-            limit=limit,
-            novelty=novelty,
-            annotator=annotator,
-        )
+        return review_page.issues_data(con, run, filters=filters)
 
 
 @router.get("/api/runs/{run}/progress")
 def api_progress(request: Request, run: str) -> dict[str, Any]:
     with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
-        return review.progress(con, run_id)
+        return review.review_progress(con, run_id).to_dict()
 
 
 @router.get("/api/runs/{run}/outcome")
@@ -184,7 +166,7 @@ def api_decide(run: str, request: Request, payload: Any = Body(...)) -> dict[str
     with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         recorded = review.record_decisions(con, run_id, items, reviewer=name, note=payload.get("note"))
-        prog = review.progress(con, run_id)
+        prog = review.review_progress(con, run_id).to_dict()
     return {"run_id": run_id, "recorded": recorded, "progress": prog}
 
 
@@ -194,7 +176,7 @@ def api_undo(run: str, request: Request, payload: Any = Body(default=None)) -> d
     with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         restored = review.undo_last(con, run_id, reviewer=name)
-        prog = review.progress(con, run_id)
+        prog = review.review_progress(con, run_id).to_dict()
     return {"run_id": run_id, "restored": restored, "progress": prog}
 
 
