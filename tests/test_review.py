@@ -3,6 +3,8 @@ finish."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from unit_support import CLASSES, MARKUP_ID, MARKUP_TEXT, MISLABELLED, PLAIN_ID
 
@@ -39,7 +41,7 @@ def test_items_are_flagged_rows_worst_first_with_types_reasons_and_state(db: str
     run_id = _run(db)
     with store.connect(db) as con:
         items = review.review_items(con, run_id)
-        everything = review.review_items(con, run_id, scope="all")
+        everything = review.review_items(con, run_id, filters=review.ReviewFilters(scope="all"))
         classes = review.run_classes(con, run_id)
     assert list(items.columns) == review.ITEM_COLUMNS
     assert len(items) == tiny_run.metrics["rows_flagged"] > 0
@@ -71,13 +73,15 @@ def test_filters_by_class_status_and_text(undecided_db: str) -> None:
         items = review.review_items(con, run_id)
         first = items.iloc[0]
         review.record_decision(con, run_id, row_id=first["id"], action="keep", reviewer="ann")
-        given = review.review_items(con, run_id, given=first["given_label"])
-        suggested = review.review_items(con, run_id, suggested=first["suggested_label"])
-        decided = review.review_items(con, run_id, status="decided")
-        undecided = review.review_items(con, run_id, status="undecided")
-        found = review.review_items(con, run_id, scope="all", query="<SCRIPT>alert(1)")
-        by_type = review.review_items(con, run_id, issue_type="label")
-        none_of_type = review.review_items(con, run_id, issue_type="leakage")  # no --test file: no leaks
+        given = review.review_items(con, run_id, filters=review.ReviewFilters(given=first["given_label"]))
+        suggested = review.review_items(con, run_id, filters=review.ReviewFilters(suggested=first["suggested_label"]))
+        decided = review.review_items(con, run_id, filters=review.ReviewFilters(status="decided"))
+        undecided = review.review_items(con, run_id, filters=review.ReviewFilters(status="undecided"))
+        found = review.review_items(con, run_id, filters=review.ReviewFilters(scope="all", query="<SCRIPT>alert(1)"))
+        by_type = review.review_items(con, run_id, filters=review.ReviewFilters(issue_type="label"))
+        none_of_type = review.review_items(
+            con, run_id, filters=review.ReviewFilters(issue_type="leakage")
+        )  # no --test file: no leaks
     assert len(given) and (given["given_label"] == first["given_label"]).all()
     assert len(suggested) and (suggested["suggested_label"] == first["suggested_label"]).all()
     assert list(decided["id"]) == [first["id"]]
@@ -87,7 +91,37 @@ def test_filters_by_class_status_and_text(undecided_db: str) -> None:
     assert all("label" in t for t in by_type["issue_types"]) and none_of_type.empty
     assert len(by_type) == sum("label" in t for t in items["issue_types"])
     with store.connect(db) as con, pytest.raises(review.ReviewError, match="scope"):
-        review.review_items(con, run_id, scope="some")
+        review.review_items(con, run_id, filters=review.ReviewFilters(scope="some"))
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        (review.ReviewFilters(scope="some"), "scope must be 'flagged' or 'all', got 'some'"),
+        (review.ReviewFilters(novelty="old"), "novelty must be 'new', 'seen' or 'all', got 'old'"),
+        (review.ReviewFilters(status="done"), "status must be 'undecided', 'decided' or 'all', got 'done'"),
+        (review.ReviewFilters(scope="", status="done"), "scope must be"),  # scope is checked first
+    ],
+)
+def test_review_filters_reject_values_not_allowed_when_used(filters: review.ReviewFilters, message: str) -> None:
+    with pytest.raises(review.ReviewError, match="^" + re.escape(message)):
+        filters.check()
+
+
+def test_review_filters_are_frozen_and_default_to_every_flagged_row(tiny_run) -> None:
+    filters = review.ReviewFilters()
+    filters.check()  # empty and None values are no filter
+    review.ReviewFilters(status="", novelty="", issue_type="").check()
+    with pytest.raises(AttributeError):
+        filters.scope = "all"  # type: ignore[misc]
+    with store.connect(tiny_run.db_path, read_only=True) as con:
+        default = review.review_items(con, tiny_run.run_id)
+        explicit = review.review_items(con, tiny_run.run_id, filters=filters)
+        blank = review.review_items(
+            con, tiny_run.run_id, filters=review.ReviewFilters(status="all", novelty="", given="", query="", limit=1)
+        )
+    assert default.equals(explicit) and default.equals(blank)  # the limit is the listing's to apply
+    assert len(default) == tiny_run.metrics["rows_flagged"] and default["flagged"].all()
 
 
 def test_decisions_append_latest_wins_and_history_is_kept(undecided_db: str) -> None:
@@ -162,7 +196,7 @@ def test_undo_steps_back_through_single_and_bulk_decisions(db: str) -> None:
         step3 = review.undo_last(con, run_id, reviewer="ann")
         assert [s["id"] for s in step3] == [ids[0]]
         assert review.undo_last(con, run_id, reviewer="ann") == []
-        assert review.progress(con, run_id)["reviewed"] == 0
+        assert review.review_progress(con, run_id).reviewed == 0
         history = review.decision_history(con, run_id)
     assert history["reason"].fillna("").str.startswith("undo of #").sum() == 4  # nothing deleted, undo appended
 
@@ -173,11 +207,11 @@ def test_undo_of_a_first_decision_means_no_decision_again(undecided_db: str) -> 
     with store.connect(db) as con:
         rid = review.review_items(con, run_id).iloc[0]["id"]
         review.record_decision(con, run_id, row_id=rid, action="exclude", reviewer="ann")
-        assert review.progress(con, run_id)["reviewed"] == 1
+        assert review.review_progress(con, run_id).reviewed == 1
         [restored] = review.undo_last(con, run_id, reviewer="ann")
         item = review.review_items(con, run_id).set_index("id").loc[rid]
         latest = store.latest_decisions(con, run_id).set_index("row_id").loc[rid]
-        prog = review.progress(con, run_id)
+        prog = review.review_progress(con, run_id)
         counts = review.decision_counts(con, run_id)
     assert {k: restored[k] for k in ("id", "action", "label", "decided")} == {
         "id": rid,
@@ -188,7 +222,7 @@ def test_undo_of_a_first_decision_means_no_decision_again(undecided_db: str) -> 
     assert not item["decided"] and item["decision_action"] is None
     # the export sees "keep as given", exactly what a row without a decision gets
     assert latest["action"] == "keep" and latest["label"] == item["given_label"]
-    assert prog["reviewed"] == 0 and prog["remaining"] == prog["flagged"]
+    assert prog.reviewed == 0 and prog.remaining == prog.flagged
     assert counts == {"keep": 0, "relabel": 0, "exclude": 0}
 
 
@@ -211,10 +245,10 @@ def test_progress_counts_human_decisions_of_flagged_rows(undecided_db: str) -> N
             ],
             reviewer="ann",
         )
-        prog = review.progress(con, run_id)
-    assert prog["reviewed"] == 3 and prog["remaining"] == prog["flagged"] - 3
-    assert prog["by_action"] == {"keep": 1, "relabel": 1, "exclude": 1}
-    assert prog["other_reviewed"] == 1 and prog["policy"] == 0
+        prog = review.review_progress(con, run_id)
+    assert prog.reviewed == 3 and prog.remaining == prog.flagged - 3
+    assert prog.by_action == {"keep": 1, "relabel": 1, "exclude": 1}
+    assert prog.other_reviewed == 1 and prog.policy == 0
 
 
 def test_policy_fills_only_rows_nobody_decided(undecided_db: str) -> None:

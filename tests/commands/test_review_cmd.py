@@ -143,3 +143,24 @@ def test_quitting_a_completed_run_says_how_to_write_the_files_again(db: str) -> 
     out = _drive(db, "qx", width=100)
     assert "quit: 1 decisions saved" in out
     assert f"labelgate export --db {db} --run " in out
+
+
+def test_undecided_status_steps_through_the_rest_and_the_counts_come_from_the_progress(db: str) -> None:
+    from labelgate.commands.review import TerminalReview
+
+    order, _ = _state(db)
+    assert "quit: 1 decisions saved" in _drive(db, "qx", width=100)  # decides order[0]
+    out: list[str] = []
+    keys = iter("fcx")  # finish prompt, cancel, quit
+    session = TerminalReview(
+        db, "latest", reviewer="pat", read_key=lambda: next(keys, None), write=out.append, status="undecided", width=100
+    )
+    assert session.order == order[1:] and session.progress is None
+    session.render()  # before the first refresh: no counts yet
+    assert f"0 / 0 reviewed · row 1 of {len(order) - 1}" in out[-1]
+    session.run()
+    assert isinstance(session.progress, review.ReviewProgress) and session.progress.reviewed == 1
+    text = "".join(out)
+    assert f"1 / {len(order)} reviewed · row 1 of {len(order) - 1}" in text
+    assert f"finish: 1 of {len(order)} flagged rows reviewed." in text and "finish cancelled" in text
+    assert f"quit: 1 decisions saved for run {session.run_id}" in text

@@ -123,16 +123,16 @@ def test_run_2_applies_every_decision_a_person_made_on_run_1(scenario: dict) -> 
 def test_none_of_the_decided_rows_is_queued_for_review_again(scenario: dict) -> None:
     run2 = scenario["metrics"]["run_id"]
     with store.connect(scenario["db"], read_only=True) as con:
-        queue = review.review_items(con, run2, status="undecided")
-        items = review.review_items(con, run2, scope="all").set_index("id")
-        prog = review.progress(con, run2)
+        queue = review.review_items(con, run2, filters=review.ReviewFilters(status="undecided"))
+        items = review.review_items(con, run2, filters=review.ReviewFilters(scope="all")).set_index("id")
+        prog = review.review_progress(con, run2)
     assert not set(queue["id"]) & set(scenario["decided"])
     assert items.loc[list(scenario["decided"]), "carried"].all()
     # what is new: the appended rows, and only them
     assert set(items.index[items["new"]]) == scenario["new_ids"] & set(items.index)
     assert len(scenario["new_ids"] & set(items.index)) >= 38
-    assert prog["carried_total"] == 25
-    assert prog["remaining"] == prog["flagged"] - prog["carried"] - prog["reviewed"]
+    assert prog.carried_total == 25
+    assert prog.remaining == prog.flagged - prog.carried - prog.reviewed
 
 
 def test_summary_runs_and_manifest_count_the_carried_decisions(scenario: dict) -> None:

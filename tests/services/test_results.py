@@ -18,7 +18,7 @@ from labelgate.services.export import ExportResult, export_run
 
 pytestmark = pytest.mark.unit
 
-#: the keys of ``GET /api/runs/{run}/progress`` (and of :func:`labelgate.services.review.progress`)
+#: the keys of ``GET /api/runs/{run}/progress`` (:meth:`labelgate.services.review.ReviewProgress.to_dict`)
 PROGRESS_KEYS = [
     "run_id",
     "status",
@@ -61,10 +61,12 @@ def test_export_run_returns_a_frozen_result_whose_dict_is_what_the_run_stores(ti
 def test_review_progress_is_typed_and_the_web_dict_keeps_its_keys(tiny_run) -> None:
     with store.connect(tiny_run.db_path, read_only=True) as con:
         typed = review.review_progress(con, tiny_run.run_id)
-        plain = review.progress(con, tiny_run.run_id)
+    plain = typed.to_dict()
     assert isinstance(typed, review.ReviewProgress)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        typed.reviewed = 1  # type: ignore[misc]
     assert list(plain) == PROGRESS_KEYS
-    assert plain == dataclasses.asdict(typed) == typed.to_dict()
+    assert plain == dataclasses.asdict(typed)
     assert typed.run_id == tiny_run.run_id and typed.status == "completed"
     assert typed.flagged == tiny_run.metrics["rows_flagged"] and typed.reviewed == 0
     assert typed.remaining == typed.flagged - typed.carried

@@ -9,14 +9,15 @@ from unit_support import CLASSES, DATASET, DUPLICATES, MISLABELLED
 
 from labelgate import store
 from labelgate.errors import ReviewError, RunNotFoundError
-from labelgate.services import review_page
+from labelgate.services import review, review_page
+from labelgate.services.review import ReviewFilters
 
 pytestmark = pytest.mark.unit
 
 
 def _page(db_path: str, run: str = "latest", **filters) -> dict:
     with store.connect(db_path, read_only=True) as con:
-        return review_page.review_page_data(con, run, **filters)
+        return review_page.review_page_data(con, run, filters=ReviewFilters(**filters))
 
 
 def test_the_tiny_runs_page_lists_its_flagged_rows_with_their_basis_and_related_rows(tiny_run) -> None:
@@ -36,7 +37,7 @@ def test_the_tiny_runs_page_lists_its_flagged_rows_with_their_basis_and_related_
         "annotator": "",
     }
     assert page["issue_types"] == ["exact_duplicate", "label", "outlier"]
-    assert page["matching"] == len(page["items"]) == page["progress"]["flagged"] == 5
+    assert page["matching"] == len(page["items"]) == page["progress"].flagged == 5
     assert page["limit"] == review_page.PAGE_LIMIT
     by_id = {it["id"]: it for it in page["items"]}
     assert set(MISLABELLED) | {DUPLICATES[1]} <= set(by_id)
@@ -48,7 +49,8 @@ def test_the_tiny_runs_page_lists_its_flagged_rows_with_their_basis_and_related_
         assert it["given_label"] == given and it["suggested_label"] == words_class
         assert it["basis"]["relabels"] is True and it["decided"] is True  # the tiny run's policy decided it
     assert by_id[DUPLICATES[1]]["basis"]["relabels"] is False
-    json.dumps(page)  # plain data
+    assert isinstance(page["progress"], review.ReviewProgress)  # typed; the route sends its to_dict()
+    json.dumps({**page, "progress": page["progress"].to_dict()})  # the rest is plain data
 
 
 def test_filters_narrow_the_items_and_the_limit_is_clamped(tiny_run) -> None:
@@ -90,22 +92,48 @@ def test_bad_filters_and_unknown_runs_raise(tiny_run) -> None:
         _page(tiny_run.db_path, scope="bogus")
     with store.connect(tiny_run.db_path, read_only=True) as con:
         with pytest.raises(RunNotFoundError):
-            review_page.issues_data(con, "nope")
+            review_page.issues_data(con, "nope", filters=ReviewFilters())
         with pytest.raises(ReviewError):
-            review_page.issues_data(con, "latest", status="bogus")
+            review_page.issues_data(con, "latest", filters=ReviewFilters(status="bogus"))
 
 
 def test_the_issue_list_counts_every_match_and_returns_the_first_limit(tiny_run) -> None:
     with store.connect(tiny_run.db_path, read_only=True) as con:
-        three = review_page.issues_data(con, "latest", scope="all", limit=3)
-        every = review_page.issues_data(con, "latest", scope="all")
-        labels = review_page.issues_data(con, "latest", issue_type="label")
+        three = review_page.issues_data(con, "latest", filters=ReviewFilters(scope="all", limit=3))
+        every = review_page.issues_data(con, "latest", filters=ReviewFilters(scope="all"))
+        labels = review_page.issues_data(con, "latest", filters=ReviewFilters(issue_type="label"))
     assert three["run_id"] == tiny_run.run_id and three["classes"] == CLASSES
     assert three["count"] == every["count"] == len(every["items"]) == 24 and len(three["items"]) == 3
     assert [it["id"] for it in three["items"]] == [it["id"] for it in every["items"][:3]]
     assert three["progress"]["flagged"] == 5
     assert {it["id"] for it in labels["items"]} == set(MISLABELLED) and labels["count"] == 2
     json.dumps(every)
+
+
+def test_page_filters_name_the_forms_fields_and_show_no_filter_as_empty() -> None:
+    assert review_page.page_filters(ReviewFilters()) == {
+        "scope": "flagged",
+        "issue_type": "",
+        "given": "",
+        "suggested": "",
+        "status": "all",
+        "q": "",
+        "novelty": "",
+        "annotator": "",
+    }
+    full = ReviewFilters(
+        scope="all", issue_type="label", given="a", suggested="b", status="", query="x", novelty="new", annotator="c"
+    )
+    assert review_page.page_filters(full) == {
+        "scope": "all",
+        "issue_type": "label",
+        "given": "a",
+        "suggested": "b",
+        "status": "",
+        "q": "x",
+        "novelty": "new",
+        "annotator": "c",
+    }
 
 
 def test_policy_thresholds_take_the_runs_values_else_the_defaults() -> None:
