@@ -14,6 +14,18 @@ from labelgate.services.review import ReviewFilters
 
 pytestmark = pytest.mark.unit
 
+#: the page's filters of a default :class:`ReviewFilters` (novelty not resolved yet)
+NO_FILTERS = {
+    "scope": "flagged",
+    "issue_type": "",
+    "given": "",
+    "suggested": "",
+    "status": "all",
+    "q": "",
+    "novelty": "",
+    "annotator": "",
+}
+
 
 def _page(db_path: str, run: str = "latest", **filters) -> dict:
     with store.connect(db_path, read_only=True) as con:
@@ -26,16 +38,7 @@ def test_the_tiny_runs_page_lists_its_flagged_rows_with_their_basis_and_related_
     assert page["run"] == {"run_id": tiny_run.run_id, "dataset": DATASET, "status": "completed", "message": None}
     assert page["awaiting"] is False and page["detected"] is True
     assert page["classes"] == CLASSES and page["annotators"] == []
-    assert page["filters"] == {
-        "scope": "flagged",
-        "issue_type": "",
-        "given": "",
-        "suggested": "",
-        "status": "all",
-        "q": "",
-        "novelty": "all",  # no earlier run of the dataset saw any row
-        "annotator": "",
-    }
+    assert page["filters"] == {**NO_FILTERS, "novelty": "all"}  # no earlier run of the dataset saw any row
     assert page["issue_types"] == ["exact_duplicate", "label", "outlier"]
     assert page["matching"] == len(page["items"]) == page["progress"].flagged == 5
     assert page["limit"] == review_page.PAGE_LIMIT
@@ -111,16 +114,7 @@ def test_the_issue_list_counts_every_match_and_returns_the_first_limit(tiny_run)
 
 
 def test_page_filters_name_the_forms_fields_and_show_no_filter_as_empty() -> None:
-    assert review_page.page_filters(ReviewFilters()) == {
-        "scope": "flagged",
-        "issue_type": "",
-        "given": "",
-        "suggested": "",
-        "status": "all",
-        "q": "",
-        "novelty": "",
-        "annotator": "",
-    }
+    assert review_page.page_filters(ReviewFilters()) == NO_FILTERS
     full = ReviewFilters(
         scope="all", issue_type="label", given="a", suggested="b", status="", query="x", novelty="new", annotator="c"
     )
