@@ -208,6 +208,23 @@ def label_issues(db: Path, run_id: str) -> pd.DataFrame:
     )
 
 
+def run_figures(db: Path, run_id: str) -> dict:
+    """The run's stored metrics (typed): per-stage seconds, the detect stage's timings and approximations."""
+    from labelgate import store
+    from labelgate.core.metrics import RunMetrics
+
+    with store.connect(db, read_only=True) as con:
+        m = RunMetrics.from_json(store.stored_metrics(con, run_id=run_id))
+    detect = m.detect
+    return {
+        "seconds_by_stage": m.seconds_by_stage,
+        "startup_seconds": m.to_json().get("startup_seconds"),
+        "detect_seconds": None if detect is None else detect.detect_seconds,
+        "n_folds": None if detect is None else detect.n_folds,
+        "approximations": None if detect is None else detect.approximations,
+    }
+
+
 def recipe(texts: list[str], labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The published recipe: encode, 10-fold logistic regression, cleanlab; ``(flags, self-confidence, seconds)``."""
     from cleanlab.filter import find_label_issues
@@ -258,8 +275,8 @@ def main(argv: list[str] | None = None) -> dict:
             "wall_seconds": round(wall, 1),
             "rows_per_second": round(len(frame) / wall, 1),
             "peak_rss_gib": round(rss, 2),
-            "seconds_by_stage": figures.get("seconds_by_stage"),
             "label_issues": figures.get("label_issues"),
+            **run_figures(work / "lg.duckdb", figures["run_id"]),
         }
         by_id = labels.set_index("row_id").reindex(frame["id"])
         lg["quality"] = quality(
