@@ -57,10 +57,15 @@ from labelgate.core.evaluate import proxy_score  # noqa: E402
 from labelgate.core.policy import auto_decisions  # noqa: E402
 
 
+def _cache_path(texts: list[str], key: str, cache: Path) -> Path:
+    """``cache/<sha of key>-<sha of texts>.npy``."""
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:20]
+    return cache / f"{hashlib.sha256(key.encode()).hexdigest()[:8]}-{digest}.npy"
+
+
 def _cached(texts: list[str], key: str, cache: Path, compute) -> np.ndarray:
     """``compute(texts)``, cached in ``cache/<sha of key>-<sha of texts>.npy``."""
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:20]
-    path = cache / f"{hashlib.sha256(key.encode()).hexdigest()[:8]}-{digest}.npy"
+    path = _cache_path(texts, key, cache)
     if path.exists():
         return np.load(path)
     cache.mkdir(parents=True, exist_ok=True)
@@ -74,11 +79,27 @@ def embed(texts: list[str], model: str, cache: Path) -> np.ndarray:
     return _cached(texts, embedding.model_key(model), cache, lambda t: embedding.encode(model, t, batch_size=64))
 
 
-def embed_layers(texts: list[str], model: str, cache: Path) -> np.ndarray:
-    """Middle-layer features of ``texts`` (:func:`labelgate.embedding.encode_layers`), cached like :func:`embed`."""
-    return _cached(
+def embed_both(texts: list[str], model: str, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and middle-layer features of ``texts``, cached like :func:`embed`; what is missing is computed as
+    the embed stage computes it: both from one forward pass (:func:`labelgate.embedding.encode_with_layers`), the
+    features alone with :func:`labelgate.embedding.encode_layers` where the backend cannot give them."""
+    vectors_at = _cache_path(texts, embedding.model_key(model), cache)
+    layers_at = _cache_path(texts, embedding.layers_key(model), cache)
+    if not vectors_at.exists():
+        vectors, layers = embedding.encode_with_layers(model, texts, batch_size=64)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(vectors_at, vectors)
+        if layers is not None and not layers_at.exists():
+            np.save(layers_at, layers)
+    layers = _cached(
         texts, embedding.layers_key(model), cache, lambda t: embedding.encode_layers(model, t, batch_size=64)
     )
+    return np.load(vectors_at), layers
+
+
+def embed_layers(texts: list[str], model: str, cache: Path) -> np.ndarray:
+    """Middle-layer features of ``texts``, cached like :func:`embed` (see :func:`embed_both`)."""
+    return embed_both(texts, model, cache)[1]
 
 
 def read(path: Path) -> pd.DataFrame:
@@ -218,17 +239,16 @@ def main(argv: list[str] | None = None) -> dict:
     is_error = train["label"].to_numpy(object) != true_labels
 
     started = time.perf_counter()
-    X = embed(list(train["text"]), args.model, args.cache)
-    X_test = embed(list(test["text"]), args.model, args.cache)
-    embed_s = time.perf_counter() - started
     params = CurateParams(seed=args.seed, n_folds=args.folds)
     if args.members:
         params = params.model_copy(update={"detector_members": args.members.split(",")})
     layer_vectors = None
-    if "layers" in params.detector_members:
-        started = time.perf_counter()
-        layer_vectors = embed_layers(list(train["text"]), args.model, args.cache)
-        embed_s += time.perf_counter() - started
+    if "layers" in params.detector_members:  # as the embed stage does: both from one forward pass
+        X, layer_vectors = embed_both(list(train["text"]), args.model, args.cache)
+    else:
+        X = embed(list(train["text"]), args.model, args.cache)
+    X_test = embed(list(test["text"]), args.model, args.cache)
+    embed_s = time.perf_counter() - started
 
     started = time.perf_counter()
     recipe_probs = out_of_fold_probs(X, train["label"], n_folds=args.recipe_folds, seed=args.seed)

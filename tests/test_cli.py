@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from conftest import copy_db
 
 from labelgate.cli import main
+from labelgate.flows.curate import SUMMARY_KEYS
 
 pytestmark = pytest.mark.flow
 
@@ -30,16 +31,7 @@ def test_demo_prints_summary_truth_score_and_json(runner: CliRunner, warm_run: d
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     summary = json.loads(lines[-1])
-    for key in (
-        "run_id",
-        "rows_in",
-        "rows_valid",
-        "rows_quarantined",
-        "label_issues",
-        "exported_train",
-        "exported_val",
-        "export_files",
-    ):
+    for key in SUMMARY_KEYS:
         assert key in summary
     assert summary["rows_valid"] + summary["rows_quarantined"] == summary["rows_in"]
     assert all(Path(p).exists() for p in summary["export_files"])

@@ -210,6 +210,9 @@ def test_export_is_verified_cached_and_reused(
     info = json.loads(path.with_suffix(".json").read_text())
     assert info["graph"] == "fused"  # attention/LayerNorm/GELU fused by the transformer optimizer
     assert info["probe_cosine_min"] >= embedding.FP32_MIN_COSINE
+    # the second output: the middle-layer features of the same pass, checked against encode_layers
+    assert info["outputs"] == ["sentence_embedding", embedding.LAYERS_OUTPUT] and info["layers"] == [3, 4, 5]
+    assert info["layers_probe_cosine_min"] >= embedding.FP32_MIN_COSINE
     assert embedding.onnx_export_info(MODEL) == info
     mtime = path.stat().st_mtime_ns
     assert embedding.export_onnx(MODEL) == path and path.stat().st_mtime_ns == mtime  # cached: not re-exported
@@ -230,3 +233,33 @@ def test_int8_backend_is_lossy_and_keyed_apart(
     assert cos.mean() >= 0.98, cos.mean()
     assert cos.min() >= embedding.INT8_MIN_COSINE, cos.min()
     assert embedding.onnx_export_info(MODEL, "onnx-int8")["graph"] == "int8"
+    # int8 layer features would be lossy under the fp32 layers key: the int8 graph has no such output
+    assert embedding.onnx_export_info(MODEL, "onnx-int8")["outputs"] == ["sentence_embedding"]
+    again, layers = embedding.encode_with_layers(MODEL, texts, backend="onnx-int8")
+    assert layers is None and np.array_equal(again, vectors)
+    assert "lossy" in (embedding.layers_unavailable(MODEL, "onnx-int8") or "")
+
+
+def test_the_export_format_is_part_of_the_cache_file_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bumping EXPORT_FORMAT (2: the middle-layer output) makes every older cached export a miss."""
+    from labelgate.embedding import onnx_export
+
+    current = embedding.onnx_model_path(MODEL)
+    monkeypatch.setattr(onnx_export, "EXPORT_FORMAT", embedding.EXPORT_FORMAT - 1)
+    assert embedding.onnx_model_path(MODEL) != current
+
+
+@pytest.mark.slow
+def test_an_export_whose_layer_output_fails_the_check_keeps_the_sentence_output_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_backends: None, texts: list[str], torch_vectors
+) -> None:
+    from labelgate.embedding import onnx_export
+
+    monkeypatch.setenv(embedding.CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(onnx_export, "_layers_agreement", lambda *a: (0.5, 0.9))
+    info = json.loads(embedding.export_onnx(MODEL).with_suffix(".json").read_text())
+    assert info["outputs"] == ["sentence_embedding"] and "layers" not in info
+    vectors, layers = embedding.encode_with_layers(MODEL, texts, backend="onnx")
+    assert layers is None  # the layers stage computes them with encode_layers
+    assert _cosines(vectors, torch_vectors).min() >= embedding.FP32_MIN_COSINE
+    assert "no middle-layer output" in (embedding.layers_unavailable(MODEL, "onnx") or "")

@@ -66,3 +66,55 @@ def test_layer_vectors_are_cached_under_their_own_key(tmp_path, monkeypatch):
     again = layer_vectors(db, params, hashes, text_of)  # everything cached: no model call
     assert calls == []
     np.testing.assert_array_equal(again, first)
+
+
+# --- one forward pass: the sentence vectors and the middle-layer features together (issue 16) -----------------
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_one_pass_gives_the_sentence_vectors_and_the_middle_layers(backend: str) -> None:
+    """The same sentence vectors as encode (bitwise: the same batches, the same forward), and the features of
+    encode_layers (its own fp32 pass) up to float rounding: torch fp32 pools the same states; auto is bf16 (checked
+    at >= 0.999) or the onnx export's second output (>= 0.9999)."""
+    model = CurateParams().model
+    vectors, layers = embedding.encode_with_layers(model, TEXTS, batch_size=2, backend=backend)
+    assert np.array_equal(vectors, embedding.encode(model, TEXTS, batch_size=2, backend=backend))
+    assert layers is not None and layers.shape == (len(TEXTS), 384) and layers.dtype == np.float32
+    reference = embedding.encode_layers(model, TEXTS)
+    if backend == "torch":
+        np.testing.assert_allclose(layers, reference, rtol=1e-5, atol=1e-5)
+    assert _cos(layers, reference).min() >= embedding.BF16_MIN_COSINE
+    assert embedding.layers_unavailable(model, embedding.resolve_backend(model, backend)) is None
+    empty_vectors, empty_layers = embedding.encode_with_layers(model, [], backend=backend)
+    assert empty_vectors.shape == (0, 384) and empty_layers is not None and empty_layers.shape == (0, 384)
+
+
+def test_the_embed_stage_caches_the_layers_so_the_layers_stage_computes_nothing(tmp_path, monkeypatch):
+    from labelgate.tasks.embed import embed_texts, wants_layers
+
+    db = str(tmp_path / "one-pass.duckdb")
+    with store.connect(db) as con:
+        store.migrate(con)
+    params = CurateParams()
+    assert wants_layers(params)
+    text_of = {f"h{i}": t for i, t in enumerate(TEXTS)}
+    embed_texts(db, params, list(text_of), text_of, with_layers=True)
+    with store.connect(db) as con:
+        assert store.cached_hashes(con, embedding.layers_key(params.model), list(text_of)) == set(text_of)
+        assert store.cached_hashes(con, embedding.model_key(params.model), list(text_of)) == set(text_of)
+    calls = []
+    monkeypatch.setattr(embedding, "encode_layers", lambda *a, **k: calls.append(a))
+    cached = layer_vectors(db, params, list(text_of), text_of)
+    assert calls == []  # the second pass did not run
+    assert _cos(cached, np.vstack([embedding.encode_with_layers(params.model, [t])[1] for t in TEXTS])).min() > 0.9999
+    # without the member the embed stage caches the sentence vectors alone (the layers stage would compute them)
+    other = str(tmp_path / "no-layers.duckdb")
+    with store.connect(other) as con:
+        store.migrate(con)
+    embed_texts(other, params, list(text_of), text_of)
+    with store.connect(other) as con:
+        assert not store.cached_hashes(con, embedding.layers_key(params.model), list(text_of))

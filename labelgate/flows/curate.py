@@ -43,6 +43,7 @@ from labelgate.tasks.embed import (
     report_commit,
     resolve_backend,
     store_shards,
+    wants_layers,
 )
 from labelgate.tasks.evaluate import evaluate
 from labelgate.tasks.export import export
@@ -234,7 +235,7 @@ def _embed_sharded(db_path: str, run_id: str, params: CurateParams, runner: Any)
 
         def submit(chunk: list[str]) -> tuple[list, list]:
             shards = plan_shards(chunk, work.text_of, batch_size=params.batch_size, backend=backend, n_shards=n_shards)
-            args = {"model": params.model, "backend": params.embed_backend}
+            args = {"model": params.model, "backend": params.embed_backend, "with_layers": wants_layers(params)}
             return shards, [runner.submit(embed_shard, {**args, "batches": s.batches}) for s in shards]
 
         pending = deque(submit(c) for c in itertools.islice(chunks, CHUNKS_IN_FLIGHT))

@@ -9,6 +9,11 @@ With ``--runner dask`` the flow shards the same work (:func:`embed_work`, :func:
 :func:`embed_shard` on the workers, :func:`store_shards` in the flow's process): each chunk's encode
 batches are split between the workers, so every text is padded with the same neighbours as in the
 default run and gets bitwise the same vector.
+
+When the run's detector uses the ``layers`` member (:func:`wants_layers`), the same forward passes also give
+the middle-layer features (:func:`labelgate.embedding.encode_with_layers`), committed with the vectors under
+:func:`labelgate.embedding.layers_key`; the ``layers`` stage (:mod:`labelgate.tasks.layers`) then finds them
+cached and only computes those a backend could not give (``onnx-int8``) or an older cache lacks.
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ def _show_progress() -> bool:
     return sys.stderr.isatty()
 
 
+def wants_layers(params: CurateParams) -> bool:
+    """Whether the run's detector uses the ``layers`` member (its features are then computed while embedding)."""
+    return "layers" in params.detector_members
+
+
 def cache_key(params: CurateParams) -> str:
     """The embedding-cache key of the run's model and backend: what every task reads and writes vectors under."""
     return embedding.model_key(params.model, params.embed_backend)
@@ -78,12 +88,26 @@ def cache_vectors(
 
     ``on_chunk(done, total)`` is called after each commit.
     """
+    cache_keyed(db_path, todo, text_of, lambda texts: {key: encode(texts)}, on_chunk=on_chunk)
+
+
+def cache_keyed(
+    db_path: str,
+    todo: list[str],
+    text_of: dict[str, str],
+    encode: Callable[[list[str]], dict[str, np.ndarray]],
+    *,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> None:
+    """:func:`cache_vectors` for an ``encode`` that returns several arrays per chunk (cache key -> ``(n, dim)``
+    rows of the chunk's texts, in order): all of a chunk's arrays are committed in one transaction."""
     chunk = chunk_size()
     for start in range(0, len(todo), chunk):
         part = todo[start : start + chunk]
-        vectors = encode([text_of[h] for h in part])
+        arrays = encode([text_of[h] for h in part])
         with store.connect(db_path) as con, store.transaction(con):
-            store.put_embeddings(con, key, part, vectors)
+            for key, vectors in arrays.items():
+                store.put_embeddings(con, key, part, vectors)
         if on_chunk is not None:
             on_chunk(start + len(part), len(todo))
 
@@ -95,15 +119,24 @@ def embed_texts(
     text_of: dict[str, str],
     *,
     on_chunk: Callable[[int, int], None] | None = None,
+    with_layers: bool = False,
 ) -> None:
-    """Embed the texts of the hashes ``todo`` with the run's model and cache them (see :func:`cache_vectors`)."""
+    """Embed the texts of the hashes ``todo`` with the run's model and cache them (see :func:`cache_vectors`).
 
-    def encode(texts: list[str]) -> np.ndarray:
-        return embedding.encode(
-            params.model, texts, batch_size=params.batch_size, progress=_show_progress(), backend=params.embed_backend
-        )
+    With ``with_layers`` the middle-layer features of the same forward passes are cached too, in the same
+    transactions, under :func:`labelgate.embedding.layers_key` (when the backend gives them: not on ``onnx-int8``).
+    """
+    key = cache_key(params)
+    layers_key = embedding.layers_key(params.model)
 
-    cache_vectors(db_path, cache_key(params), todo, text_of, encode, on_chunk=on_chunk)
+    def encode(texts: list[str]) -> dict[str, np.ndarray]:
+        kwargs = {"batch_size": params.batch_size, "progress": _show_progress(), "backend": params.embed_backend}
+        if not with_layers:
+            return {key: embedding.encode(params.model, texts, **kwargs)}
+        vectors, layers = embedding.encode_with_layers(params.model, texts, **kwargs)
+        return {key: vectors} if layers is None else {key: vectors, layers_key: layers}
+
+    cache_keyed(db_path, todo, text_of, encode, on_chunk=on_chunk)
 
 
 @dataclass(frozen=True)
@@ -158,7 +191,12 @@ def embed(db_path: str, run_id: str, params: CurateParams) -> EmbedMetrics:
     progress = EmbeddingProgress(run_id, len(work.todo), cached=work.n_cached)  # Prefect progress artifact
     started = time.perf_counter()
     embed_texts(
-        db_path, params, work.todo, work.text_of, on_chunk=lambda done, total: report_commit(progress, done, total)
+        db_path,
+        params,
+        work.todo,
+        work.text_of,
+        on_chunk=lambda done, total: report_commit(progress, done, total),
+        with_layers=wants_layers(params),
     )
     progress.finish()
     return _finish(db_path, run_id, params, work, time.perf_counter() - started)
@@ -221,12 +259,15 @@ class ShardResult:
         worker: address of the Dask worker that ran it (None outside Dask).
         pid: its process id.
         seconds: wall time of the encoding.
+        layers: float32 ``(n, hidden)`` middle-layer features of the same forward passes, in the same order (None:
+            not asked for, or the backend cannot give them).
     """
 
     vectors: np.ndarray
     worker: str | None
     pid: int
     seconds: float
+    layers: np.ndarray | None = None
 
 
 def where_am_i() -> tuple[str | None, int]:
@@ -246,21 +287,35 @@ def resolve_backend(model: str, backend: str) -> str:
 
 
 @task(name="embed-shard", **TASK_OPTIONS)
-def embed_shard(model: str, backend: str, batches: list[list[str]]) -> ShardResult:
-    """Encode one shard, batch by batch (pure compute: runs on a Dask worker, never touches DuckDB)."""
+def embed_shard(model: str, backend: str, batches: list[list[str]], with_layers: bool = False) -> ShardResult:
+    """Encode one shard, batch by batch (pure compute: runs on a Dask worker, never touches DuckDB); with
+    ``with_layers`` also the middle-layer features of the same forward passes (when the backend gives them)."""
     started = time.perf_counter()
-    parts = [embedding.encode(model, b, batch_size=len(b), backend=backend) for b in batches if b]
-    vectors = np.vstack(parts).astype(np.float32, copy=False)
-    return ShardResult(vectors, *where_am_i(), round(time.perf_counter() - started, 3))
+    batches = [b for b in batches if b]
+    layers: np.ndarray | None = None
+    if with_layers:
+        pairs = [embedding.encode_with_layers(model, b, batch_size=len(b), backend=backend) for b in batches]
+        vectors = np.vstack([v for v, _ in pairs]).astype(np.float32, copy=False)
+        if pairs and all(pooled is not None for _, pooled in pairs):
+            layers = np.vstack([pooled for _, pooled in pairs]).astype(np.float32, copy=False)
+    else:
+        vectors = np.vstack([embedding.encode(model, b, batch_size=len(b), backend=backend) for b in batches])
+        vectors = vectors.astype(np.float32, copy=False)
+    return ShardResult(vectors, *where_am_i(), round(time.perf_counter() - started, 3), layers=layers)
 
 
 @task(name="embed-store", **TASK_OPTIONS)
 def store_shards(db_path: str, params: CurateParams, shards: list[Shard], results: list[ShardResult]) -> int:
-    """Cache one chunk's shard vectors in one transaction (in the flow's process); return how many."""
+    """Cache one chunk's shard vectors in one transaction (in the flow's process); return how many. When every
+    shard brought its middle-layer features they are cached too (:func:`labelgate.embedding.layers_key`);
+    otherwise the ``layers`` stage computes them (its fallback)."""
     hashes = [h for s in shards for h in s.hashes]
     if not hashes:
         return 0
     vectors = np.vstack([r.vectors for r in results])
+    layers = [r.layers for r in results]
     with store.connect(db_path) as con, store.transaction(con):
         store.put_embeddings(con, cache_key(params), hashes, vectors)
+        if all(pooled is not None for pooled in layers):
+            store.put_embeddings(con, embedding.layers_key(params.model), hashes, np.vstack(layers))
     return len(hashes)

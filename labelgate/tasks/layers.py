@@ -1,9 +1,13 @@
 """Middle-layer features of the detector's ``layers`` member, cached in DuckDB like the embeddings.
 
 They are stored in the ``embeddings`` table under :func:`labelgate.embedding.layers_key` (one vector per
-model and text hash), computed for the texts not cached yet in committed chunks
-(:func:`labelgate.tasks.embed.cache_vectors`), so a rerun or a killed run resumes where it stopped. Called
-by the detect stage in the flow's process (it holds the DuckDB file).
+model and text hash). The embed stage normally caches them with the sentence vectors, from the same forward
+passes (:func:`labelgate.tasks.embed.embed_texts` with ``with_layers``); this stage reads them and, as a fallback,
+computes those still missing (a cache filled by a run without the member or by an older labelgate, the
+``onnx-int8`` backend, a model whose pipeline cannot give them in one pass) with
+:func:`labelgate.embedding.encode_layers` in committed chunks (:func:`labelgate.tasks.embed.cache_vectors`), so a
+rerun or a killed run resumes where it stopped. Called by the detect stage in the flow's process (it holds the
+DuckDB file).
 """
 
 from __future__ import annotations
@@ -12,20 +16,17 @@ import numpy as np
 
 from labelgate import embedding, store
 from labelgate.config import CurateParams
-from labelgate.tasks.embed import cache_vectors, uncached
+from labelgate.tasks.embed import cache_vectors, uncached, wants_layers
 from labelgate.tasks.progress import StageProgress
 
-
-def wants_layers(params: CurateParams) -> bool:
-    """Whether the run's detector uses the ``layers`` member."""
-    return "layers" in params.detector_members
+__all__ = ["layer_vectors", "wants_layers"]
 
 
 def layer_vectors(
     db_path: str, params: CurateParams, hashes: list[str], text_of: dict[str, str], *, run_id: str = ""
 ) -> np.ndarray:
-    """The middle-layer features of ``hashes`` (in that order), ``(len(hashes), hidden)``; missing ones are
-    computed with :func:`labelgate.embedding.encode_layers` and cached first.
+    """The middle-layer features of ``hashes`` (in that order), ``(len(hashes), hidden)``; the ones the embed
+    stage did not cache are computed with :func:`labelgate.embedding.encode_layers` and cached first.
 
     Args:
         db_path: the run's DuckDB file.

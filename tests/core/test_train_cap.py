@@ -72,7 +72,7 @@ def test_above_the_cap_a_stratified_seeded_sample_in_input_order():
 
 
 def test_every_member_fits_the_capped_rows_and_every_row_is_still_scored(monkeypatch):
-    X, y = _data(spread=0.8)
+    X, y = _data(n=480, spread=0.8)
     labels = [f"c{v}" for v in y]
     seen = []
     real = probs._fit_predict
@@ -82,13 +82,13 @@ def test_every_member_fits_the_capped_rows_and_every_row_is_still_scored(monkeyp
         return real(clf, X_train, y_train, X_test, n_classes)
 
     monkeypatch.setattr(probs, "_fit_predict", recording)
-    monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 300)  # folds of 4 train on 900 rows
+    monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 120)  # folds of 4 train on 360 rows
     capped = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
     plan = probs.plan_oof(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
-    assert plan.train_rows_cap == 300
-    assert all(300 - 4 <= len(train) <= 300 for train, _ in plan.folds)
+    assert plan.train_rows_cap == 120
+    assert all(120 - 4 <= len(train) <= 120 for train, _ in plan.folds)
     assert sorted(np.concatenate([test for _, test in plan.folds]).tolist()) == list(range(len(y)))
-    assert seen and max(seen) <= 300  # embedding, chars and every C of layers; words' one-vs-rest too
+    assert seen and max(seen) <= 120  # embedding, chars and every C of layers; words' one-vs-rest too
     assert capped.probs.shape == (len(y), 4) and np.allclose(capped.probs.sum(axis=1), 1.0)
     assert (capped.probs.argmax(axis=1) == y).mean() > 0.6
 
@@ -96,11 +96,12 @@ def test_every_member_fits_the_capped_rows_and_every_row_is_still_scored(monkeyp
 def test_probabilities_are_unchanged_while_folds_stay_below_the_cap(monkeypatch):
     X, y = _data(n=400, spread=0.5)  # overlapping classes: probabilities well inside (0, 1)
     labels = [f"c{v}" for v in y]
-    before = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    kw = {"texts": _texts(y), "members": ["embedding", "chars"], "n_folds": 4}
+    before = probs.ensemble_oof_probs(X, labels, **kw)
     assert probs.plan_oof(X, labels, n_folds=4).train_rows_cap is None
     monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 300)  # folds train on exactly 300 rows
-    after = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    after = probs.ensemble_oof_probs(X, labels, **kw)
     assert after.probs.tobytes() == before.probs.tobytes()
     monkeypatch.setattr(probs, "MAX_TRAIN_ROWS", 100)
-    capped = probs.ensemble_oof_probs(X, labels, texts=_texts(y), layer_features=X, n_folds=4)
+    capped = probs.ensemble_oof_probs(X, labels, **kw)
     assert capped.probs.shape == before.probs.shape and capped.probs.tobytes() != before.probs.tobytes()

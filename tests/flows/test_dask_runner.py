@@ -20,7 +20,7 @@ from labelgate import embedding, runners, store
 from labelgate.cli import main
 from labelgate.config import CurateParams
 from labelgate.errors import ConfigError
-from labelgate.tasks.embed import cache_key, plan_shards
+from labelgate.tasks.embed import cache_key, embed_shard, plan_shards, store_shards
 
 pytestmark = pytest.mark.flow
 
@@ -254,3 +254,37 @@ def test_shards_are_whole_encode_batches_with_the_same_vectors() -> None:
     for shard in shards:
         got = np.vstack([embedding.encode(model, b, batch_size=len(b), backend="auto") for b in shard.batches])
         assert np.array_equal(got, whole[[int(h) for h in shard.hashes]])
+
+
+def test_shards_bring_the_middle_layers_of_the_same_pass_and_store_caches_both(tmp_path: Path) -> None:
+    """With the layers member the shard tasks return the middle-layer features too, and store_shards caches them
+    under the layers key in the chunk's transaction (the layers stage then has nothing to compute)."""
+    frame = pd.read_csv(Path(__file__).resolve().parents[2] / "data" / "sample.csv", dtype=str, keep_default_na=False)
+    texts = list(dict.fromkeys(t for t in frame["text"] if t.strip()))[:40]
+    params = CurateParams()
+    model = params.model
+    backend = embedding.resolve_backend(model, "auto")
+    text_of = {str(i): t for i, t in enumerate(texts)}
+    shards = plan_shards(list(text_of), text_of, batch_size=16, backend=backend, n_shards=2)
+    results = [embed_shard.fn(model, "auto", s.batches, with_layers=True) for s in shards]
+    plain = [embed_shard.fn(model, "auto", s.batches) for s in shards]
+    _, whole = embedding.encode_with_layers(model, texts, batch_size=16, backend="auto")  # the default runner's
+    assert whole is not None
+    for shard, result, alone in zip(shards, results, plain):
+        assert np.array_equal(result.vectors, alone.vectors) and alone.layers is None
+        assert result.layers is not None and result.layers.shape == (len(shard.hashes), 384)
+        assert np.array_equal(result.layers, whole[[int(h) for h in shard.hashes]])  # same batches: bitwise
+        reference = embedding.encode_layers(model, [text_of[h] for h in shard.hashes])
+        cos = (
+            (result.layers * reference).sum(1)
+            / np.linalg.norm(result.layers, axis=1)
+            / np.linalg.norm(reference, axis=1)
+        )
+        assert cos.min() >= embedding.BF16_MIN_COSINE
+    db = str(tmp_path / "shards.duckdb")
+    with store.connect(db) as con:
+        store.migrate(con)
+    assert store_shards.fn(db, params, shards, results) == len(texts)
+    with store.connect(db) as con:
+        assert store.cached_hashes(con, embedding.layers_key(model), list(text_of)) == set(text_of)
+        assert store.cached_hashes(con, cache_key(params), list(text_of)) == set(text_of)
