@@ -25,7 +25,7 @@ from prefect.server.api.server import SubprocessASGIServer
 server = SubprocessASGIServer()
 with get_client(sync_client=True) as client:
     health = client.api_healthcheck()
-    url = str(client.api_url)
+    url = str(client.api_url).rstrip("/")
 print("RESULT " + json.dumps({
     "server": result.server, "errors": result.errors, "warmed": list(result.warmed), "skipped": result.skipped,
     "server_seconds": result.server_seconds, "health": repr(health), "url": url, "port": server.port,
