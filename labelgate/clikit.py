@@ -30,6 +30,11 @@ def prepare_environment(verbose: bool = False) -> None:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        # the ephemeral API registers Prefect's block types at each start (~3 s on a fresh PREFECT_HOME); labelgate
+        # uses no blocks. Without memoizing, the memo store keeps no hash, so a `prefect server start` on the same
+        # PREFECT_HOME still registers them.
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+        "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
         "GX_ANALYTICS_ENABLED": "false",
         "TOKENIZERS_PARALLELISM": "false",
         # Prefect logs still reach its API (and UI); the terminal gets labelgate's own summary.

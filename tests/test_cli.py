@@ -131,3 +131,13 @@ def test_a_real_process_shows_one_line_errors_and_a_json_last_line(
     assert "Traceback" not in ok.stderr
     last = json.loads(ok.stdout.strip().splitlines()[-1])
     assert last["rows_in"] == 400 and last["texts_embedded"] == 0
+    # the run records its start-up (process start to the first stage): the early ephemeral API of labelgate.warmup
+    shown = runner_json(["runs", "--db", db, "--json"])
+    (this,) = [r for r in shown if r["run_id"] == last["run_id"]]
+    assert 0 < this["startup_seconds"] < 300 and this["metrics"]["startup_seconds"] == this["startup_seconds"]
+
+
+def runner_json(args: list[str]) -> object:
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)

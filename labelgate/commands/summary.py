@@ -20,10 +20,19 @@ from labelgate.core.metrics import (
 
 
 def curate_in_process(input_path: str, db_path: str, out_dir: str, params: Any) -> RunMetrics:
-    """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner)."""
-    from labelgate.flows.curate import curate_flow
+    """Run the curate flow in this process against Prefect's ephemeral local API (with the params' task runner).
 
-    result = curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
+    The ephemeral API is started first, and while it comes up this process does the stages' first slow work
+    (:func:`labelgate.warmup.warm_start`); the run records its start-up seconds (:mod:`labelgate.startup`).
+    """
+    from labelgate.startup import command_run
+    from labelgate.warmup import warm_start
+
+    with command_run():
+        warm_start(model=params.model, runner=params.runner, db_path=db_path)
+        from labelgate.flows.curate import curate_flow
+
+        result = curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)
     return RunMetrics.from_json(result)
 
 

@@ -340,7 +340,7 @@ _OWN_KEYS: dict[type[StageMetrics], frozenset[str]] = {
     if nested is None
 }
 
-_TOP_KEYS = frozenset({"run_id", "gate", "seconds", "seconds_by_stage", "dask", "baseline_run_id"})
+_TOP_KEYS = frozenset({"run_id", "gate", "seconds", "seconds_by_stage", "startup_seconds", "dask", "baseline_run_id"})
 
 
 @dataclass(frozen=True)
@@ -354,6 +354,9 @@ class RunMetrics:
         seconds: the run's wall seconds (start of ingest to the end of the last stage).
         seconds_by_stage: stage name (:data:`STAGES`) -> seconds; dotted names (``detect.label``) are parts of
             their stage.
+        startup_seconds: wall seconds from the process's start to the first stage, for a run of ``labelgate run``
+            or ``labelgate demo`` (interpreter, imports, Prefect's ephemeral API, the flow run's creation); None
+            for a run in any other process (a deployment, a library call).
         dask: with ``--runner dask``, the scheduler, its workers and what each ran.
         extra: keys no stage owns (kept as read, written back as is).
     """
@@ -372,6 +375,7 @@ class RunMetrics:
     evaluation: EvaluationMetrics | None = None
     seconds: float | None = None
     seconds_by_stage: dict[str, float] | None = None
+    startup_seconds: float | None = None
     dask: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -393,7 +397,7 @@ class RunMetrics:
                 out[nested_key] = stage.to_json()
         if self.quality is not None:
             out["baseline_run_id"] = self.quality.baseline_run_id
-        for key in ("seconds", "seconds_by_stage", "dask"):
+        for key in ("seconds", "seconds_by_stage", "startup_seconds", "dask"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         return out
@@ -417,7 +421,7 @@ class RunMetrics:
                 claimed.add(nested_key)
                 if isinstance(data.get(nested_key), Mapping):
                     values[name] = kind.from_json(data[nested_key])
-        for key in ("run_id", "gate", "seconds", "seconds_by_stage", "dask"):
+        for key in ("run_id", "gate", "seconds", "seconds_by_stage", "startup_seconds", "dask"):
             if data.get(key) is not None:
                 values[key] = data[key]
         values["extra"] = {k: v for k, v in data.items() if k not in claimed}

@@ -29,6 +29,7 @@ from labelgate.flows.review_gate import human_gate
 from labelgate.runners import describe, shard_runner, task_runner, worker_threads
 from labelgate.services.notify import on_curate_failure
 from labelgate.services.review_gate import release_review_server
+from labelgate.startup import startup_seconds
 from labelgate.tasks.annotators import annotators
 from labelgate.tasks.artifacts import EmbeddingProgress, publish_artifacts
 from labelgate.tasks.detect import detect, finish_scoring, oof_job, plan_scoring, reuse_detection
@@ -96,6 +97,7 @@ def curate(
     try:
         # --runner dask: connect (or start the local cluster) first, so a bad address fails before any work
         with shard_runner(params) if params.runner == "dask" else contextlib.nullcontext() as runner:
+            metrics = metrics.replace(startup_seconds=startup_seconds())  # process start -> the first stage
             with clock("ingest"):
                 metrics = metrics.replace(ingest=ingest(db_path, run_id, input_path, params))
             with clock("validate"):
@@ -135,7 +137,11 @@ def curate(
             run_id,
             "failed",
             message,
-            {"seconds": round(time.perf_counter() - started, 3), "seconds_by_stage": dict(timings)},
+            {
+                "seconds": round(time.perf_counter() - started, 3),
+                "seconds_by_stage": dict(timings),
+                **({"startup_seconds": metrics.startup_seconds} if metrics.startup_seconds is not None else {}),
+            },
         )
         release_review_server(run_id)
         raise

@@ -195,7 +195,8 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
     label_issues, label_issue_rate, decisions (keep/relabel/exclude counts), exported_train, exported_val,
     texts_embedded, texts_cached, carried (decisions carried from the curation memory), carried_from (run id ->
     how many), rows_new, detection_reused_from, seconds_by_stage (stage -> seconds, :data:`labelgate.core.metrics.
-    STAGES`; None for runs of older versions), quality (None, or enforced/passed/message/reasons/checks/
+    STAGES`; None for runs of older versions), startup_seconds (process start to the first stage, runs of
+    ``labelgate run``/``demo`` only, else None), quality (None, or enforced/passed/message/reasons/checks/
     baseline_run_id/baseline_version), message, prefect_flow_run_id, metrics (every figure the run recorded).
     """
     rows = store.run_history_rows(con, dataset=dataset, limit=limit)
@@ -262,6 +263,7 @@ def run_history(con: duckdb.DuckDBPyConnection, *, dataset: str | None = None, l
                 "rows_new": memory.rows_new,
                 "detection_reused_from": typed.detect.detection_reused_from if typed.detect else None,
                 "seconds_by_stage": typed.seconds_by_stage,
+                "startup_seconds": typed.startup_seconds,
                 "quality": quality,
                 "message": message,
                 "warnings": typed.warnings,

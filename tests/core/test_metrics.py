@@ -100,6 +100,7 @@ def run_metrics(draw: st.DrawFn) -> RunMetrics:
         evaluation=draw(st.none() | _stage(EvaluationMetrics)),
         seconds=draw(st.none() | _floats),
         seconds_by_stage=draw(st.none() | st.dictionaries(st.sampled_from(M.STAGES), _floats, max_size=4)),
+        startup_seconds=draw(st.none() | _floats),
         dask=draw(st.none() | st.dictionaries(_text, _json, max_size=2)),
         extra=draw(st.dictionaries(_text.map(lambda k: f"x_{k}"), _json, max_size=2)),
     )
