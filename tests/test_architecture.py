@@ -336,3 +336,24 @@ def test_the_jinja_scan_finds_an_environment(source: str) -> None:
 def test_the_jinja_scan_leaves_other_jinja_use_alone() -> None:
     source = "import jinja2\nfrom jinja2 import StrictUndefined\n\ndef f(env: jinja2.Environment):\n    return env\n"
     assert jinja_environment_violations(source, "m") == []
+
+
+def repeated_test_basenames(root: Path) -> dict[str, list[str]]:
+    """Test file names that occur in more than one folder under ``root`` (the test folders have no ``__init__.py``,
+    so pytest imports each file under its bare name: a second ``test_x.py`` stops the whole collection)."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(root.rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(root)))
+    return {name: paths for name, paths in seen.items() if len(paths) > 1}
+
+
+def test_every_test_file_name_is_unique() -> None:
+    assert repeated_test_basenames(ROOT / "tests") == {}
+
+
+def test_the_name_check_finds_a_repeat(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test_same.py").write_text("")
+    (tmp_path / "a" / "test_other.py").write_text("")
+    assert repeated_test_basenames(tmp_path) == {"test_same.py": ["a/test_same.py", "b/test_same.py"]}
