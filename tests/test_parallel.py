@@ -1,22 +1,15 @@
-"""The detector's out-of-fold jobs on worker processes: same results as one process, in the jobs' order.
-
-The tests that start worker processes (a second or more each) are not in the unit layer."""
+"""How many worker processes the detector's out-of-fold jobs get (the pool itself: tests/test_parallel_pool.py)."""
 
 from __future__ import annotations
 
-import functools
-import operator
-
-import numpy as np
 import pytest
 
-from labelgate.core import probs
-from labelgate.core.detect import _reporting_jobs, serial_jobs
 from labelgate.errors import ConfigError
-from labelgate.parallel import POOL_MIN_ROWS, WORKERS_ENV, detect_workers, pool_runner
+from labelgate.parallel import POOL_MIN_ROWS, WORKERS_ENV, detect_workers
+
+pytestmark = pytest.mark.unit
 
 
-@pytest.mark.unit
 def test_small_inputs_stay_in_one_process_and_large_ones_use_the_cores(monkeypatch):
     monkeypatch.setattr("labelgate.parallel.usable_cpus", lambda: 2)
     assert detect_workers(POOL_MIN_ROWS - 1, 80, environ={}) == 1
@@ -26,42 +19,9 @@ def test_small_inputs_stay_in_one_process_and_large_ones_use_the_cores(monkeypat
     assert detect_workers(10**6, 80, environ={}) == 4
 
 
-@pytest.mark.unit
 def test_the_environment_sets_the_workers_and_a_bad_value_is_quoted():
     assert detect_workers(10, 80, environ={WORKERS_ENV: "3"}) == 3
     assert detect_workers(10**6, 80, environ={WORKERS_ENV: "1"}) == 1
     for bad in ("0", "two", "-1", "1.5"):
         with pytest.raises(ConfigError, match=rf"{WORKERS_ENV}='{bad}'"):
             detect_workers(10**6, 80, environ={WORKERS_ENV: bad})
-
-
-def test_a_pool_returns_results_in_the_jobs_order_and_reports_every_job():
-    done = []
-    function = functools.partial(operator.mul, 3)
-    got = pool_runner(workers=2)(function, list(range(7)), lambda job, s, d, t: done.append((job, d, t)))
-    assert got == [3 * j for j in range(7)]
-    assert sorted(job for job, _, _ in done) == list(range(7))
-    assert [d for _, d, _ in done] == list(range(1, 8)) and {t for _, _, t in done} == {7}
-
-
-def test_a_failing_job_raises_its_own_error_here():
-    with pytest.raises(ZeroDivisionError):
-        pool_runner(workers=2)(functools.partial(operator.truediv, 1), [1, 0, 2], lambda *a: None)
-
-
-def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran():
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 40)
-    X = (rng.normal(size=(3, 8))[y] + rng.normal(size=(120, 8))).astype(np.float32)
-    texts = [f"w{v} t{i % 5} {'?' if i % 2 else '!'}" for i, v in enumerate(y)]
-    labels = [f"c{v}" for v in y]
-    kw = {"texts": texts, "layer_features": X, "n_folds": 3}
-    one = probs.ensemble_oof_probs(X, labels, map_jobs=_reporting_jobs(lambda *a: None, None, serial_jobs), **kw)
-    seconds: dict[str, float] = {}
-    reports: list[tuple] = []
-    pooled = probs.ensemble_oof_probs(
-        X, labels, map_jobs=_reporting_jobs(lambda *a: reports.append(a), seconds, pool_runner(workers=2)), **kw
-    )
-    assert pooled.probs.tobytes() == one.probs.tobytes()
-    assert set(seconds) == {"embedding", "words", "chars", "layers"}
-    assert reports[0] == ("out-of-fold fits", 0, 12) and reports[-1] == ("out-of-fold fits", 12, 12)

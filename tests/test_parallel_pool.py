@@ -1,0 +1,47 @@
+"""The detector's out-of-fold jobs on worker processes: same results as one process, in the jobs' order.
+
+Not in the unit layer: each test starts worker processes (a second or more each)."""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+import pytest
+
+from labelgate.core import probs
+from labelgate.core.detect import _reporting_jobs, serial_jobs
+from labelgate.parallel import pool_runner
+
+
+def test_a_pool_returns_results_in_the_jobs_order_and_reports_every_job():
+    done = []
+    function = functools.partial(operator.mul, 3)
+    got = pool_runner(workers=2)(function, list(range(7)), lambda job, s, d, t: done.append((job, d, t)))
+    assert got == [3 * j for j in range(7)]
+    assert sorted(job for job, _, _ in done) == list(range(7))
+    assert [d for _, d, _ in done] == list(range(1, 8)) and {t for _, _, t in done} == {7}
+
+
+def test_a_failing_job_raises_its_own_error_here():
+    with pytest.raises(ZeroDivisionError):
+        pool_runner(workers=2)(functools.partial(operator.truediv, 1), [1, 0, 2], lambda *a: None)
+
+
+def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran():
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    X = (rng.normal(size=(3, 8))[y] + rng.normal(size=(120, 8))).astype(np.float32)
+    texts = [f"w{v} t{i % 5} {'?' if i % 2 else '!'}" for i, v in enumerate(y)]
+    labels = [f"c{v}" for v in y]
+    kw = {"texts": texts, "layer_features": X, "n_folds": 3}
+    one = probs.ensemble_oof_probs(X, labels, map_jobs=_reporting_jobs(lambda *a: None, None, serial_jobs), **kw)
+    seconds: dict[str, float] = {}
+    reports: list[tuple] = []
+    pooled = probs.ensemble_oof_probs(
+        X, labels, map_jobs=_reporting_jobs(lambda *a: reports.append(a), seconds, pool_runner(workers=2)), **kw
+    )
+    assert pooled.probs.tobytes() == one.probs.tobytes()
+    assert set(seconds) == {"embedding", "words", "chars", "layers"}
+    assert reports[0] == ("out-of-fold fits", 0, 12) and reports[-1] == ("out-of-fold fits", 12, 12)
