@@ -214,7 +214,11 @@ def stack(warm_run: dict, sample_csv: Path, tmp_path_factory: pytest.TempPathFac
 def _run_deployment(stack: dict, name: str, input_path: str) -> str:
     dep = httpx.get(f"{stack['api']}/deployments/name/curate/{name}", timeout=30).json()
     body = {"parameters": {"input_path": input_path, "db_path": stack["db"], "out_dir": str(stack["out"])}}
-    created = httpx.post(f"{stack['api']}/deployments/{dep['id']}/create_flow_run", json=body, timeout=30)
+    for attempt in range(4):  # a busy server's SQLite answers 503 (its transaction rolled back): ask again
+        created = httpx.post(f"{stack['api']}/deployments/{dep['id']}/create_flow_run", json=body, timeout=30)
+        if created.status_code != 503:
+            break
+        time.sleep(2 * (attempt + 1))
     assert created.status_code in (200, 201), created.text
     return str(created.json()["id"])
 
