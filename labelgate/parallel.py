@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from labelgate.core.detect import serial_jobs
 from labelgate.errors import ConfigError
 
 #: environment variable: worker processes of the detector's out-of-fold fits (default: the usable CPUs, at most 2
@@ -74,7 +75,8 @@ def _start_worker(function: Callable[[Any], Any]) -> None:
 
 def _run(job: Any) -> tuple[Any, float]:
     assert _function is not None, "worker started without a function"
-    return _timed(_function, job)
+    began = time.perf_counter()
+    return _function(job), time.perf_counter() - began
 
 
 def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
@@ -90,12 +92,9 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
         function: Callable[[Any], Any], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
     ) -> list[Any]:
         jobs = list(jobs)
-        results: list[Any] = [None] * len(jobs)
         if workers <= 1 or len(jobs) <= 1:
-            for i, job in enumerate(jobs):
-                results[i], seconds = _timed(function, job)
-                on_done(job, seconds, i + 1, len(jobs))
-            return results
+            return serial_jobs(function, jobs, on_done)
+        results: list[Any] = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
             max_workers=min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(function,)
@@ -112,8 +111,3 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
         return results
 
     return run
-
-
-def _timed(function: Callable[[Any], Any], job: Any) -> tuple[Any, float]:
-    began = time.perf_counter()
-    return function(job), time.perf_counter() - began
