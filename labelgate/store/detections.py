@@ -108,6 +108,13 @@ def replace_label_issues(con: duckdb.DuckDBPyConnection, run_id: str, issues: pd
     return insert_frame(con, "issues", issues.assign(run_id=run_id))
 
 
+def replace_issues_of_type(con: duckdb.DuckDBPyConnection, run_id: str, issue_type: str, issues: pd.DataFrame) -> int:
+    """Replace every ``issue_type`` issue of ``run_id`` by ``issues`` (issue columns without run_id; may be empty:
+    the run then has none of that type). Returns the rows inserted."""
+    con.execute("DELETE FROM issues WHERE run_id = ? AND issue_type = ?", [run_id, issue_type])
+    return insert_frame(con, "issues", issues.assign(run_id=run_id))
+
+
 def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     """The number of flagged ``label`` issues of ``run_id``."""
     return int(
