@@ -50,7 +50,8 @@ def reusable_detection(con: duckdb.DuckDBPyConnection, key: str, *, except_run: 
 
 def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str) -> dict[str, Any]:
     """Replace ``run_id``'s detection, predictions and issues by copies of ``source_run``'s (the caller's
-    transaction); return the detection's stored metrics."""
+    transaction); return the detection's stored metrics. The annotators stage's ``low_agreement`` issues are not
+    the detection's: they are left out (that stage writes the run's own)."""
     for table in ("detections", "predictions", "issues"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     con.execute(
@@ -66,7 +67,9 @@ def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str)
         "related_row_id, model_prob"
     )
     con.execute(
-        f"INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues WHERE run_id = ?", [run_id, source_run]
+        f"""INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues
+            WHERE run_id = ? AND issue_type <> 'low_agreement'""",
+        [run_id, source_run],
     )
     stored = scalar(con, "SELECT metrics_json FROM detections WHERE run_id = ?", [run_id])
     return json.loads(stored) if stored else {}

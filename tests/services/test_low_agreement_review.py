@@ -56,3 +56,13 @@ def test_a_persons_decision_wins_over_the_low_agreement_rule(
     assert latest.loc[PLAIN_ID, "action"] == "keep" and latest.loc[PLAIN_ID, "source"] == "human"
     assert latest.loc[OTHER_ID, "action"] == policy_action and latest.loc[OTHER_ID, "source"] == "policy"
     assert "low annotator agreement: 1 of 3 labels agree" in latest.loc[OTHER_ID, "reason"]
+
+
+def test_a_reused_detection_leaves_the_low_agreement_issues_behind(undecided_db: str) -> None:
+    """They are the annotators stage's, which writes a run's own after a reused detection."""
+    run_id = _flag_low_agreement(undecided_db)
+    with store.connect(undecided_db) as con, store.transaction(con):
+        store.copy_detection(con, run_id, "later-run")
+        types = store.query_df(con, "SELECT DISTINCT issue_type FROM issues WHERE run_id = ?", ["later-run"])
+        source = store.query_df(con, "SELECT DISTINCT issue_type FROM issues WHERE run_id = ?", [run_id])
+    assert set(source["issue_type"]) - set(types["issue_type"]) == {"low_agreement"}
