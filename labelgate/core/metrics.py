@@ -201,13 +201,18 @@ class DetectMetrics(StageMetrics):
 @dataclass(frozen=True)
 class AnnotatorMetrics(StageMetrics):
     """The ``annotators`` stage (several annotators): consensus figures; ``label_issues`` and
-    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's)."""
+    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's).
+
+    ``low_agreement_items``: items with 2 or more labels whose agreement is below the run's ``min_agreement``
+    (:func:`labelgate.core.annotators.low_agreement_mask`; counted whatever ``low_agreement`` is, flagged as
+    ``low_agreement`` issues only when it is ``review`` or ``exclude``)."""
 
     consensus_items: int | None = None
     label_issues_consensus: int | None = None
     consensus_differs_from_majority: int | None = None
     consensus_method: str | None = None
     mean_agreement: float | None = None
+    low_agreement_items: int | None = None
     label_issues: int | None = None
     label_issue_rate: float | None = None
 

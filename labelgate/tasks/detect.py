@@ -26,7 +26,7 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.detect import Detection, JobRunner, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
-from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.issues import DETECTED_TYPES
 from labelgate.core.metrics import DetectMetrics
 from labelgate.core.probs import AUTO_MAX_FOLDS, MEMBERS, OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
 from labelgate.errors import ConfigError
@@ -188,7 +188,7 @@ def _store(
         }
     )
     flagged = issues[issues["is_issue"]]
-    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in ISSUE_TYPES}
+    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in DETECTED_TYPES}
     n_issues = per_type["label"]
     accuracy = float((probs.probs.argmax(axis=1) == probs.labels).mean())
     seconds = {**({"layers": inputs.layer_seconds} if inputs.layer_vectors is not None else {}), **found.seconds}
