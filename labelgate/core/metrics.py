@@ -159,8 +159,10 @@ class DetectMetrics(StageMetrics):
     ``detect_seconds`` maps a part of the stage to seconds: ``layers`` (the middle-layer features), ``fit.<member>``
     (a member's out-of-fold fits), ``label`` (the fits and the label rule together), ``neighbours``, ``leakage``.
     ``approximations`` names what large inputs made approximate (``None``: nothing): ``train_rows_per_fold`` (each
-    fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`) and
-    ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
+    fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`),
+    ``char_features`` (the ``chars`` member's vocabulary capped at that many n-grams with many classes,
+    :func:`labelgate.core.probs.char_features_cap`) and ``neighbours`` (``approximate``: above
+    :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
     """
 
     #: every field but ``approximations`` (added later: runs without one must write back as they were stored)

@@ -208,7 +208,7 @@ def _store(
         detect_seconds={k: round(v, 3) for k, v in seconds.items()},
         detection_key=key,
         detection_reused_from=None,
-        approximations=approximations(len(row_ids), probs.train_rows_cap),
+        approximations=approximations(len(row_ids), probs.train_rows_cap, probs.char_features_cap),
     )
     with store.connect(db_path) as con, store.transaction(con):
         store.save_detection(
@@ -226,13 +226,17 @@ def _store(
     return metrics
 
 
-def approximations(n_rows: int, train_rows_cap: int | None) -> dict[str, Any] | None:
+def approximations(
+    n_rows: int, train_rows_cap: int | None, char_features_cap: int | None = None
+) -> dict[str, Any] | None:
     """What the detect stage approximated on ``n_rows`` rows (:attr:`DetectMetrics.approximations`), or ``None``."""
     from labelgate.core.neighbours import EXACT_MAX_ROWS
 
     found: dict[str, Any] = {}
     if train_rows_cap is not None:
         found["train_rows_per_fold"] = train_rows_cap
+    if char_features_cap is not None:
+        found["char_features"] = char_features_cap
     if n_rows > EXACT_MAX_ROWS:
         found["neighbours"] = "approximate"
     return found or None

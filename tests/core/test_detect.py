@@ -21,6 +21,7 @@ from labelgate.core.detect import (
 from labelgate.core.probs import (
     LAYERS_C_GRID,
     auto_folds,
+    combine_oof,
     layers_grid,
     plan_oof,
     run_oof_job,
@@ -299,6 +300,32 @@ def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, ca
         train = plan.folds[0][0]  # the cap did bite
         assert len(probs._fold_columns(plan.char_counts[train], min_df=3, max_features=cap)[0]) == cap
         assert len(probs._fold_columns(plan.word_counts[train], min_df=2, max_features=cap)[0]) == cap
+
+
+def test_many_classes_cap_the_chars_vocabulary_and_the_plan_records_it(monkeypatch):
+    """With many classes the ``chars`` member keeps at most MAX_CHAR_PARAMS / classes n-grams per fold (the most
+    frequent, as a refitted ``TfidfVectorizer(max_features=)`` does), and the plan says so when the cap bites."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labelgate.core import probs
+
+    _, texts, given, _, _, _ = _dataset()
+    k = len(set(given))
+    monkeypatch.setattr(probs, "MIN_CHAR_FEATURES", 10)
+    monkeypatch.setattr(probs, "MAX_CHAR_PARAMS", 30 * k)
+    assert probs.char_features_cap(k) == 30
+    plan = plan_oof(None, given, texts=texts, members=["chars"], n_folds=4)
+    assert plan.char_max_features == 30 and plan.char_features_cap == 30
+    T, y = np.asarray(texts, dtype=object), plan.y
+    train, test = plan.folds[0]
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=30)
+    reference = probs._fit_predict(probs._logreg(1.0), vec.fit_transform(T[train]), y[train], vec.transform(T[test]), k)
+    np.testing.assert_allclose(run_oof_job(plan, probs.OofJob("chars", 0)), reference, rtol=0, atol=1e-9)
+    assert combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs]).char_features_cap == 30
+    # a vocabulary within the cap is not an approximation; nor are few classes
+    monkeypatch.setattr(probs, "MAX_CHAR_PARAMS", 10**6 * k)
+    assert plan_oof(None, given, texts=texts, members=["chars"], n_folds=4).char_features_cap is None
+    assert probs.char_features_cap(3) == probs.MAX_CHAR_FEATURES
 
 
 def test_lexical_members_fall_back_to_the_class_prior_without_ngrams():

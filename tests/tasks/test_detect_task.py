@@ -99,3 +99,12 @@ def test_detect_with_a_test_file_flags_leaks(warm_run, tmp_path, sample_csv):
         decisions = store.latest_decisions(con, warm_run["run_id"]).set_index("row_id")
     assert leaks.loc[leak["id"].iloc[0], "related_row_id"] == "x1"
     assert decisions.loc[leak["id"].iloc[1], "action"] == "exclude"
+
+
+def test_approximations_name_every_cap_that_applied():
+    from labelgate.core.neighbours import EXACT_MAX_ROWS
+    from labelgate.tasks.detect import approximations
+
+    assert approximations(1_000, None) is None
+    assert approximations(1_000, 40_000, 20_000) == {"train_rows_per_fold": 40_000, "char_features": 20_000}
+    assert approximations(EXACT_MAX_ROWS + 1, None) == {"neighbours": "approximate"}
