@@ -161,8 +161,9 @@ class DetectMetrics(StageMetrics):
     ``approximations`` names what large inputs made approximate (``None``: nothing): ``train_rows_per_fold`` (each
     fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`),
     ``char_features`` (the ``chars`` member's vocabulary capped at that many n-grams with many classes,
-    :func:`labelgate.core.probs.char_features_cap`) and ``neighbours`` (``approximate``: above
-    :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
+    :func:`labelgate.core.probs.char_features_cap`), ``layers_C`` (the ``layers`` member fitted with that one C
+    instead of choosing among :data:`labelgate.core.probs.LAYERS_C_GRID`, :func:`labelgate.core.probs.layers_grid`)
+    and ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
     """
 
     #: every field but ``approximations`` (added later: runs without one must write back as they were stored)

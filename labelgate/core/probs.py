@@ -52,6 +52,9 @@ DEFAULT_MEMBERS = ("embedding", "words", "chars", "layers")
 LAYERS_C_GRID = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
 #: above this many training rows the ``layers`` member uses the grid's middle value without a search
 LAYERS_GRID_MAX_ROWS = 100_000
+#: ... and above this many scored cells (rows x classes): the search keeps every row's probabilities for every C
+#: until the C is chosen (float64, 6 C values: 0.96 GB at this size; 7 GB for a million rows of 150 classes)
+LAYERS_GRID_MAX_CELLS = 20_000_000
 
 #: automatic folds: as many as fit this many training-row fits in total, between the two bounds below
 AUTO_FOLDS_ROW_BUDGET = 100_000
@@ -99,6 +102,7 @@ class Probabilities:
         train_rows_cap: the cap on each fold's training rows when it applied (:attr:`OofPlan.train_rows_cap`).
         char_features_cap: the cap on the ``chars`` member's vocabulary when it applied
             (:attr:`OofPlan.char_features_cap`).
+        layers_fixed_C: the ``layers`` member's C when :func:`layers_grid` left one value (large inputs), else None.
     """
 
     probs: np.ndarray
@@ -110,6 +114,7 @@ class Probabilities:
     n_folds: int | None = None
     train_rows_cap: int | None = None
     char_features_cap: int | None = None
+    layers_fixed_C: float | None = None
 
 
 def encode_labels(labels: pd.Series | Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -269,9 +274,14 @@ def _layers_member(
     return out
 
 
-def layers_grid(n_rows: int) -> tuple[float, ...]:
-    """The C values the ``layers`` member tries on ``n_rows`` rows (one value above :data:`LAYERS_GRID_MAX_ROWS`)."""
-    if n_rows > LAYERS_GRID_MAX_ROWS:
+def layers_grid(n_rows: int, *, scored_cells: int = 0) -> tuple[float, ...]:
+    """The C values the ``layers`` member tries with ``n_rows`` training rows per fold: the grid's middle value alone
+    above :data:`LAYERS_GRID_MAX_ROWS` rows or :data:`LAYERS_GRID_MAX_CELLS` ``scored_cells`` (all rows x classes).
+
+    >>> len(layers_grid(9_000, scored_cells=10_000 * 77)), layers_grid(40_000, scored_cells=1_000_000 * 150)
+    (6, (0.005,))
+    """
+    if n_rows > LAYERS_GRID_MAX_ROWS or scored_cells > LAYERS_GRID_MAX_CELLS:
         return (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
     return LAYERS_C_GRID
 
@@ -489,7 +499,7 @@ def plan_oof(
         members=members,
         jobs=jobs,
         layer_features=F,
-        layers_grid=layers_grid(n - n // n_folds),
+        layers_grid=layers_grid(n - n // n_folds, scored_cells=n * len(classes)),
         train_rows_cap=cap if capped else None,
         word_counts=_ngram_counts(T, **WORD_NGRAMS) if "words" in members else None,
         char_counts=char_counts,
@@ -530,6 +540,17 @@ def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)).mean())
 
 
+def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: int) -> float:
+    """:func:`_log_loss` of the normalised C-``g`` probabilities of every fold's ``(test rows, (n_test, k, C))``
+    result, the same number as on the assembled ``(n, k)`` array (each row's terms are the same; the mean runs in
+    row order) without assembling it."""
+    logs = np.zeros(len(y), dtype=np.float64)
+    for test, part in parts:
+        q = _normalise(part[:, :, g])
+        logs[test] = np.log(np.clip(q[np.arange(len(test)), y[test]], 1e-12, 1.0))
+    return float(-logs.mean())
+
+
 def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
     """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`.
 
@@ -539,22 +560,22 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
     if len(results) != len(plan.jobs):
         raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
     n = len(plan.y)
-    raw: dict[str, np.ndarray] = {}
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # member -> (test rows, result) per fold
     for job, part in zip(plan.jobs, results):
-        part = np.asarray(part, dtype=np.float64)
-        if job.member not in raw:
-            raw[job.member] = np.zeros((n, *part.shape[1:]), dtype=np.float64)
-        raw[job.member][plan.folds[job.fold][1]] = part
+        parts.setdefault(job.member, []).append((plan.folds[job.fold][1], np.asarray(part, dtype=np.float64)))
     out: dict[str, np.ndarray] = {}
     chosen: dict[str, float] = {}
     for m in plan.members:
-        p = raw[m]
-        if p.ndim == 3:
-            losses = [_log_loss(_normalise(p[:, :, g]), plan.y) for g in range(p.shape[2])]
+        best = None
+        if parts[m][0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
+            losses = [_oof_log_loss(parts[m], plan.y, g) for g in range(parts[m][0][1].shape[2])]
             best = int(np.argmin(losses))
             chosen[f"{m}_C"] = float(plan.layers_grid[best])
-            p = p[:, :, best]
+        p = np.zeros((n, len(plan.classes)), dtype=np.float64)
+        for test, part in parts[m]:
+            p[test] = part if best is None else part[:, :, best]
         out[m] = _normalise(p)
+    del parts
     probs, temperature = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
     chosen["temperature"] = round(temperature, 4)
     members = plan.members
@@ -569,6 +590,7 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
         n_folds=len(plan.folds),
         train_rows_cap=plan.train_rows_cap,
         char_features_cap=plan.char_features_cap,
+        layers_fixed_C=plan.layers_grid[0] if "layers" in members and len(plan.layers_grid) == 1 else None,
     )
 
 

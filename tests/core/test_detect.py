@@ -188,6 +188,40 @@ def test_layers_member_picks_the_c_with_the_lowest_out_of_fold_log_loss():
     assert layers_grid(10**6) == (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
 
 
+def test_combining_fold_results_without_assembling_every_c_gives_the_same_bits():
+    """combine_oof chooses the layers C fold by fold (no (rows x classes x C) array): the same choice and the same
+    probabilities, bit for bit, as assembling every C first (what it did before)."""
+    from labelgate.core import probs
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], 60)
+    F = rng.normal(0, 1, (180, 30))
+    F[:, 0] += y
+    F[:, 1] -= 0.5 * y
+    labels = [str(v) for v in y]
+    plan = plan_oof(F[:, :8], labels, layer_features=F, members=["embedding", "layers"], n_folds=5)
+    results = [run_oof_job(plan, job) for job in plan.jobs]
+    got = combine_oof(plan, results)
+    raw = np.zeros((180, 3, len(plan.layers_grid)))
+    for job, part in zip(plan.jobs, results):
+        if job.member == "layers":
+            raw[plan.folds[job.fold][1]] = part
+    losses = [probs._log_loss(probs._normalise(raw[:, :, g]), plan.y) for g in range(raw.shape[2])]
+    best = int(np.argmin(losses))
+    assert got.chosen["layers_C"] == plan.layers_grid[best]
+    np.testing.assert_array_equal(got.members["layers"], probs._normalise(raw[:, :, best]))
+    assert got.layers_fixed_C is None
+
+
+def test_layers_search_is_skipped_where_its_results_would_not_fit_in_memory():
+    from labelgate.core.probs import LAYERS_GRID_MAX_CELLS
+
+    assert layers_grid(9_000, scored_cells=10_003 * 77) == LAYERS_C_GRID
+    middle = (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
+    assert layers_grid(40_000, scored_cells=LAYERS_GRID_MAX_CELLS + 1) == middle
+    assert layers_grid(40_000, scored_cells=LAYERS_GRID_MAX_CELLS) == LAYERS_C_GRID
+
+
 def test_true_label_posterior_weighs_the_given_label_by_its_class_noise_rate():
     # class a is never mislabelled, class b often: a row given 'a' keeps more weight than one given 'b'
     rates = np.array([[0.6, 0.0], [0.4, 1.0]])  # [given, true]: 40% of true-a rows were given b
