@@ -77,6 +77,8 @@ LABEL_ISSUE_COLUMNS = [
     "label_score",
     "is_label_issue",
     "reason",
+    "label_kind",
+    "ambiguity",
 ]
 
 
@@ -147,8 +149,13 @@ def _frame(
     adjusted: np.ndarray | None,
     posterior: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    from labelgate.core.ambiguity import ambiguity_scores, label_kinds
+
     n = len(p.labels)
     idx = np.arange(n)
+    ambiguity = ambiguity_scores(
+        adjusted=adjusted if adjusted is not None else p.probs, labels=p.labels, suggested=suggested
+    )
     classes = np.asarray(p.classes, dtype=object)
     given = classes[p.labels]
     suggested_names = classes[suggested]
@@ -174,6 +181,8 @@ def _frame(
             "label_score": np.asarray(scores, dtype=float),
             "is_label_issue": np.asarray(flags, dtype=bool),
             "reason": reasons,
+            "label_kind": label_kinds(ambiguity=ambiguity, flags=np.asarray(flags, dtype=bool)),
+            "ambiguity": ambiguity,
         },
         columns=LABEL_ISSUE_COLUMNS,
     )
@@ -188,7 +197,9 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
         label), ``suggested_label`` the adjusted argmax, ``suggested_prob`` the probability that it is the
         true label (:func:`true_label_posterior`), ``given_prob`` the plain model probability of the given
         label, ``is_label_issue`` the adjusted argmax differs from the given label and the row is within
-        confident learning's error count, ``reason`` a sentence for flagged rows.
+        confident learning's error count, ``reason`` a sentence for flagged rows, ``label_kind`` ``mislabelled`` or
+        ``ambiguous`` for flagged rows (None for the others) and ``ambiguity`` in [0, 1] for every row
+        (:mod:`labelgate.core.ambiguity`).
     """
     if len(row_ids) != len(p.labels):
         raise ValueError(f"{len(row_ids)} row ids for {len(p.labels)} rows of probabilities")
@@ -222,7 +233,8 @@ def find_label_issues_cleanlab(
 ) -> pd.DataFrame:
     """The published recipe's rule: cleanlab ``find_label_issues`` (defaults) and self-confidence scores.
 
-    Same columns as :func:`find_label_issues`; ``suggested_label`` is the plain argmax.
+    Same columns as :func:`find_label_issues`; ``suggested_label`` is the plain argmax (and ``ambiguity`` is read
+    from the plain probabilities).
     """
     from cleanlab.filter import find_label_issues as cl_find_label_issues
     from cleanlab.rank import get_label_quality_scores
