@@ -20,6 +20,9 @@ by models that never saw it). This module turns them into one verdict per row:
   the prior and confident learning's estimated noise rates ``P(given | true)`` as the likelihood. A given
   label from a class that is rarely mislabelled keeps weight; one from a noisy class yields more easily.
   It is what the auto gate's relabel threshold reads (relabel when the suggestion is more likely than not).
+- ``label_kind`` / ``ambiguity``: a flagged row is ``mislabelled`` (a confident disagreement) or ``ambiguous``
+  (the given label nearly ties with the suggestion on the adjusted scale); :mod:`labelgate.core.ambiguity`. The
+  review queue lists the mislabelled rows first; the gate does not read the kind.
 
 :func:`find_label_issues_cleanlab` keeps the published recipe's rule (cleanlab ``find_label_issues``
 with its defaults, self-confidence ranking) for the benchmark.
