@@ -12,6 +12,7 @@ from labelgate.core.ambiguity import (
     AMBIGUOUS,
     LABEL_KINDS,
     MISLABELLED,
+    UNSURE_BELOW,
     ambiguity_scores,
     issue_type_names,
     kind_counts,
@@ -39,7 +40,9 @@ SUGGESTED = ADJUSTED.argmax(axis=1)
 def test_a_confident_disagreement_scores_far_less_ambiguous_than_a_near_tie() -> None:
     amb = ambiguity_scores(adjusted=ADJUSTED, labels=LABELS, suggested=SUGGESTED)
     assert amb.shape == (3,)
-    assert amb[0] == pytest.approx(0.02 / 0.95) and amb[1] == pytest.approx(0.45 / 0.50)
+    # row 0: the tie is 0.02 / 0.95, the suggestion is sure (unsureness 0.4 / (2 * 0.95)): the larger part counts
+    assert amb[0] == pytest.approx(UNSURE_BELOW / (2 * 0.95)) and amb[0] < AMBIGUITY_THRESHOLD
+    assert amb[1] == pytest.approx(0.45 / 0.50)  # a near tie
     assert amb[2] == 1.0  # nothing to disagree about
     assert ((amb >= 0) & (amb <= 1)).all()
     kinds = label_kinds(ambiguity=amb, flags=np.array([True, True, False]))
@@ -62,10 +65,21 @@ def test_the_threshold_splits_the_kinds_and_is_checked() -> None:
         ambiguity_scores(adjusted=ADJUSTED, labels=LABELS[:2], suggested=SUGGESTED)
 
 
+def test_an_unsure_suggestion_is_ambiguous_even_when_the_given_label_has_no_support() -> None:
+    """Many classes: the given label has almost nothing, but neither has the suggestion (0.2 < UNSURE_BELOW)."""
+    adjusted = np.array([[0.001, 0.2, 0.19, 0.18, 0.429], [0.001, 0.9, 0.03, 0.03, 0.039]])
+    amb = ambiguity_scores(adjusted=adjusted, labels=np.array([0, 0]), suggested=np.array([4, 1]))
+    assert amb[0] == pytest.approx(UNSURE_BELOW / (2 * 0.429)) and amb[1] == pytest.approx(UNSURE_BELOW / 1.8)
+    unsure = ambiguity_scores(adjusted=adjusted, labels=np.array([0, 0]), suggested=np.array([1, 1]))
+    assert unsure[0] == 1.0  # a suggestion at 0.2: unsureness 0.4 / 0.4
+    kinds = label_kinds(ambiguity=np.r_[unsure[0], amb[1]], flags=np.ones(2, bool))
+    assert kinds.tolist() == [AMBIGUOUS, MISLABELLED]
+
+
 def test_zero_probabilities_do_not_divide_by_zero() -> None:
     adjusted = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
     amb = ambiguity_scores(adjusted=adjusted, labels=np.array([0, 0]), suggested=np.array([1, 1]))
-    assert amb.tolist() == [1.0, 0.0]  # both zero: no evidence either way; the given label at 0: a clear error
+    assert amb.tolist() == [1.0, UNSURE_BELOW / 2]  # both zero: no evidence; the given label at 0: a clear error
 
 
 def test_the_queue_lists_mislabelled_rows_first_each_kind_by_label_score() -> None:
