@@ -17,8 +17,9 @@ Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
 - ``label_kind``: flagged label issues of the single-label detector: ``mislabelled`` (a confident disagreement)
   or ``ambiguous`` (the text supports the given label nearly as well as the suggestion); see
   :mod:`labelgate.core.ambiguity`. None for other types, unflagged rows and multi-annotator consensus issues.
-- ``ambiguity`` in [0, 1]: label issues: how nearly the given label ties with the suggestion (0 = no support for
-  the given label, 1 = a tie; :func:`labelgate.core.ambiguity.ambiguity_scores`). None for other types.
+- ``ambiguity`` in [0, 1]: label issues: how nearly the given label ties with the suggestion, or how unsure the
+  suggestion itself is, whichever is larger (0 = a sure suggestion and no support for the given label, 1 = a tie;
+  :func:`labelgate.core.ambiguity.ambiguity_scores`). None for other types.
 """
 
 from __future__ import annotations

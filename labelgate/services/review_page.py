@@ -46,8 +46,7 @@ def review_page_data(
         many items match); ``limit`` (the clamped limit); ``filters`` (:func:`page_filters`, novelty resolved);
         ``issue_types`` (every issue type of the scope, sorted); ``label_kinds`` (how many label issues of the scope
         are of each kind, ``{"mislabelled": n, "ambiguous": n}``, kinds with none left out); ``annotators`` (names,
-        empty for a
-        single-annotator run); ``progress`` (:class:`labelgate.services.review.ReviewProgress`: its
+        empty for a single-annotator run); ``progress`` (:class:`labelgate.services.review.ReviewProgress`: its
         :meth:`~labelgate.services.review.ReviewProgress.to_dict` where the page sends it as JSON). Everything
         but ``progress`` is plain data.
 
