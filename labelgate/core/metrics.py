@@ -161,11 +161,13 @@ class DetectMetrics(StageMetrics):
     ``approximations`` names what large inputs made approximate (``None``: nothing): ``train_rows_per_fold`` (each
     fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`) and
     ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
-    ``label_issues_by_kind`` counts the flagged label issues per kind (``mislabelled``, ``ambiguous``:
-    :mod:`labelgate.core.ambiguity`; ``None`` for runs detected before kinds existed).
+    ``label_issues_by_kind`` counts the detector's flagged label issues per kind (``mislabelled``, ``ambiguous``:
+    :mod:`labelgate.core.ambiguity`; ``None`` for runs detected before kinds existed). With several annotators it
+    stays the detector's count: the consensus issues that replace them have no kind.
     """
 
-    #: every field but ``approximations`` (added later: runs without one must write back as they were stored)
+    #: every field but ``approximations`` and ``label_issues_by_kind`` (added later: runs without them must write back
+    #: as they were stored)
     ALWAYS: ClassVar[frozenset[str]] = frozenset(
         {
             "label_issues",
@@ -204,9 +206,7 @@ class DetectMetrics(StageMetrics):
 @dataclass(frozen=True)
 class AnnotatorMetrics(StageMetrics):
     """The ``annotators`` stage (several annotators): consensus figures; ``label_issues`` and
-    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's), and so is
-    ``label_issues_by_kind`` (consensus issues have no kind: only the detector's issues on rows without annotations
-    are counted)."""
+    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's)."""
 
     consensus_items: int | None = None
     label_issues_consensus: int | None = None
@@ -215,7 +215,6 @@ class AnnotatorMetrics(StageMetrics):
     mean_agreement: float | None = None
     label_issues: int | None = None
     label_issue_rate: float | None = None
-    label_issues_by_kind: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)

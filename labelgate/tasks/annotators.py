@@ -55,7 +55,6 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> AnnotatorMetr
         figures = AnnotatorMetrics(
             label_issues=n_issues,
             label_issue_rate=round(n_issues / max(len(valid), 1), 4),
-            label_issues_by_kind=store.count_label_issues_by_kind(con, run_id),
             label_issues_consensus=int(issues["is_issue"].sum()),
             consensus_items=len(result.items),
             consensus_differs_from_majority=changed,
