@@ -18,6 +18,9 @@ Figures: consensus accuracy against ``true_label`` (all items, and by number of 
 each method's annotator quality with ``accuracy_vs_consensus`` over annotators with at least ``--min-labels``
 labels in the input; labelgate's multi-annotator label issues (:func:`consensus_label_issues`) scored against the
 items whose consensus is wrong: flagged precision/recall/F1 and precision@100/@300 of the queue (lowest scores).
+``low_agreement``: per ``--min-agreement`` value, the items the gate's low-agreement rule selects
+(:func:`labelgate.core.annotators.low_agreement_mask`, from the labels and the consensus alone) and labelgate's
+consensus accuracy on the items kept by ``--low-agreement exclude``, on the low-agreement items and on all items.
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from detection import embed, embed_layers  # noqa: E402
 
 from labelgate.config import CurateParams  # noqa: E402
-from labelgate.core.annotators import consensus, consensus_label_issues, encode, majority_vote  # noqa: E402
+from labelgate.core.annotators import (  # noqa: E402
+    consensus,
+    consensus_label_issues,
+    encode,
+    low_agreement_mask,
+    majority_vote,
+)
 from labelgate.core.probs import Probabilities, ensemble_oof_probs, out_of_fold_probs  # noqa: E402
 
 
@@ -148,6 +157,16 @@ def main(argv: list[str] | None = None) -> dict:
         "precision_at_100": round(float(wrong[order[:100]].mean()), 4),
         "precision_at_300": round(float(wrong[order[:300]].mean()), 4),
     }
+    low_agreement = {}
+    for minimum in (0.5, 0.51, 0.67):
+        low = pd.Series(low_agreement_mask(result_lg.items, min_agreement=minimum), index=lg_labels.index)
+        low_agreement[str(minimum)] = {
+            "items": int(low.sum()),
+            "share": round(float(low.mean()), 4),
+            "accuracy_kept": accuracy(lg_labels[~low], truth),
+            "accuracy_low": accuracy(lg_labels[low], truth) if low.any() else None,
+            "accuracy_all": accuracy(lg_labels, truth),
+        }
     best_baseline = max(accuracy(majority, truth), accuracy(crowd_labels, truth))
     result = {
         "benchmark": "annotators",
@@ -181,6 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
             ),
         },
         "labelgate_issue_queue": queue,
+        "low_agreement": low_agreement,
         "labelgate_method": f"{result_lg.method}; prior {model.method}",
         "em_iterations": result_lg.iterations,
         "seconds": {"embed": round(embed_s, 2), "crowdlab": round(crowdlab_s, 2), "labelgate": round(labelgate_s, 2)},

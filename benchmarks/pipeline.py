@@ -23,6 +23,13 @@ Measured in the same run:
 - ``ratio``: labelgate's wall / the recipe's (issue 16 asks for <= 1.5 on a 4,482-row file).
 
 ``--skip-recipe`` leaves the recipe out (for sizes where only labelgate's figures are wanted).
+
+``--data DIR`` runs a real file instead of generated texts: ``DIR/train.csv`` (``id, text, label``) is the input, and
+``DIR/train_truth.csv`` (``id, true_label``) scores the flags (read by this benchmark only, never by labelgate).
+``--rows N`` then takes the first N rows (default: all). ::
+
+    python benchmarks/pipeline.py --data ../shared/data/politeness-wikipedia
+    python benchmarks/pipeline.py --data ../shared/data/banking77-noisy
 """
 
 from __future__ import annotations
@@ -160,6 +167,16 @@ def generate(n: int, n_classes: int, noise: float, seed: int) -> tuple[pd.DataFr
     return frame, true
 
 
+def read_data(folder: Path, rows: int | None) -> tuple[pd.DataFrame, np.ndarray]:
+    """``(frame with id, text, label, true labels)`` of a real data folder (see the module docstring)."""
+    frame = pd.read_csv(folder / "train.csv", dtype=str, keep_default_na=False)
+    truth = pd.read_csv(folder / "train_truth.csv", dtype=str, keep_default_na=False).set_index("id")
+    if rows is not None:
+        frame = frame.head(rows)
+    frame = frame[["id", "text", "label"]].reset_index(drop=True)
+    return frame, truth["true_label"].reindex(frame["id"]).to_numpy(object)
+
+
 def quality(flags: np.ndarray, scores: np.ndarray, is_error: np.ndarray) -> dict:
     """Precision, recall, F1 of ``flags`` and precision@100 of the lowest ``scores`` against ``is_error``."""
     tp = int((flags & is_error).sum())
@@ -247,18 +264,23 @@ def recipe(texts: list[str], labels: np.ndarray, seed: int) -> tuple[np.ndarray,
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rows", type=int, default=5000)
+    ap.add_argument("--rows", type=int, default=None, help="generated texts (default 5000), or the first N of --data")
     ap.add_argument("--classes", type=int, default=150)
     ap.add_argument("--noise", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-recipe", action="store_true")
+    ap.add_argument("--data", type=Path, default=None, help="a folder with train.csv and train_truth.csv")
     args = ap.parse_args(argv)
     started = time.perf_counter()
-    frame, true = generate(args.rows, args.classes, args.noise, args.seed)
+    if args.data is not None:
+        frame, true = read_data(args.data, args.rows)
+    else:
+        frame, true = generate(5000 if args.rows is None else args.rows, args.classes, args.noise, args.seed)
     generate_s = time.perf_counter() - started
     is_error = frame["label"].to_numpy(object) != true
     result: dict = {
         "benchmark": "pipeline",
+        "data": "generated" if args.data is None else args.data.name,
         "rows": len(frame),
         "classes": int(frame["label"].nunique()),
         "noise_rate": round(float(is_error.mean()), 4),

@@ -84,6 +84,8 @@ SETTINGS_MAP: dict[str, tuple[str, str, dict[str, str]]] = {
             "exclude_below_chance": "exclude_below_chance",
             "near_duplicates": "near_duplicates",
             "conflicts": "conflicts",
+            "low_agreement": "low_agreement",
+            "min_agreement": "min_agreement",
         },
     ),
     "export_settings": (
@@ -301,6 +303,22 @@ class CurateParams(BaseModel):
         description="Auto gate: duplicates whose labels still differ after relabelling. resolve: the copy whose "
         "label the model supports more stays; the other is relabelled to that label when the model suggests it, "
         "else excluded. keep: both stay as decided. exclude: both are excluded.",
+    )
+    low_agreement: Literal["keep", "review", "exclude"] = Field(
+        "keep",
+        description="Several annotators per item: what the gate does with items whose agreement (share of their "
+        "labels equal to the consensus) is below min_agreement (items with 2 or more labels only). keep: kept, "
+        "labelled by the consensus (no issue is flagged); review: flagged 'low_agreement', so the human gate queues "
+        "them, the auto gate keeps them; exclude: flagged, and the auto gate excludes them. A person's or a "
+        "remembered decision wins.",
+    )
+    min_agreement: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Several annotators per item: an item with 2 or more labels is low agreement when the share of "
+        "its labels equal to the consensus is strictly below this. 0.5 passes a 1-of-2 split and catches 1 of 3; "
+        "0.51 asks for a strict majority (catches 1 of 2 and 2 of 4); 0.67 also catches 2 of 3.",
     )
     carry_policy_decisions: bool = Field(
         False,

@@ -33,7 +33,7 @@ from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.detect import detect_all
 from labelgate.core.export import apply_decisions, exclude_leakage, plan_export
-from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.issues import DETECTED_TYPES
 from labelgate.core.policy import auto_decisions
 from labelgate.fileio import atomic_write_bytes
 from labelgate.readers import read_dataset
@@ -179,7 +179,7 @@ def build_tiny_run(folder: Path, *, policy: bool = True, run_id: str = RUN_ID) -
     issues = found.issues.copy()
     issues.insert(0, "run_id", run_id)
     flagged = issues[issues["is_issue"]]
-    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in ISSUE_TYPES}
+    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in DETECTED_TYPES}
     probs = found.probs
     predictions = pd.DataFrame({"run_id": run_id, "row_id": ids, "probs": [list(map(float, p)) for p in probs.probs]})
     detection = pd.DataFrame(

@@ -91,6 +91,19 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "or exclude the other), keep both, or exclude both.  [default: resolve]",
         ),
         click.option(
+            "--low-agreement",
+            type=click.Choice(["keep", "review", "exclude"]),
+            help="Several annotators per item: items whose agreement (share of labels equal to the consensus) is "
+            "below --min-agreement: keep them, flag them for review (the human gate queues them; the auto gate keeps "
+            "them), or flag them and let the auto gate exclude them.  [default: keep]",
+        ),
+        click.option(
+            "--min-agreement",
+            type=float,
+            help="Several annotators per item: an item with 2+ labels is low agreement when its agreement is below "
+            "this (0.5 passes a 1-of-2 split; 0.51 catches it; 0.67 catches 2 of 3).  [default: 0.5]",
+        ),
+        click.option(
             "--carry-policy-decisions/--no-carry-policy-decisions",
             "carry_policy_decisions",
             default=None,

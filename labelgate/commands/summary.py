@@ -60,6 +60,7 @@ JSON_SUMMARY_KEYS = (
     "memory",
     "detection_reused_from",
     "export_version",
+    "low_agreement_items",
 )
 
 
@@ -113,6 +114,9 @@ def print_summary(m: RunMetrics, db_path: str, params: Any, *, extra: list[str] 
             f"  other issues     {sum(others.values()):>6}   "
             + ", ".join(f"{t.replace('_', ' ')} {n}" for t, n in others.items())
         )
+    low = _low_agreement_line(m, params)
+    if low:
+        lines.append(low)
     memory = m.memory or MemoryMetrics()
     if memory.rows_seen:
         lines.append(
@@ -171,3 +175,24 @@ def print_summary(m: RunMetrics, db_path: str, params: Any, *, extra: list[str] 
     lines += extra or []
     lines.append(f"next: labelgate issues --db {db_path} --run {m.run_id} --format table")
     click.echo("\n".join(lines))
+
+
+def _low_agreement_line(m: RunMetrics, params: Any) -> str | None:
+    """The summary line of the low-agreement items (several annotators): how many, and what the gate did with them;
+    None for a single-annotator run, or when there are none and ``--low-agreement`` is ``keep``."""
+    n = m.consensus.low_agreement_items if m.consensus else None
+    setting = getattr(params, "low_agreement", "keep")
+    if n is None or (not n and setting == "keep"):
+        return None
+    if m.gate == "none" or setting == "keep":
+        fate = f"kept (--low-agreement {setting}" + (", --gate none)" if m.gate == "none" else ")")
+    elif m.gate == "human":
+        fate = "flagged for the review"
+        if setting == "exclude":
+            fate += " (a review finished with auto excludes those nobody decided)"
+    else:
+        fate = "flagged, excluded by the auto gate" if setting == "exclude" else "flagged, kept by the auto gate"
+    return (
+        f"  low agreement    {n:>6}   items with under {getattr(params, 'min_agreement', 0.5):g} of their labels "
+        f"agreeing with the consensus: {fate}"
+    )

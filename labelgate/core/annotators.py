@@ -523,3 +523,57 @@ def relabel_queue(result: Consensus, *, limit: int | None = None) -> pd.DataFram
     items = items.sort_values(["_gain", "n_labels"], ascending=[False, True], kind="stable")
     out = items[["item_id", "consensus_label", "consensus_quality", "n_labels", "agreement"]].reset_index(drop=True)
     return out if limit is None else out.head(limit)
+
+
+#: the issue type of :func:`low_agreement_issues` (see :data:`labelgate.core.issues.ISSUE_TYPES`)
+LOW_AGREEMENT = "low_agreement"
+
+
+def low_agreement_mask(items: pd.DataFrame, *, min_agreement: float) -> np.ndarray:
+    """Which items are *low agreement*: at least 2 labels and ``agreement < min_agreement`` (strictly).
+
+    Args:
+        items: columns ``agreement`` (share of the item's labels equal to its consensus, in [0, 1]) and
+            ``n_labels`` (:data:`ITEM_COLUMNS`, the ``consensus`` table).
+        min_agreement: in [0, 1] (:attr:`labelgate.core.policy.GateSettings.min_agreement` says why the
+            comparison is strict: 0.5 passes a 1-of-2 split, 0.51 catches it).
+
+    Returns:
+        bool array ``(n_items,)``. The agreement is compared as stored (``k / n``, a correctly rounded division), so
+        an agreement equal to the minimum is never below it (7 of 25 at 0.28; ``k < min_agreement * n`` would
+        say 7 < 7.000000000000001). An item with one label never is low agreement.
+    """
+    n = items["n_labels"].to_numpy(np.int64)
+    return (n >= 2) & (items["agreement"].to_numpy(np.float64) < min_agreement)
+
+
+def low_agreement_issues(items: pd.DataFrame, *, min_agreement: float) -> pd.DataFrame:
+    """The ``low_agreement`` issue rows of the items :func:`low_agreement_mask` selects (flagged rows only).
+
+    Args:
+        items: columns ``item_id``, ``consensus_label``, ``agreement``, ``n_labels`` (:attr:`Consensus.items`).
+        min_agreement: in [0, 1] (see :func:`low_agreement_mask`).
+
+    Returns:
+        The long issues shape (:data:`labelgate.core.issues.ISSUE_COLUMNS`), one flagged row per low-agreement
+        item: ``score`` = its agreement (lower = worse, as for every type), ``given_label`` = the consensus, reason
+        ``low annotator agreement: 1 of 3 labels agree with consensus 'polite' (min 0.5)``.
+    """
+    from labelgate.core.issues import issue_frame
+
+    low = items[low_agreement_mask(items, min_agreement=min_agreement)]
+    n = low["n_labels"].to_numpy(np.int64)
+    agreeing = np.rint(low["agreement"].to_numpy(np.float64) * n).astype(np.int64)
+    reasons = [
+        f"low annotator agreement: {k} of {m} labels agree with consensus {label!r} (min {min_agreement:g})"
+        for k, m, label in zip(agreeing, n, low["consensus_label"], strict=True)
+    ]
+    return issue_frame(
+        len(low),
+        row_id=low["item_id"].astype(str).to_numpy(object),
+        issue_type=LOW_AGREEMENT,
+        score=low["agreement"].to_numpy(np.float64),
+        is_issue=True,
+        given_label=low["consensus_label"].astype(str).to_numpy(object),
+        reason=np.asarray(reasons, dtype=object),
+    )

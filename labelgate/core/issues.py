@@ -6,7 +6,8 @@ Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
 - ``issue_type``: one of :data:`ISSUE_TYPES`.
 - ``score`` in [0, 1]: *lower = more severe* for every type (``label``: the adjusted probability of the
   given label; ``near_duplicate``: 1 - cosine similarity to the nearest other row; ``outlier``: 0.5 at
-  the flagging threshold, lower beyond it; duplicates and leaks of identical text score 0).
+  the flagging threshold, lower beyond it; duplicates and leaks of identical text score 0; ``low_agreement``:
+  the share of the item's labels that agree with its consensus).
 - ``is_issue``: the detector's verdict.
 - ``given_label``, ``suggested_label``, ``suggested_prob``: label issues (None elsewhere; a conflicting
   label carries the other row's label as its suggestion).
@@ -40,7 +41,11 @@ ISSUE_TYPES = (
     "label",
     "conflicting_label",
     "too_long",
+    "low_agreement",
 )
+#: the issue types the detect stage writes (``low_agreement`` is the annotators stage's, several annotators only:
+#: :func:`labelgate.core.annotators.low_agreement_issues`)
+DETECTED_TYPES = tuple(t for t in ISSUE_TYPES if t != "low_agreement")
 
 ISSUE_COLUMNS = [
     "row_id",

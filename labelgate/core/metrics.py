@@ -159,8 +159,11 @@ class DetectMetrics(StageMetrics):
     ``detect_seconds`` maps a part of the stage to seconds: ``layers`` (the middle-layer features), ``fit.<member>``
     (a member's out-of-fold fits), ``label`` (the fits and the label rule together), ``neighbours``, ``leakage``.
     ``approximations`` names what large inputs made approximate (``None``: nothing): ``train_rows_per_fold`` (each
-    fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`) and
-    ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
+    fold's models fitted on a stratified sample of that many rows, :func:`labelgate.core.probs.train_rows_cap`),
+    ``char_features`` (the ``chars`` member's vocabulary capped at that many n-grams with many classes,
+    :func:`labelgate.core.probs.char_features_cap`), ``layers_C`` (the ``layers`` member fitted with that one C
+    instead of choosing among :data:`labelgate.core.probs.LAYERS_C_GRID`, :func:`labelgate.core.probs.layers_grid`)
+    and ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
     ``label_issues_by_kind`` counts the detector's flagged label issues per kind (``mislabelled``, ``ambiguous``:
     :mod:`labelgate.core.ambiguity`; ``None`` for runs detected before kinds existed). With several annotators it
     stays the detector's count: the consensus issues that replace them have no kind.
@@ -206,13 +209,18 @@ class DetectMetrics(StageMetrics):
 @dataclass(frozen=True)
 class AnnotatorMetrics(StageMetrics):
     """The ``annotators`` stage (several annotators): consensus figures; ``label_issues`` and
-    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's)."""
+    ``label_issue_rate`` are the run's counts after consensus (they replace the detect stage's).
+
+    ``low_agreement_items``: items with 2 or more labels whose agreement is below the run's ``min_agreement``
+    (:func:`labelgate.core.annotators.low_agreement_mask`; counted whatever ``low_agreement`` is, flagged as
+    ``low_agreement`` issues only when it is ``review`` or ``exclude``)."""
 
     consensus_items: int | None = None
     label_issues_consensus: int | None = None
     consensus_differs_from_majority: int | None = None
     consensus_method: str | None = None
     mean_agreement: float | None = None
+    low_agreement_items: int | None = None
     label_issues: int | None = None
     label_issue_rate: float | None = None
 

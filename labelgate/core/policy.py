@@ -23,6 +23,12 @@ keeping. Per row, first matching rule wins (every decision quotes the detector's
 7. ``near_duplicate`` -> keep (a paraphrase; ``near_duplicates="exclude"`` drops later copies instead).
 8. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
 
+Several annotators per item: ``low_agreement`` (an item whose consensus too few of its labels agree with;
+:func:`labelgate.core.annotators.low_agreement_issues`, written by the annotators stage only with
+``low_agreement`` ``review`` or ``exclude``, see :class:`GateSettings`) -> exclude with ``low_agreement="exclude"``,
+checked after rule 4 and before rule 5: it wins over a relabel (the annotators could not agree; the user asked to
+drop such items); with ``"review"`` it is kept by rule 8 (a person reviews it in the human gate).
+
 Then conflicts are resolved on the *final* labels (``conflicts="resolve"``, the default): a pair of
 duplicates whose labels still differ after rules 1-8 (neither copy excluded) keeps the copy whose label the
 model supports more; the other copy is relabelled to that label when the detector suggests it, else excluded
@@ -47,14 +53,18 @@ DECISION_COLUMNS = ["row_id", "action", "label", "reason"]
 ACTIONS = ("keep", "relabel", "exclude")
 
 #: issue types whose flagged rows the policy excludes, in order of precedence (``near_duplicate`` only with
-#: ``near_duplicates="exclude"``; ``outlier`` unless the row is relabelled)
-EXCLUDED_TYPES = ("leakage", "exact_duplicate", "near_duplicate", "empty", "outlier")
-#: issue types for which accepting (the review's W key) records the policy's exclusion
-ACCEPT_EXCLUDES = tuple(t for t in EXCLUDED_TYPES if t != "near_duplicate")
+#: ``near_duplicates="exclude"``; ``outlier`` unless the row is relabelled; ``low_agreement`` only with
+#: ``low_agreement="exclude"``)
+EXCLUDED_TYPES = ("leakage", "exact_duplicate", "near_duplicate", "empty", "outlier", "low_agreement")
+#: issue types for which accepting (the review's W key) records the policy's exclusion (not the two whose
+#: exclusion is a setting that is off by default)
+ACCEPT_EXCLUDES = tuple(t for t in EXCLUDED_TYPES if t not in ("near_duplicate", "low_agreement"))
 #: allowed values of ``near_duplicates``
 NEAR_DUPLICATE_ACTIONS = ("keep", "exclude")
 #: allowed values of ``conflicts``
 CONFLICT_ACTIONS = ("resolve", "keep", "exclude")
+#: allowed values of ``low_agreement``
+LOW_AGREEMENT_ACTIONS = ("keep", "review", "exclude")
 
 
 def _long(issues: pd.DataFrame) -> pd.DataFrame:
@@ -102,10 +112,25 @@ class GateSettings:
             copies are dropped).
         conflicts: one of :data:`CONFLICT_ACTIONS`: ``resolve``, ``keep`` or ``exclude`` duplicates whose final
             labels differ.
+        low_agreement: one of :data:`LOW_AGREEMENT_ACTIONS`, for items with several annotators whose agreement is
+            low (``min_agreement``): ``keep`` (the default: kept, labelled by the consensus; no issue is written,
+            so a run is exactly what it was before this rule), ``review`` (flagged ``low_agreement``, so the human
+            gate queues them for a person; the policy keeps them) or ``exclude`` (flagged, and the policy excludes
+            them: in the auto gate, and in a human review finished with ``auto`` for the items nobody decided).
+            A person's decision and a remembered one (curation memory) win, as over every rule.
+        min_agreement: in [0, 1]. An item is *low agreement* when it has at least 2 usable labels and its
+            agreement (the share of its labels equal to the consensus) is strictly below this:
+            ``agreement < min_agreement`` (:func:`labelgate.core.annotators.low_agreement_issues`). Strict, so the
+            value reads as "the least share of agreeing labels an item may have": the default 0.5 catches items
+            whose consensus is backed by fewer than half of their labels (1 of 3, 2 of 5: the consensus model
+            overruled the vote, or three or more classes split it) but passes a 1-of-2 split (agreement 0.5);
+            ``0.51`` asks for a strict majority and also catches 1-of-2 and 2-of-4 splits; ``0.66`` catches 1 of 2
+            and 1 of 3 but passes 2 of 3; ``0.67`` also catches 2 of 3. Items with one label carry no agreement
+            information and never are low agreement (nor is any item of a single-annotator run).
 
     Raises:
-        SettingsError: (also a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an
-            allowed value; the message names the field and quotes the value.
+        SettingsError: (also a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` /
+            ``low_agreement`` not an allowed value; the message names the field and quotes the value.
     """
 
     relabel_threshold: float = 0.5
@@ -114,6 +139,8 @@ class GateSettings:
     exclude_below_chance: bool = False
     near_duplicates: str = "keep"
     conflicts: str = "resolve"
+    low_agreement: str = "keep"
+    min_agreement: float = 0.5
 
     def __post_init__(self) -> None:
         _check("relabel_threshold", self.relabel_threshold)
@@ -127,6 +154,11 @@ class GateSettings:
             )
         if self.conflicts not in CONFLICT_ACTIONS:
             raise SettingsError(f"conflicts must be one of {', '.join(CONFLICT_ACTIONS)}, got {self.conflicts!r}")
+        if self.low_agreement not in LOW_AGREEMENT_ACTIONS:
+            raise SettingsError(
+                f"low_agreement must be one of {', '.join(LOW_AGREEMENT_ACTIONS)}, got {self.low_agreement!r}"
+            )
+        _check("min_agreement", self.min_agreement)
 
 
 #: the keyword arguments :func:`auto_decisions` still accepts instead of ``settings`` (the fields of GateSettings)
@@ -159,8 +191,8 @@ def auto_decisions(
         One decision per flagged row (columns :data:`DECISION_COLUMNS`), ordered by row id.
 
     Raises:
-        SettingsError: (a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` not an
-            allowed value (the message quotes the value).
+        SettingsError: (a ValueError) a threshold outside [0, 1], or ``near_duplicates`` / ``conflicts`` /
+            ``low_agreement`` not an allowed value (the message quotes the value).
         TypeError: both ``settings`` and keyword thresholds, or a keyword that is no field of GateSettings.
     """
     s = settings_or_options(
@@ -168,7 +200,7 @@ def auto_decisions(
     )
     relabel_threshold, model_threshold = s.relabel_threshold, s.model_threshold
     exclude_threshold, exclude_below_chance = s.exclude_threshold, s.exclude_below_chance
-    near_duplicates, conflicts = s.near_duplicates, s.conflicts
+    near_duplicates, conflicts, low_agreement = s.near_duplicates, s.conflicts, s.low_agreement
     chance = False
     if exclude_threshold is None and exclude_below_chance and n_classes and n_classes >= 2:
         exclude_threshold, chance = 1.0 / n_classes, True
@@ -177,7 +209,8 @@ def auto_decisions(
     flagged = long[is_issue]
     if flagged.empty:
         return pd.DataFrame(columns=DECISION_COLUMNS)
-    excluded_types = [t for t in EXCLUDED_TYPES if t != "near_duplicate" or near_duplicates == "exclude"]
+    switched_off = {"near_duplicate": near_duplicates != "exclude", "low_agreement": low_agreement != "exclude"}
+    excluded_types = [t for t in EXCLUDED_TYPES if not switched_off.get(t, False)]
     decided: dict[str, tuple] = {}
     for row_id, group in flagged.groupby("row_id", sort=True):
         by_type = {rec.issue_type: rec for rec in group.itertuples(index=False)}
@@ -192,7 +225,10 @@ def auto_decisions(
                 continue
             if t == "outlier" and label is not None and label[1] == "relabel":
                 continue  # a mislabelled row, not an out-of-scope one
-            decision = (row_id, "exclude", None, f"{t}: {rec.reason}" if rec.reason else t)
+            why = f"{t}: {rec.reason}" if rec.reason else t
+            if t == "low_agreement" and rec.reason:
+                why = str(rec.reason)  # it reads "low annotator agreement: ..." already
+            decision = (row_id, "exclude", None, why)
             break
         if decision is None and label is not None:
             decision = label

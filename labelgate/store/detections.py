@@ -50,7 +50,8 @@ def reusable_detection(con: duckdb.DuckDBPyConnection, key: str, *, except_run: 
 
 def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str) -> dict[str, Any]:
     """Replace ``run_id``'s detection, predictions and issues by copies of ``source_run``'s (the caller's
-    transaction); return the detection's stored metrics."""
+    transaction); return the detection's stored metrics. The annotators stage's ``low_agreement`` issues are not
+    the detection's: they are left out (that stage writes the run's own)."""
     for table in ("detections", "predictions", "issues"):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     con.execute(
@@ -66,7 +67,9 @@ def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str)
         "related_row_id, model_prob, label_kind, ambiguity"
     )
     con.execute(
-        f"INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues WHERE run_id = ?", [run_id, source_run]
+        f"""INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues
+            WHERE run_id = ? AND issue_type <> 'low_agreement'""",
+        [run_id, source_run],
     )
     stored = scalar(con, "SELECT metrics_json FROM detections WHERE run_id = ?", [run_id])
     return json.loads(stored) if stored else {}
@@ -105,6 +108,13 @@ def replace_label_issues(con: duckdb.DuckDBPyConnection, run_id: str, issues: pd
         )
     finally:
         con.unregister("_lg_label_issue_ids")
+    return insert_frame(con, "issues", issues.assign(run_id=run_id))
+
+
+def replace_issues_of_type(con: duckdb.DuckDBPyConnection, run_id: str, issue_type: str, issues: pd.DataFrame) -> int:
+    """Replace every ``issue_type`` issue of ``run_id`` by ``issues`` (issue columns without run_id; may be empty:
+    the run then has none of that type). Returns the rows inserted."""
+    con.execute("DELETE FROM issues WHERE run_id = ? AND issue_type = ?", [run_id, issue_type])
     return insert_frame(con, "issues", issues.assign(run_id=run_id))
 
 

@@ -5,7 +5,11 @@ by the majority vote; detection's out-of-fold probabilities (models trained on t
 itself) are the prior of :func:`labelgate.core.annotators.consensus`. The task stores ``consensus`` and
 ``annotator_quality``, sets each item's ``rows.label`` to its consensus, which the export then uses, and
 replaces the items' ``label`` issues (computed by detection against the majority vote) with those of the
-consensus (:func:`labelgate.core.annotators.consensus_label_issues`: an unreliable consensus).
+consensus (:func:`labelgate.core.annotators.consensus_label_issues`: an unreliable consensus). With
+``params.low_agreement`` ``review`` or ``exclude`` it also flags the items whose agreement is below
+``params.min_agreement`` as ``low_agreement`` issues (:func:`labelgate.core.annotators.low_agreement_issues`), which
+the gate then sees like any other issue: the human gate queues them, the policy keeps or excludes them
+(:class:`labelgate.core.policy.GateSettings`). They are counted (``low_agreement_items``) whatever the setting.
 """
 
 from __future__ import annotations
@@ -17,7 +21,12 @@ from prefect import task
 
 from labelgate import store
 from labelgate.config import CurateParams
-from labelgate.core.annotators import consensus, consensus_label_issues
+from labelgate.core.annotators import (
+    LOW_AGREEMENT,
+    consensus,
+    consensus_label_issues,
+    low_agreement_issues,
+)
 from labelgate.core.issues import label_issue_rows
 from labelgate.core.metrics import AnnotatorMetrics
 from labelgate.tasks._common import TASK_OPTIONS
@@ -44,6 +53,11 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> AnnotatorMetr
     quality = result.annotators.assign(run_id=run_id, method=result.method)
     issues = label_issue_rows(consensus_label_issues(result, model_probs))
     changed = int((result.items["consensus_label"] != result.items["majority_label"]).sum())
+    gate = params.gate_settings()
+    low = low_agreement_issues(result.items, min_agreement=gate.min_agreement)
+    n_low = len(low)
+    if gate.low_agreement == "keep":  # counted, not flagged: the run is what it was before the rule
+        low = low.iloc[:0]
     with store.connect(db_path) as con, store.transaction(con):
         store.replace_run_rows(con, "consensus", run_id, table)
         store.replace_run_rows(con, "annotator_quality", run_id, quality)
@@ -51,6 +65,7 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> AnnotatorMetr
             con, run_id, result.items.rename(columns={"item_id": "row_id", "consensus_label": "label"})
         )
         store.replace_label_issues(con, run_id, issues)
+        store.replace_issues_of_type(con, run_id, LOW_AGREEMENT, low)
         n_issues = store.count_label_issues(con, run_id)
         figures = AnnotatorMetrics(
             label_issues=n_issues,
@@ -60,6 +75,7 @@ def annotators(db_path: str, run_id: str, params: CurateParams) -> AnnotatorMetr
             consensus_differs_from_majority=changed,
             consensus_method=result.method,
             mean_agreement=round(float(result.items["agreement"].mean()), 4),
+            low_agreement_items=n_low,
         )
         store.merge_metrics(con, run_id, figures.to_json())
     return figures

@@ -27,9 +27,18 @@ from labelgate.config import CurateParams
 from labelgate.core.ambiguity import kind_counts
 from labelgate.core.detect import Detection, JobRunner, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
-from labelgate.core.issues import ISSUE_TYPES
+from labelgate.core.issues import DETECTED_TYPES
 from labelgate.core.metrics import DetectMetrics
-from labelgate.core.probs import AUTO_MAX_FOLDS, MEMBERS, OofJob, OofPlan, combine_oof, plan_oof, run_oof_job
+from labelgate.core.probs import (
+    AUTO_MAX_FOLDS,
+    MEMBERS,
+    OofJob,
+    OofPlan,
+    Probabilities,
+    combine_oof,
+    plan_oof,
+    run_oof_job,
+)
 from labelgate.errors import ConfigError
 from labelgate.parallel import detect_workers, pool_runner
 from labelgate.readers import sha256_file
@@ -189,7 +198,7 @@ def _store(
         }
     )
     flagged = issues[issues["is_issue"]]
-    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in ISSUE_TYPES}
+    per_type = {t: int((flagged["issue_type"] == t).sum()) for t in DETECTED_TYPES}
     n_issues = per_type["label"]
     accuracy = float((probs.probs.argmax(axis=1) == probs.labels).mean())
     seconds = {**({"layers": inputs.layer_seconds} if inputs.layer_vectors is not None else {}), **found.seconds}
@@ -209,7 +218,7 @@ def _store(
         detect_seconds={k: round(v, 3) for k, v in seconds.items()},
         detection_key=key,
         detection_reused_from=None,
-        approximations=approximations(len(row_ids), probs.train_rows_cap),
+        approximations=approximations(len(row_ids), probs),
         label_issues_by_kind=kind_counts(kinds=flagged.loc[flagged["issue_type"] == "label", "label_kind"]),
     )
     with store.connect(db_path) as con, store.transaction(con):
@@ -228,13 +237,18 @@ def _store(
     return metrics
 
 
-def approximations(n_rows: int, train_rows_cap: int | None) -> dict[str, Any] | None:
-    """What the detect stage approximated on ``n_rows`` rows (:attr:`DetectMetrics.approximations`), or ``None``."""
+def approximations(n_rows: int, probs: Probabilities | None) -> dict[str, Any] | None:
+    """What the detect stage approximated on ``n_rows`` rows with ``probs`` (:attr:`DetectMetrics.approximations`),
+    or ``None``."""
     from labelgate.core.neighbours import EXACT_MAX_ROWS
 
     found: dict[str, Any] = {}
-    if train_rows_cap is not None:
-        found["train_rows_per_fold"] = train_rows_cap
+    if probs is not None and probs.train_rows_cap is not None:
+        found["train_rows_per_fold"] = probs.train_rows_cap
+    if probs is not None and probs.char_features_cap is not None:
+        found["char_features"] = probs.char_features_cap
+    if probs is not None and probs.layers_fixed_C is not None:
+        found["layers_C"] = probs.layers_fixed_C
     if n_rows > EXACT_MAX_ROWS:
         found["neighbours"] = "approximate"
     return found or None

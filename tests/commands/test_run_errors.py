@@ -27,6 +27,7 @@ def _error_lines(output: str) -> list[str]:
         (["--review-timeout", "0"], "--review-timeout", "--review-timeout-s"),
         (["--format", "nope"], "--format", "--export-formats"),
         (["--min-text-chars", "9", "--max-text-chars", "3"], "--min-text-chars", "min_text_chars"),
+        (["--min-agreement", "1.5"], "--min-agreement", "min_agreement"),
     ],
 )
 def test_option_errors_name_the_option_typed(
@@ -36,6 +37,24 @@ def test_option_errors_name_the_option_typed(
     assert res.exit_code == 2, res.output
     (line,) = _error_lines(res.output)
     assert typed in line and field not in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "quoted"),
+    [
+        (["--min-agreement", "1.5"], "(got 1.5)"),
+        (["--min-agreement", "-0.2"], "(got -0.2)"),
+        (["--low-agreement", "drop"], "'drop' is not one of 'keep', 'review', 'exclude'"),
+        (["--min-agreement", "half"], "'half' is not a valid float"),
+    ],
+)
+def test_low_agreement_option_errors_quote_the_value(
+    sample_csv: Path, tmp_path: Path, args: list[str], quoted: str
+) -> None:
+    res = CliRunner().invoke(main, ["run", str(sample_csv), "--db", str(tmp_path / "x.duckdb"), *args])
+    assert res.exit_code == 2, res.output
+    assert args[0] in res.output and quoted in res.output, res.output
+    assert not (tmp_path / "x.duckdb").exists()
 
 
 def test_every_bad_option_is_reported_in_one_error(sample_csv: Path, tmp_path: Path) -> None:

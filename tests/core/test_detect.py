@@ -21,6 +21,7 @@ from labelgate.core.detect import (
 from labelgate.core.probs import (
     LAYERS_C_GRID,
     auto_folds,
+    combine_oof,
     layers_grid,
     plan_oof,
     run_oof_job,
@@ -187,6 +188,40 @@ def test_layers_member_picks_the_c_with_the_lowest_out_of_fold_log_loss():
     assert layers_grid(10**6) == (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
 
 
+def test_combining_fold_results_without_assembling_every_c_gives_the_same_bits():
+    """combine_oof chooses the layers C fold by fold (no (rows x classes x C) array): the same choice and the same
+    probabilities, bit for bit, as assembling every C first (what it did before)."""
+    from labelgate.core import probs
+
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1, 2], 60)
+    F = rng.normal(0, 1, (180, 30))
+    F[:, 0] += y
+    F[:, 1] -= 0.5 * y
+    labels = [str(v) for v in y]
+    plan = plan_oof(F[:, :8], labels, layer_features=F, members=["embedding", "layers"], n_folds=5)
+    results = [run_oof_job(plan, job) for job in plan.jobs]
+    got = combine_oof(plan, results)
+    raw = np.zeros((180, 3, len(plan.layers_grid)))
+    for job, part in zip(plan.jobs, results):
+        if job.member == "layers":
+            raw[plan.folds[job.fold][1]] = part
+    losses = [probs._log_loss(probs._normalise(raw[:, :, g]), plan.y) for g in range(raw.shape[2])]
+    best = int(np.argmin(losses))
+    assert got.chosen["layers_C"] == plan.layers_grid[best]
+    np.testing.assert_array_equal(got.members["layers"], probs._normalise(raw[:, :, best]))
+    assert got.layers_fixed_C is None
+
+
+def test_layers_search_is_skipped_where_its_results_would_not_fit_in_memory():
+    from labelgate.core.probs import LAYERS_GRID_MAX_CELLS
+
+    assert layers_grid(9_000, scored_cells=10_003 * 77) == LAYERS_C_GRID
+    middle = (LAYERS_C_GRID[len(LAYERS_C_GRID) // 2],)
+    assert layers_grid(40_000, scored_cells=LAYERS_GRID_MAX_CELLS + 1) == middle
+    assert layers_grid(40_000, scored_cells=LAYERS_GRID_MAX_CELLS) == LAYERS_C_GRID
+
+
 def test_true_label_posterior_weighs_the_given_label_by_its_class_noise_rate():
     # class a is never mislabelled, class b often: a row given 'a' keeps more weight than one given 'b'
     rates = np.array([[0.6, 0.0], [0.4, 1.0]])  # [given, true]: 40% of true-a rows were given b
@@ -305,6 +340,32 @@ def test_lexical_members_match_vectorisers_refitted_on_each_fold(monkeypatch, ca
         train = plan.folds[0][0]  # the cap did bite
         assert len(probs._fold_columns(plan.char_counts[train], min_df=3, max_features=cap)[0]) == cap
         assert len(probs._fold_columns(plan.word_counts[train], min_df=2, max_features=cap)[0]) == cap
+
+
+def test_many_classes_cap_the_chars_vocabulary_and_the_plan_records_it(monkeypatch):
+    """With many classes the ``chars`` member keeps at most MAX_CHAR_PARAMS / classes n-grams per fold (the most
+    frequent, as a refitted ``TfidfVectorizer(max_features=)`` does), and the plan says so when the cap bites."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from labelgate.core import probs
+
+    _, texts, given, _, _, _ = _dataset()
+    k = len(set(given))
+    monkeypatch.setattr(probs, "MIN_CHAR_FEATURES", 10)
+    monkeypatch.setattr(probs, "MAX_CHAR_PARAMS", 30 * k)
+    assert probs.char_features_cap(k) == 30
+    plan = plan_oof(None, given, texts=texts, members=["chars"], n_folds=4)
+    assert plan.char_max_features == 30 and plan.char_features_cap == 30
+    T, y = np.asarray(texts, dtype=object), plan.y
+    train, test = plan.folds[0]
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), min_df=3, sublinear_tf=True, max_features=30)
+    reference = probs._fit_predict(probs._logreg(1.0), vec.fit_transform(T[train]), y[train], vec.transform(T[test]), k)
+    np.testing.assert_allclose(run_oof_job(plan, probs.OofJob("chars", 0)), reference, rtol=0, atol=1e-9)
+    assert combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs]).char_features_cap == 30
+    # a vocabulary within the cap is not an approximation; nor are few classes
+    monkeypatch.setattr(probs, "MAX_CHAR_PARAMS", 10**6 * k)
+    assert plan_oof(None, given, texts=texts, members=["chars"], n_folds=4).char_features_cap is None
+    assert probs.char_features_cap(3) == probs.MAX_CHAR_FEATURES
 
 
 def test_lexical_members_fall_back_to_the_class_prior_without_ngrams():

@@ -103,3 +103,25 @@ def test_detect_with_a_test_file_flags_leaks(warm_run, tmp_path, sample_csv):
         decisions = store.latest_decisions(con, warm_run["run_id"]).set_index("row_id")
     assert leaks.loc[leak["id"].iloc[0], "related_row_id"] == "x1"
     assert decisions.loc[leak["id"].iloc[1], "action"] == "exclude"
+
+
+def test_approximations_name_every_cap_that_applied():
+    import numpy as np
+
+    from labelgate.core.neighbours import EXACT_MAX_ROWS
+    from labelgate.core.probs import Probabilities
+    from labelgate.tasks.detect import approximations
+
+    plain = Probabilities(probs=np.eye(2), classes=["a", "b"], labels=np.array([0, 1]), method="x")
+    capped = Probabilities(
+        probs=np.eye(2),
+        classes=["a", "b"],
+        labels=np.array([0, 1]),
+        method="x",
+        train_rows_cap=40_000,
+        char_features_cap=20_000,
+        layers_fixed_C=0.005,
+    )
+    assert approximations(1_000, plain) is None and approximations(1_000, None) is None
+    assert approximations(1_000, capped) == {"train_rows_per_fold": 40_000, "char_features": 20_000, "layers_C": 0.005}
+    assert approximations(EXACT_MAX_ROWS + 1, plain) == {"neighbours": "approximate"}
