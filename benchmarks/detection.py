@@ -22,8 +22,11 @@ Both methods get the same all-MiniLM-L6-v2 embeddings (cached under ``--cache`` 
 
 One run is one fold split; ``benchmarks/detection_seeds.py`` repeats it over seeds and summarises.
 
-Figures per method: flagged rows, precision, recall, F1, precision@100 (the 100 lowest label scores),
-suggestion accuracy on true errors (all of them; and those flagged), seconds. ``proxy_accuracy``: test
+Figures per method: flagged rows, precision, recall, F1, precision@100 and @300 (the 100 / 300 lowest label
+scores), the review queue's precision@100 and @300 (``queue_precision_at_*``: the flagged rows in the order a
+reviewer sees them, likely mislabelled ones first: :func:`labelgate.core.ambiguity.queue_order`), the count and
+precision of each kind of flagged label issue (``kinds``: ``mislabelled``, ``ambiguous``), suggestion accuracy on
+true errors (all of them; and those flagged), seconds. ``proxy_accuracy``: test
 accuracy of labelgate's proxy (:func:`labelgate.core.evaluate.proxy_score`, TF-IDF + logistic regression)
 trained on the raw labels, on labelgate's auto-gated export (the auto policy applied to every issue),
 and on the truth labels (oracle).
@@ -48,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from labelgate import embedding  # noqa: E402
 from labelgate.config import CurateParams  # noqa: E402
+from labelgate.core.ambiguity import LABEL_KINDS, queue_order  # noqa: E402
 from labelgate.core.detect import (  # noqa: E402
     detect_all,
     find_label_issues_cleanlab,
@@ -123,14 +127,43 @@ def flip_labels(labels: pd.Series, fraction: float, seed: int) -> pd.Series:
     return out
 
 
+def _precision_at(order: np.ndarray, is_error: np.ndarray, k: int) -> float | None:
+    """The share of real errors among the first ``k`` rows of ``order`` (fewer when it is shorter; None when empty)."""
+    top = order[:k]
+    return round(float(is_error[top].mean()), 4) if len(top) else None
+
+
+def queue_figures(found: pd.DataFrame, is_error: np.ndarray) -> dict:
+    """The review queue's figures (:func:`labelgate.core.ambiguity.queue_order`: likely mislabelled rows first by
+    label score, then ambiguous ones): ``queue_precision_at_100`` / ``_300``, and per kind its flagged ``count`` and
+    ``precision`` (share of real errors) under ``kinds``."""
+    flags = found["is_label_issue"].to_numpy(bool)
+    kinds = found["label_kind"].to_numpy(object)
+    order = queue_order(label_scores=found["label_score"].to_numpy(float), kinds=kinds, flags=flags)
+    by_kind = {}
+    for kind in LABEL_KINDS:
+        mask = flags & (kinds == kind)
+        by_kind[kind] = {
+            "count": int(mask.sum()),
+            "precision": round(float(is_error[mask].mean()), 4) if mask.any() else None,
+        }
+    return {
+        "queue_precision_at_100": _precision_at(order, is_error, 100),
+        "queue_precision_at_300": _precision_at(order, is_error, 300),
+        "kinds": by_kind,
+    }
+
+
 def score(found: pd.DataFrame, truth: np.ndarray, is_error: np.ndarray) -> dict:
+    """Detection figures of ``found`` (:data:`labelgate.core.detect.LABEL_ISSUE_COLUMNS`) against the truth:
+    ``precision_at_100`` / ``_300`` rank every row by label score alone (the ranking before label kinds),
+    ``queue_*`` and ``kinds`` the review queue (:func:`queue_figures`)."""
     flags = found["is_label_issue"].to_numpy(bool)
     tp = int((flags & is_error).sum())
     precision = tp / max(int(flags.sum()), 1)
     recall = tp / max(int(is_error.sum()), 1)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     order = np.argsort(found["label_score"].to_numpy(float), kind="stable")
-    top = min(100, len(order))
     suggested = found["suggested_label"].to_numpy(object)
     right = suggested == truth
     return {
@@ -138,7 +171,9 @@ def score(found: pd.DataFrame, truth: np.ndarray, is_error: np.ndarray) -> dict:
         "precision": round(precision, 4),
         "recall": round(recall, 4),
         "f1": round(f1, 4),
-        "precision_at_100": round(float(is_error[order[:top]].mean()), 4),
+        "precision_at_100": _precision_at(order, is_error, 100),
+        "precision_at_300": _precision_at(order, is_error, 300),
+        **queue_figures(found, is_error),
         "suggestion_accuracy": round(float(right[is_error].mean()), 4),
         "suggestion_accuracy_flagged": round(float(right[is_error & flags].mean()), 4)
         if (is_error & flags).any()

@@ -23,8 +23,11 @@ def issues_cmd(
 ) -> None:
     """Print a run's flagged rows (every issue type, with reasons and the latest decision), most severe first.
 
-    Severity is the largest (1 - score) over a row's flagged issue types. Decision columns: decision
-    (keep/relabel/exclude), decision_label, decided_by (policy, human:REVIEWER, ...), decided_at.
+    Severity is the largest (1 - score) over a row's flagged issue types, a label issue's halved when it is
+    ambiguous, so the likely mislabelled rows come first (the review queue's order). kind: a label issue's kind,
+    mislabelled (a confident disagreement) or ambiguous (the text supports both labels); label_kind and ambiguity
+    (0..1) in CSV and JSON. Decision columns: decision (keep/relabel/exclude), decision_label, decided_by (policy,
+    human:REVIEWER, ...), decided_at.
     """
     from labelgate import store
     from labelgate.services import reports
@@ -74,14 +77,25 @@ def _issues_table(df: Any, width: int) -> str:
     fixed = {
         "id": [str(v) for v in df["id"]],
         "issues": [_first_and_count(v) for v in df["issue_types"]],
+        "kind": [
+            str(k) if isinstance(k, str) and "label" in t.split(",") else ""
+            for k, t in zip(df["label_kind"], df["issue_types"])
+        ],
         "given": [str(v) for v in df["given_label"]],
         "suggested": [suggestion(r) for _, r in df.iterrows()],
         "decision": [decision(r) for _, r in df.iterrows()],
     }
-    caps = {"id": 18, "issues": 20, "given": 16, "suggested": 20, "decision": 28}
+    caps = {"id": 18, "issues": 20, "kind": 11, "given": 16, "suggested": 20, "decision": 28}
     widths = {k: min(caps[k], max(len(k), *(len(v) for v in vals))) for k, vals in fixed.items()}
     seps = 2 * (len(widths) + 1)
-    floors = {"id": 6, "issues": 8, "given": 8, "suggested": 10, "decision": 16}  # the decision stays readable
+    floors = {
+        "id": 6,
+        "issues": 8,
+        "kind": 4,
+        "given": 8,
+        "suggested": 10,
+        "decision": 16,
+    }  # the decision stays readable
     while sum(widths.values()) + seps + 20 > width:  # narrow terminal: shrink the widest column above its floor
         above = [k for k in widths if widths[k] > floors[k]]
         if not above:

@@ -141,7 +141,9 @@ class TerminalReview:
         else:
             it = self.items[self.order[self.position]]
             where = f" · line {it['source_line']}" if it.get("source_line") else ""
-            kinds = ", ".join(safe_text(t) for t in it["issue_types"]) or "-"
+            from labelgate.core.ambiguity import issue_type_names
+
+            kinds = ", ".join(safe_text(t) for t in issue_type_names(it["issue_types"], it.get("label_kind"))) or "-"
             lines.append(f"{safe_text(it['id'])}{where} · severity {it['severity']:.2f} · issues: {kinds}")
             lines.append("")
             lines += self._wrap(safe_text(it["text"]), "")

@@ -98,6 +98,12 @@ def print_summary(m: RunMetrics, db_path: str, params: Any, *, extra: list[str] 
         f"  label issues     {detected.label_issues:>6}   "
         f"({100 * (detected.label_issue_rate or 0):.1f}% of valid rows, {detected.detector})",
     ]
+    if detected.label_issues_by_kind and m.consensus is None:  # consensus issues (several annotators) have no kind
+        by_kind = detected.label_issues_by_kind
+        lines.append(
+            f"    likely mislabelled {by_kind.get('mislabelled', 0):>4}   ambiguous {by_kind.get('ambiguous', 0)} "
+            "(reviewed last)"
+        )
     if detected.detection_reused_from:
         lines.append(
             f"  detection        reused from run {detected.detection_reused_from} (same rows, settings and model)"

@@ -20,6 +20,9 @@ by models that never saw it). This module turns them into one verdict per row:
   the prior and confident learning's estimated noise rates ``P(given | true)`` as the likelihood. A given
   label from a class that is rarely mislabelled keeps weight; one from a noisy class yields more easily.
   It is what the auto gate's relabel threshold reads (relabel when the suggestion is more likely than not).
+- ``label_kind`` / ``ambiguity``: a flagged row is ``mislabelled`` (a confident disagreement) or ``ambiguous``
+  (the given label nearly ties with the suggestion on the adjusted scale); :mod:`labelgate.core.ambiguity`. The
+  review queue lists the mislabelled rows first; the gate does not read the kind.
 
 :func:`find_label_issues_cleanlab` keeps the published recipe's rule (cleanlab ``find_label_issues``
 with its defaults, self-confidence ranking) for the benchmark.
@@ -77,6 +80,8 @@ LABEL_ISSUE_COLUMNS = [
     "label_score",
     "is_label_issue",
     "reason",
+    "label_kind",
+    "ambiguity",
 ]
 
 
@@ -147,8 +152,13 @@ def _frame(
     adjusted: np.ndarray | None,
     posterior: np.ndarray | None = None,
 ) -> pd.DataFrame:
+    from labelgate.core.ambiguity import ambiguity_scores, label_kinds
+
     n = len(p.labels)
     idx = np.arange(n)
+    ambiguity = ambiguity_scores(
+        adjusted=adjusted if adjusted is not None else p.probs, labels=p.labels, suggested=suggested
+    )
     classes = np.asarray(p.classes, dtype=object)
     given = classes[p.labels]
     suggested_names = classes[suggested]
@@ -174,6 +184,8 @@ def _frame(
             "label_score": np.asarray(scores, dtype=float),
             "is_label_issue": np.asarray(flags, dtype=bool),
             "reason": reasons,
+            "label_kind": label_kinds(ambiguity=ambiguity, flags=np.asarray(flags, dtype=bool)),
+            "ambiguity": ambiguity,
         },
         columns=LABEL_ISSUE_COLUMNS,
     )
@@ -188,7 +200,9 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
         label), ``suggested_label`` the adjusted argmax, ``suggested_prob`` the probability that it is the
         true label (:func:`true_label_posterior`), ``given_prob`` the plain model probability of the given
         label, ``is_label_issue`` the adjusted argmax differs from the given label and the row is within
-        confident learning's error count, ``reason`` a sentence for flagged rows.
+        confident learning's error count, ``reason`` a sentence for flagged rows, ``label_kind`` ``mislabelled`` or
+        ``ambiguous`` for flagged rows (None for the others) and ``ambiguity`` in [0, 1] for every row
+        (:mod:`labelgate.core.ambiguity`).
     """
     if len(row_ids) != len(p.labels):
         raise ValueError(f"{len(row_ids)} row ids for {len(p.labels)} rows of probabilities")
@@ -222,7 +236,8 @@ def find_label_issues_cleanlab(
 ) -> pd.DataFrame:
     """The published recipe's rule: cleanlab ``find_label_issues`` (defaults) and self-confidence scores.
 
-    Same columns as :func:`find_label_issues`; ``suggested_label`` is the plain argmax.
+    Same columns as :func:`find_label_issues`; ``suggested_label`` is the plain argmax (and ``ambiguity`` is read
+    from the plain probabilities).
     """
     from cleanlab.filter import find_label_issues as cl_find_label_issues
     from cleanlab.rank import get_label_quality_scores

@@ -15,6 +15,12 @@ Columns :data:`ISSUE_COLUMNS` (the ``issues`` table without ``run_id``):
 - ``related_row_id``: the row this one duplicates or conflicts with, or the test row it leaks.
 - ``model_prob``: label issues: the ensemble's plain probability of the suggestion (``suggested_prob`` is
   the noise-corrected probability that the suggestion is the true label).
+- ``label_kind``: flagged label issues of the single-label detector: ``mislabelled`` (a confident disagreement)
+  or ``ambiguous`` (the text supports the given label nearly as well as the suggestion); see
+  :mod:`labelgate.core.ambiguity`. None for other types, unflagged rows and multi-annotator consensus issues.
+- ``ambiguity`` in [0, 1]: label issues: how nearly the given label ties with the suggestion, or how unsure the
+  suggestion itself is, whichever is larger (0 = a sure suggestion and no support for the given label, 1 = a tie;
+  :func:`labelgate.core.ambiguity.ambiguity_scores`). None for other types.
 """
 
 from __future__ import annotations
@@ -52,14 +58,19 @@ ISSUE_COLUMNS = [
     "reason",
     "related_row_id",
     "model_prob",
+    "label_kind",
+    "ambiguity",
 ]
+
+#: the float columns of :data:`ISSUE_COLUMNS` (NaN where a detector wrote nothing)
+_FLOATS = {"score": "float64", "suggested_prob": "float64", "model_prob": "float64", "ambiguity": "float64"}
 
 
 def issue_rows(records: Iterable[dict]) -> pd.DataFrame:
     """A frame of :data:`ISSUE_COLUMNS` from dicts (missing keys are None; ``is_issue`` defaults to True)."""
     rows = [{c: r.get(c, True if c == "is_issue" else None) for c in ISSUE_COLUMNS} for r in records]
     frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
-    return frame.astype({"score": "float64", "suggested_prob": "float64", "model_prob": "float64", "is_issue": "bool"})
+    return frame.astype({**_FLOATS, "is_issue": "bool"})
 
 
 def issue_frame(n: int, **columns: Any) -> pd.DataFrame:
@@ -86,11 +97,19 @@ def issue_frame(n: int, **columns: Any) -> pd.DataFrame:
             raise ValueError(f"column {c!r} has {len(value)} values for {n} rows")
         data[c] = value
     frame = pd.DataFrame(data, columns=ISSUE_COLUMNS, index=pd.RangeIndex(n))
-    return frame.astype({"score": "float64", "suggested_prob": "float64", "model_prob": "float64", "is_issue": "bool"})
+    return frame.astype({**_FLOATS, "is_issue": "bool"})
 
 
 def label_issue_rows(found: pd.DataFrame) -> pd.DataFrame:
-    """The long-format rows of :func:`labelgate.core.detect.find_label_issues` output (every row scored)."""
+    """The long-format rows of :func:`labelgate.core.detect.find_label_issues` output (every row scored).
+
+    ``label_kind`` and ``ambiguity`` are taken from ``found`` when it has them (None / NaN otherwise, e.g. for
+    :func:`labelgate.core.annotators.consensus_label_issues`).
+    """
+    n = len(found)
+    kinds = found["label_kind"] if "label_kind" in found.columns else pd.Series([None] * n, dtype=object)
+    kinds = kinds.astype(object).where(kinds.notna(), None)
+    ambiguity = found["ambiguity"] if "ambiguity" in found.columns else pd.Series(np.full(n, np.nan))
     return pd.DataFrame(
         {
             "row_id": found["row_id"].to_numpy(),
@@ -103,6 +122,8 @@ def label_issue_rows(found: pd.DataFrame) -> pd.DataFrame:
             "model_prob": found["model_prob"].astype("float64").to_numpy(),
             "reason": found["reason"].to_numpy(),
             "related_row_id": None,
+            "label_kind": kinds.to_numpy(object),
+            "ambiguity": pd.to_numeric(ambiguity, errors="coerce").astype("float64").to_numpy(),
         },
         columns=ISSUE_COLUMNS,
     )

@@ -164,9 +164,13 @@ class DetectMetrics(StageMetrics):
     :func:`labelgate.core.probs.char_features_cap`), ``layers_C`` (the ``layers`` member fitted with that one C
     instead of choosing among :data:`labelgate.core.probs.LAYERS_C_GRID`, :func:`labelgate.core.probs.layers_grid`)
     and ``neighbours`` (``approximate``: above :data:`labelgate.core.neighbours.EXACT_MAX_ROWS` rows).
+    ``label_issues_by_kind`` counts the detector's flagged label issues per kind (``mislabelled``, ``ambiguous``:
+    :mod:`labelgate.core.ambiguity`; ``None`` for runs detected before kinds existed). With several annotators it
+    stays the detector's count: the consensus issues that replace them have no kind.
     """
 
-    #: every field but ``approximations`` (added later: runs without one must write back as they were stored)
+    #: every field but ``approximations`` and ``label_issues_by_kind`` (added later: runs without them must write back
+    #: as they were stored)
     ALWAYS: ClassVar[frozenset[str]] = frozenset(
         {
             "label_issues",
@@ -199,6 +203,7 @@ class DetectMetrics(StageMetrics):
     detection_key: str | None = None
     detection_reused_from: str | None = None
     approximations: dict[str, Any] | None = None
+    label_issues_by_kind: dict[str, int] | None = None
 
 
 @dataclass(frozen=True)

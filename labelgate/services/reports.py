@@ -6,9 +6,11 @@ import json
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from labelgate import store
+from labelgate.core.ambiguity import queue_severity
 from labelgate.core.issues import ISSUE_TYPES
 from labelgate.core.metrics import ExportMetrics, MemoryMetrics, RunMetrics
 
@@ -30,6 +32,8 @@ REPORT_COLUMNS = [
     "issue_types",
     "reasons",
     "related_row_id",
+    "label_kind",
+    "ambiguity",
 ]
 
 
@@ -51,8 +55,11 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     - ``flagged``: any detector flagged the row; ``issue_types``: the flagged types (list, most severe
       type first); ``reasons``: their sentences (list, same order); ``related_row_id``: the row this one
       duplicates or conflicts with, or the test row it leaks (first such type);
-    - ``severity`` in [0, 1]: the largest ``1 - score`` over the flagged types (for unflagged rows half of
-      ``1 - label_score``, so flagged rows sort first);
+    - ``label_kind``: ``mislabelled`` or ``ambiguous`` for a flagged label issue (None otherwise, and for runs
+      detected before kinds existed) and its ``ambiguity`` in [0, 1] (:mod:`labelgate.core.ambiguity`);
+    - ``severity`` in [0, 1]: the largest ``1 - score`` over the flagged types, the label type's halved when it is
+      ``ambiguous`` (:func:`labelgate.core.ambiguity.queue_severity`: likely mislabelled rows come before
+      ambiguous ones); for unflagged rows half of ``1 - label_score``, and flagged rows sort first;
     - ``is_<type>_issue`` / ``<type>_score`` per issue type (False / NaN where the detector wrote nothing).
 
     Sorted by flagged first, then severity (descending), then label score, then id.
@@ -74,6 +81,9 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
     out["suggested_prob"] = label["suggested_prob"].reindex(out.index).astype("float64")
     out["model_prob"] = label["model_prob"].reindex(out.index).astype("float64")
     out["reason"] = label["reason"].reindex(out.index)
+    kinds = label["label_kind"].reindex(out.index).astype(object)
+    out["label_kind"] = kinds.where(kinds.notna(), None)
+    out["ambiguity"] = pd.to_numeric(label["ambiguity"].reindex(out.index), errors="coerce").astype("float64")
     for t in ISSUE_TYPES:
         if t == "label":
             continue
@@ -82,12 +92,16 @@ def issues_frame(con: duckdb.DuckDBPyConnection, run_id: str, *, flagged_only: b
         out[f"{t}_score"] = part["score"].reindex(out.index).astype("float64")
     hits = typed[typed["is_issue"].fillna(False).astype(bool)].copy()
     hits["rank"] = hits["issue_type"].map({t: i for i, t in enumerate(ISSUE_TYPES)})
+    hits["severity"] = queue_severity(
+        label_scores=pd.to_numeric(hits["score"], errors="coerce").fillna(0.0).to_numpy(),
+        kinds=np.where(hits["issue_type"] == "label", hits["label_kind"].astype(object), None),
+    )
     hits = hits.sort_values(["id", "rank"])
     grouped = hits.groupby("id", sort=False)
     types = grouped["issue_type"].agg(list)
     reasons = grouped["reason"].agg(lambda v: [str(x) for x in v if isinstance(x, str) and x])
     related = grouped["related_row_id"].agg(lambda v: next((x for x in v if isinstance(x, str) and x), None))
-    worst = grouped["score"].agg(lambda v: float(1.0 - pd.to_numeric(v, errors="coerce").fillna(0.0).min()))
+    worst = grouped["severity"].max()
     out["issue_types"] = types.reindex(out.index).map(lambda v: v if isinstance(v, list) else [])
     out["reasons"] = reasons.reindex(out.index).map(lambda v: v if isinstance(v, list) else [])
     out["related_row_id"] = related.reindex(out.index)

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from labelgate import store
+from labelgate.core.ambiguity import LABEL_KINDS
 from labelgate.core.metrics import ExportMetrics, RunMetrics
 from labelgate.core.policy import accept_action
 from labelgate.errors import ReviewError as ReviewError
@@ -72,6 +73,8 @@ ITEM_COLUMNS = [
     "related_row_id",
     "label_reason",
     "annotator_labels",
+    "label_kind",
+    "ambiguity",
 ]
 
 
@@ -127,6 +130,8 @@ SCOPES = ("flagged", "all")
 STATUSES = ("undecided", "decided", "all")
 #: allowed :attr:`ReviewFilters.novelty` values (None and ``""`` too: no such filter)
 NOVELTIES = ("new", "seen", "all")
+#: allowed :attr:`ReviewFilters.label_kind` values (None and ``""`` too: no such filter)
+LABEL_KIND_FILTERS = LABEL_KINDS
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class ReviewFilters:
             dataset), ``seen`` or ``all``; the review page opens on ``new`` when it is None (see
             :func:`labelgate.services.review_page.review_page_data`).
         annotator: keep items this annotator labelled (runs with several annotators per item).
+        label_kind: one of :data:`LABEL_KIND_FILTERS`: keep rows whose label issue is ``mislabelled`` (a confident
+            disagreement) or ``ambiguous`` (:mod:`labelgate.core.ambiguity`).
         limit: the most rows a listing shows (the review page: None is its default, clamped to 1..its maximum; the
             issue API: None or 0 shows every matching row). :func:`review_items` returns every matching row
             (the listings count them) and ignores it.
@@ -161,21 +168,27 @@ class ReviewFilters:
     query: str | None = None
     novelty: str | None = None
     annotator: str | None = None
+    label_kind: str | None = None
     limit: int | None = None
 
     def check(self) -> None:
-        """Raise :class:`ReviewError` for a ``scope``, ``novelty`` or ``status`` value that is not allowed."""
+        """Raise :class:`ReviewError` for a ``scope``, ``novelty``, ``status`` or ``label_kind`` value that is not
+        allowed."""
         if self.scope not in SCOPES:
             raise ReviewError(f"scope must be 'flagged' or 'all', got {self.scope!r}")
         if self.novelty not in (None, "", *NOVELTIES):
             raise ReviewError(f"novelty must be 'new', 'seen' or 'all', got {self.novelty!r}")
         if self.status not in (None, "", *STATUSES):
             raise ReviewError(f"status must be 'undecided', 'decided' or 'all', got {self.status!r}")
+        if self.label_kind not in (None, "", *LABEL_KIND_FILTERS):
+            raise ReviewError(f"label_kind must be 'mislabelled' or 'ambiguous', got {self.label_kind!r}")
 
 
 def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: ReviewFilters | None = None) -> pd.DataFrame:
-    """The rows of ``run_id`` that ``filters`` keep (default: the flagged rows) with their current decision, most
-    severe first (every matching row: ``filters.limit`` is the listing's to apply).
+    """The rows of ``run_id`` that ``filters`` keep (default: the flagged rows) with their current decision, in the
+    review queue's order: flagged rows first, most severe first (likely mislabelled label issues before ambiguous
+    ones, :func:`labelgate.core.ambiguity.queue_severity`; every matching row: ``filters.limit`` is the listing's
+    to apply).
 
     Built on :func:`labelgate.services.reports.issues_frame`; extra columns it may have are ignored.
 
@@ -190,7 +203,8 @@ def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: Review
         noise-corrected), ``related_row_id`` the row a duplicate or conflict points at (or the test row a leak
         matches), ``label_reason`` the label detector's sentence (with its statistics; also one of ``reasons`` when
         flagged), ``annotator_labels`` each annotator's usable label of the item (``[{"annotator", "label"}]`` in
-        input order; empty for single-label runs).
+        input order; empty for single-label runs), ``label_kind`` ``mislabelled`` / ``ambiguous`` for a flagged
+        label issue (None otherwise) and its ``ambiguity`` in [0, 1].
 
     Raises:
         ReviewError: an unknown ``scope``, ``novelty`` or ``status`` value (:meth:`ReviewFilters.check`), or an
@@ -211,6 +225,8 @@ def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: Review
             "model_prob": frame.get("model_prob"),
             "related_row_id": frame.get("related_row_id"),
             "label_reason": frame.get("reason"),
+            "label_kind": frame.get("label_kind"),
+            "ambiguity": frame.get("ambiguity"),
         }
     )
     if "severity" in frame.columns:
@@ -267,6 +283,8 @@ def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: Review
         keep &= out["annotator_labels"].map(lambda labels: any(a["annotator"] == annotator for a in labels))
     if f.issue_type:
         keep &= out["issue_types"].map(lambda ts: f.issue_type in ts)
+    if f.label_kind:
+        keep &= (out["label_kind"] == f.label_kind) & out["issue_types"].map(lambda ts: "label" in ts)
     if f.given:
         keep &= out["given_label"] == f.given
     if f.suggested:
@@ -285,7 +303,7 @@ def review_items(con: duckdb.DuckDBPyConnection, run_id: str, *, filters: Review
             "id"
         ].str.casefold().str.contains(needle, regex=False)
     out = out[keep]
-    out = out.sort_values(["severity", "id"], ascending=[False, True], kind="mergesort")
+    out = out.sort_values(["flagged", "severity", "id"], ascending=[False, False, True], kind="mergesort")
     return out[ITEM_COLUMNS].reset_index(drop=True)
 
 

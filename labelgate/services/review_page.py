@@ -17,6 +17,7 @@ import duckdb
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core import explain
+from labelgate.core.ambiguity import kind_counts
 from labelgate.core.metrics import RunMetrics
 from labelgate.services import review
 
@@ -43,8 +44,9 @@ def review_page_data(
         items of :func:`labelgate.services.review.item_records`, each with ``related``, the related row or None,
         and ``basis``, :func:`labelgate.core.explain.label_basis` under the run's thresholds); ``matching`` (how
         many items match); ``limit`` (the clamped limit); ``filters`` (:func:`page_filters`, novelty resolved);
-        ``issue_types`` (every issue type of the scope, sorted); ``annotators`` (names, empty for a
-        single-annotator run); ``progress`` (:class:`labelgate.services.review.ReviewProgress`: its
+        ``issue_types`` (every issue type of the scope, sorted); ``label_kinds`` (how many label issues of the scope
+        are of each kind, ``{"mislabelled": n, "ambiguous": n}``, kinds with none left out); ``annotators`` (names,
+        empty for a single-annotator run); ``progress`` (:class:`labelgate.services.review.ReviewProgress`: its
         :meth:`~labelgate.services.review.ReviewProgress.to_dict` where the page sends it as JSON). Everything
         but ``progress`` is plain data.
 
@@ -83,14 +85,22 @@ def review_page_data(
         "limit": limit,
         "filters": page_filters(f),
         "issue_types": sorted({t for ts in everything["issue_types"] for t in ts}),
+        "label_kinds": label_kind_counts(everything),
         "annotators": review.run_annotators(con, run_id),
         "progress": review.review_progress(con, run_id),
     }
 
 
+def label_kind_counts(items: Any) -> dict[str, int]:
+    """How many of ``items`` (:func:`labelgate.services.review.review_items`) are flagged label issues of each kind
+    (:data:`labelgate.core.ambiguity.LABEL_KINDS` order; kinds with no row left out)."""
+    flagged = items[items["issue_types"].map(lambda ts: "label" in ts)]
+    return kind_counts(kinds=flagged["label_kind"])
+
+
 def page_filters(filters: review.ReviewFilters) -> dict[str, str]:
     """The review page's filter values, named as its form's fields: ``{scope, issue_type, given, suggested, status,
-    q, novelty, annotator}``, each a string (None becomes ``""``; ``status`` None becomes ``all``)."""
+    q, novelty, annotator, label_kind}``, each a string (None becomes ``""``; ``status`` None becomes ``all``)."""
     f = filters
     return {
         "scope": f.scope,
@@ -101,6 +111,7 @@ def page_filters(filters: review.ReviewFilters) -> dict[str, str]:
         "q": f.query or "",
         "novelty": f.novelty or "",
         "annotator": f.annotator or "",
+        "label_kind": f.label_kind or "",
     }
 
 

@@ -64,7 +64,7 @@ def copy_detection(con: duckdb.DuckDBPyConnection, source_run: str, run_id: str)
         [run_id, source_run],
     )
     cols = "row_id, issue_type, score, is_issue, given_label, suggested_label, suggested_prob, reason, " + (
-        "related_row_id, model_prob"
+        "related_row_id, model_prob, label_kind, ambiguity"
     )
     con.execute(
         f"""INSERT INTO issues (run_id, {cols}) SELECT ?, {cols} FROM issues
@@ -123,6 +123,18 @@ def count_label_issues(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
     return int(
         scalar(con, "SELECT count(*) FROM issues WHERE run_id = ? AND issue_type = 'label' AND is_issue", [run_id])
     )
+
+
+def count_label_issues_by_kind(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, int]:
+    """The number of flagged ``label`` issues of ``run_id`` per kind (``mislabelled``, ``ambiguous``; issues without a
+    kind, e.g. multi-annotator consensus issues, are not counted), kinds in name order."""
+    rows = con.execute(
+        """SELECT label_kind, count(*) FROM issues
+           WHERE run_id = ? AND issue_type = 'label' AND is_issue AND label_kind IS NOT NULL
+           GROUP BY label_kind ORDER BY label_kind""",
+        [run_id],
+    ).fetchall()
+    return {str(kind): int(n) for kind, n in rows}
 
 
 def save_detection(
@@ -185,18 +197,20 @@ def flagged_row_ids(con: duckdb.DuckDBPyConnection, *, run_id: str, issue_type: 
 
 
 def top_label_issues(con: duckdb.DuckDBPyConnection, *, run_id: str, limit: int) -> pd.DataFrame:
-    """The ``limit`` flagged ``label`` issues of ``run_id`` with the lowest score (the likeliest wrong labels).
+    """The first ``limit`` flagged ``label`` issues of ``run_id`` in the review queue's order: the likely mislabelled
+    ones (and those without a kind) by lowest score, then the ambiguous ones by lowest score
+    (:func:`labelgate.core.ambiguity.queue_order`).
 
     Columns: row_id, text, given_label, suggested_label, suggested_prob (3 decimals), label_score (4 decimals),
-    reason.
+    label_kind, reason.
     """
     return query_df(
         con,
         """SELECT i.row_id, r.text, i.given_label, i.suggested_label, round(i.suggested_prob, 3) AS suggested_prob,
-                  round(i.score, 4) AS label_score, i.reason
+                  round(i.score, 4) AS label_score, i.label_kind, i.reason
            FROM issues i JOIN valid_rows r ON r.run_id = i.run_id AND r.row_id = i.row_id
            WHERE i.run_id = ? AND i.issue_type = 'label' AND i.is_issue
-           ORDER BY i.score ASC, i.row_id LIMIT ?""",
+           ORDER BY coalesce(i.label_kind = 'ambiguous', false), i.score ASC, i.row_id LIMIT ?""",
         [run_id, limit],
     )
 
@@ -206,7 +220,7 @@ def issue_rows(con: duckdb.DuckDBPyConnection, *, run_id: str, flagged_only: boo
     once, its issue columns null). ``flagged_only``: only rows some detector flagged.
 
     Columns: id, text, label, source_line, issue_type, score, is_issue, given_label, suggested_label,
-    suggested_prob, model_prob, reason, related_row_id.
+    suggested_prob, model_prob, reason, related_row_id, label_kind, ambiguity.
     """
     flagged_filter = (
         "AND EXISTS (SELECT 1 FROM issues f WHERE f.run_id = r.run_id AND f.row_id = r.row_id AND f.is_issue)"
@@ -216,7 +230,8 @@ def issue_rows(con: duckdb.DuckDBPyConnection, *, run_id: str, flagged_only: boo
     return query_df(
         con,
         f"""SELECT r.row_id AS id, r.text, r.label, r.source_line, i.issue_type, i.score, i.is_issue,
-                   i.given_label, i.suggested_label, i.suggested_prob, i.model_prob, i.reason, i.related_row_id
+                   i.given_label, i.suggested_label, i.suggested_prob, i.model_prob, i.reason, i.related_row_id,
+                   i.label_kind, i.ambiguity
             FROM valid_rows r LEFT JOIN issues i ON i.run_id = r.run_id AND i.row_id = r.row_id
             WHERE r.run_id = ? {flagged_filter}""",
         [run_id],

@@ -9,7 +9,7 @@ import duckdb
 
 from labelgate.store.base import transaction
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 11
 
 
 _MIGRATIONS: dict[int, list[str]] = {
@@ -268,6 +268,15 @@ _MIGRATIONS: dict[int, list[str]] = {
         """UPDATE decisions SET no_decision = regexp_matches(coalesce(reason, ''), '^undo of #[0-9]+: no decision')""",
         # and why a label was left out, as a kind (labelgate.core.annotators.KIND_*) beside the reason's words
         "ALTER TABLE annotations ADD COLUMN reason_kind VARCHAR",
+    ],
+    # 10: reserved for another branch's migration (the lead merges it here; this placeholder changes nothing)
+    10: [],
+    # 11: a flagged label issue's kind (labelgate.core.ambiguity: 'mislabelled', a confident disagreement, or
+    # 'ambiguous', the text supports both labels) and its ambiguity score in [0, 1]; null for other issue types,
+    # unflagged rows and runs detected before this version
+    11: [
+        "ALTER TABLE issues ADD COLUMN label_kind VARCHAR",
+        "ALTER TABLE issues ADD COLUMN ambiguity DOUBLE",
     ],
 }
 

@@ -24,6 +24,7 @@ from prefect import task
 import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
+from labelgate.core.ambiguity import kind_counts
 from labelgate.core.detect import Detection, JobRunner, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import DETECTED_TYPES
@@ -218,6 +219,7 @@ def _store(
         detection_key=key,
         detection_reused_from=None,
         approximations=approximations(len(row_ids), probs),
+        label_issues_by_kind=kind_counts(kinds=flagged.loc[flagged["issue_type"] == "label", "label_kind"]),
     )
     with store.connect(db_path) as con, store.transaction(con):
         store.save_detection(

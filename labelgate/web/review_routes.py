@@ -13,7 +13,8 @@ API (JSON in, JSON out; ``{run}`` may be ``latest``, a run id or a unique prefix
 - ``GET  /api/runs/{run}/issues`` — rows to review (query: scope, issue_type, given, suggested, status, q, limit,
   novelty: new|seen|all, the page opening on ``new`` when earlier runs of the dataset saw some of its rows;
   annotator: items that annotator labelled, for runs with several annotators; each item lists every annotator's
-  label in ``annotator_labels``)
+  label in ``annotator_labels``; label_kind: mislabelled|ambiguous, the kind of a row's label issue; the items come
+  in the review queue's order, likely mislabelled label issues before ambiguous ones)
 - ``GET  /api/runs/{run}/progress`` — reviewed / flagged counts
 - ``GET  /api/runs/{run}/decisions`` — every decision of the run (the append-only history)
 - ``POST /api/runs/{run}/decisions`` — ``{"id", "action": "keep|relabel|exclude|accept", "label"}`` or
@@ -64,6 +65,7 @@ def review_filters(
     limit: int | None = None,
     novelty: str | None = None,
     annotator: str | None = None,
+    label_kind: str | None = None,
 ) -> review.ReviewFilters:
     """The review filters of a request's query string (the review page and ``GET /api/runs/{run}/issues``): one
     :class:`labelgate.services.review.ReviewFilters`, ``q`` its ``query`` (a value that is not allowed is a 400
@@ -78,6 +80,7 @@ def review_filters(
         limit=limit,
         novelty=novelty,
         annotator=annotator,
+        label_kind=label_kind,
     )
 
 

@@ -43,3 +43,15 @@ def test_the_table_fits_the_width_left_aligned_with_decisions(tiny_run, width: i
     assert all(len(line) <= width for line in out[1:]), max(len(line) for line in out)
     assert all(not line.startswith(" ") for line in rows)  # left-aligned, not right-aligned text
     assert any("(policy)" in line for line in rows)
+
+
+def test_label_issues_show_their_kind(tiny_run) -> None:
+    rows = list(csv.DictReader(io.StringIO(_issues(tiny_run, "--format", "csv"))))
+    labels = [r for r in rows if "label" in r["issue_types"].split(",")]
+    assert labels and all(r["label_kind"] in ("mislabelled", "ambiguous") for r in labels)
+    assert all(0.0 <= float(r["ambiguity"]) <= 1.0 for r in labels)
+    assert all(not r["label_kind"] for r in rows if r not in labels)
+    table = _issues(tiny_run, "--format", "table", "--width", "200").splitlines()
+    assert " kind " in table[1]
+    by_id = {line.split()[0]: line for line in table[2:]}
+    assert all(f" {r['label_kind']} " in by_id[r["id"]] for r in labels)

@@ -164,3 +164,17 @@ def test_undecided_status_steps_through_the_rest_and_the_counts_come_from_the_pr
     assert f"1 / {len(order)} reviewed · row 1 of {len(order) - 1}" in text
     assert f"finish: 1 of {len(order)} flagged rows reviewed." in text and "finish cancelled" in text
     assert f"quit: 1 decisions saved for run {session.run_id}" in text
+
+
+def test_a_label_issue_names_its_kind_and_the_order_is_the_queues(db: str) -> None:
+    with store.connect(db) as con:
+        run_id = store.resolve_run(con)
+        items = review.review_items(con, run_id)
+    labels = items[items["issue_types"].map(lambda t: "label" in t)]
+    kinds = labels["label_kind"].tolist()
+    assert kinds and kinds == sorted(kinds, key=lambda k: k == "ambiguous")  # mislabelled first
+    first = items.index[items["id"] == labels["id"].iloc[0]][0]
+    result = CliRunner().invoke(main, ["review", "--db", db], input="j" * first + "x")
+    assert result.exit_code == 0, result.output
+    name = "likely mislabelled" if kinds[0] == "mislabelled" else "ambiguous"
+    assert f"label ({name})" in result.output

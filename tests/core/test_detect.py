@@ -274,8 +274,12 @@ def test_detect_all_writes_one_shape_for_every_detector():
         "reason",
         "related_row_id",
         "model_prob",
+        "label_kind",
+        "ambiguity",
     ]
     assert not issues.duplicated(["row_id", "issue_type"]).any()
+    others = issues[issues["issue_type"] != "label"]
+    assert others["label_kind"].isna().all() and others["ambiguity"].isna().all()  # label issues' columns only
     assert issues["score"].dropna().between(0, 1).all()
     flagged = issues[issues["is_issue"]].set_index(["row_id", "issue_type"])
     assert flagged.loc[("r005", "exact_duplicate"), "related_row_id"] == "r004"
@@ -296,6 +300,8 @@ def test_label_issue_rows_match_find_label_issues():
     pd.testing.assert_series_equal(
         label["is_issue"].rename("is_label_issue"), wide["is_label_issue"], check_names=False
     )
+    pd.testing.assert_series_equal(label["label_kind"], wide["label_kind"].astype(object), check_names=False)
+    assert label.loc[label["is_issue"], "label_kind"].notna().all() and label["ambiguity"].between(0, 1).all()
 
 
 @pytest.mark.parametrize("cap", [None, 40])

@@ -24,6 +24,7 @@ NO_FILTERS = {
     "q": "",
     "novelty": "",
     "annotator": "",
+    "label_kind": "",
 }
 
 
@@ -116,7 +117,15 @@ def test_the_issue_list_counts_every_match_and_returns_the_first_limit(tiny_run)
 def test_page_filters_name_the_forms_fields_and_show_no_filter_as_empty() -> None:
     assert review_page.page_filters(ReviewFilters()) == NO_FILTERS
     full = ReviewFilters(
-        scope="all", issue_type="label", given="a", suggested="b", status="", query="x", novelty="new", annotator="c"
+        scope="all",
+        issue_type="label",
+        given="a",
+        suggested="b",
+        status="",
+        query="x",
+        novelty="new",
+        annotator="c",
+        label_kind="ambiguous",
     )
     assert review_page.page_filters(full) == {
         "scope": "all",
@@ -127,6 +136,7 @@ def test_page_filters_name_the_forms_fields_and_show_no_filter_as_empty() -> Non
         "q": "x",
         "novelty": "new",
         "annotator": "c",
+        "label_kind": "ambiguous",
     }
 
 

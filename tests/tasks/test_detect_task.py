@@ -31,6 +31,10 @@ def test_every_valid_row_has_a_label_row_and_flags_carry_reasons(warm_run):
     assert flagged["reason"].notna().all()
     assert warm_run["label_issues"] == int(label["is_issue"].sum())
     assert warm_run["issues_by_type"]["exact_duplicate"] >= 1
+    kinds = label.loc[label["is_issue"], "label_kind"]
+    assert set(kinds) <= {"mislabelled", "ambiguous"} and label["ambiguity"].between(0, 1).all()
+    assert warm_run["label_issues_by_kind"] == kinds.value_counts().to_dict()
+    assert sum(warm_run["label_issues_by_kind"].values()) == warm_run["label_issues"]
     assert len(frame) == len(valid) and frame["flagged"].iloc[0]
     assert list(frame.columns[:6]) == ["id", "text", "given_label", "suggested_label", "label_score", "is_label_issue"]
     assert frame["severity"].is_monotonic_decreasing or frame["flagged"].is_monotonic_decreasing

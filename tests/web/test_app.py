@@ -209,3 +209,22 @@ def test_each_annotators_label_is_listed_and_the_page_filters_by_annotator(db: s
 def test_a_single_label_run_has_no_annotator_filter(client: TestClient, tiny_run) -> None:
     page = client.get(f"/runs/{tiny_run.run_id}", params={"novelty": "all"}).text
     assert '<select name="annotator">' not in page and 'class="annotators"' not in page
+
+
+def test_label_issues_carry_a_kind_badge_and_filter(client: TestClient) -> None:
+    items = client.get("/api/runs/latest/issues", params={"issue_type": "label"}).json()["items"]
+    kinds = {it["id"]: it["label_kind"] for it in items}
+    assert kinds and set(kinds.values()) <= {"mislabelled", "ambiguous"}
+    html = client.get("/runs/latest").text
+    assert 'name="label_kind"' in html
+    for rid, kind in kinds.items():
+        row = html[html.index(f'data-id="{rid}"') :]
+        row = row[: row.index("</tr>")]
+        assert f'data-kind="{kind}"' in row
+        assert ("likely mislabelled" if kind == "mislabelled" else "ambiguous") in row
+    kind = next(iter(kinds.values()))
+    only = client.get("/api/runs/latest/issues", params={"label_kind": kind}).json()
+    assert {it["id"] for it in only["items"]} == {r for r, k in kinds.items() if k == kind}
+    page = client.get("/runs/latest", params={"label_kind": kind}).text
+    assert page.count('<tr class="item') == only["count"]
+    assert client.get("/api/runs/latest/issues", params={"label_kind": "bogus"}).status_code == 400
