@@ -269,7 +269,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         # and why a label was left out, as a kind (labelgate.core.annotators.KIND_*) beside the reason's words
         "ALTER TABLE annotations ADD COLUMN reason_kind VARCHAR",
     ],
-    # 10: reserved for another branch's migration (the lead merges it here; this placeholder changes nothing)
+    # 10: no change (the number was reserved for a branch that turned out to need no migration)
     10: [],
     # 11: a flagged label issue's kind (labelgate.core.ambiguity: 'mislabelled', a confident disagreement, or
     # 'ambiguous', the text supports both labels) and its ambiguity score in [0, 1]; null for other issue types,
