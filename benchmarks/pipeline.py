@@ -24,6 +24,10 @@ Measured in the same run:
 
 ``--skip-recipe`` leaves the recipe out (for sizes where only labelgate's figures are wanted).
 
+``--prefect-home DIR`` runs labelgate with that ``PREFECT_HOME`` (created on first use, kept): a user's later runs,
+whose Prefect database exists, instead of the first run on a machine (the default: a new one, whose database
+migrations the ephemeral API's start includes).
+
 ``--data DIR`` runs a real file instead of generated texts: ``DIR/train.csv`` (``id, text, label``) is the input, and
 ``DIR/train_truth.csv`` (``id, true_label``) scores the flags (read by this benchmark only, never by labelgate).
 ``--rows N`` then takes the first N rows (default: all). ::
@@ -193,11 +197,12 @@ def quality(flags: np.ndarray, scores: np.ndarray, is_error: np.ndarray) -> dict
     }
 
 
-def run_labelgate(csv: Path, work: Path) -> tuple[dict, float, float]:
-    """``(the run's --json figures, wall seconds, peak RSS GiB)`` of a cold ``labelgate run`` in a child process."""
+def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float]:
+    """``(the run's --json figures, wall seconds, peak RSS GiB)`` of a cold ``labelgate run`` in a child process
+    (a new ``PREFECT_HOME`` unless ``prefect_home`` is given)."""
     env = {
         **os.environ,
-        "PREFECT_HOME": str(work / "prefect"),
+        "PREFECT_HOME": str(prefect_home or work / "prefect"),
         "LABELGATE_PROGRESS": "0",
         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
@@ -270,6 +275,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-recipe", action="store_true")
     ap.add_argument("--data", type=Path, default=None, help="a folder with train.csv and train_truth.csv")
+    ap.add_argument("--prefect-home", type=Path, default=None, help="reuse this PREFECT_HOME (default: a new one)")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     if args.data is not None:
@@ -281,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     result: dict = {
         "benchmark": "pipeline",
         "data": "generated" if args.data is None else args.data.name,
+        "prefect_home": "new" if args.prefect_home is None else "existing",
         "rows": len(frame),
         "classes": int(frame["label"].nunique()),
         "noise_rate": round(float(is_error.mean()), 4),
@@ -291,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(tmp)
         csv = work / "data.csv"
         frame.to_csv(csv, index=False)
-        figures, wall, rss = run_labelgate(csv, work)
+        figures, wall, rss = run_labelgate(csv, work, args.prefect_home)
         labels = label_issues(work / "lg.duckdb", figures["run_id"])
         lg: dict = {
             "wall_seconds": round(wall, 1),
