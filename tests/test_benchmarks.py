@@ -121,3 +121,21 @@ def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -
     for quality in (lg["quality"], recipe["quality"]):
         assert 0.0 <= quality["precision"] <= 1.0 and 0.0 <= quality["recall"] <= 1.0
     assert out["ratio"] == round(lg["wall_seconds"] / recipe["wall_seconds"], 2)
+
+
+def test_pipeline_benchmark_reads_a_real_folder_and_scores_it_by_its_truth_file(tmp_path: Path) -> None:
+    """``--data DIR``: the first ``--rows`` rows of ``train.csv``, each with its true label from ``train_truth.csv``
+    (matched by id, not by position)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pipeline_bench", REPO / "benchmarks" / "pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "train.csv").write_text("id,text,label,extra\na,first text,x,1\nb,second text,y,2\nc,third,x,3\n")
+    (tmp_path / "train_truth.csv").write_text("id,true_label\nc,y\nb,y\na,x\n")
+    frame, truth = module.read_data(tmp_path, 2)
+    assert list(frame.columns) == ["id", "text", "label"]
+    assert list(frame["id"]) == ["a", "b"]
+    assert list(truth) == ["x", "y"]
+    frame, truth = module.read_data(tmp_path, None)
+    assert list(truth) == ["x", "y", "y"]
