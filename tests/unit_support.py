@@ -288,3 +288,20 @@ def annotations_frame(run_id: str, labels: list[tuple[str, str, str]]) -> pd.Dat
             "reason_kind": None,
         }
     )
+
+
+def label_issue(
+    row_id: str, given: str, suggested: str, prob: float, score: float, flagged: bool = True, reason: str | None = None
+) -> dict:
+    """One ``label`` issue record (the columns :func:`labelgate.core.policy.auto_decisions` reads), for hand-made
+    issue frames; ``reason`` defaults to the detector's sentence."""
+    return {
+        "row_id": row_id,
+        "issue_type": "label",
+        "score": score,
+        "is_issue": flagged,
+        "given_label": given,
+        "suggested_label": suggested,
+        "suggested_prob": prob,
+        "reason": reason if reason is not None else f"model disagrees: {suggested} {prob:.2f} vs given {given}",
+    }

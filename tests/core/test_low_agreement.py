@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from unit_support import label_issue
 
 from labelgate.core.annotators import low_agreement_issues, low_agreement_mask
 from labelgate.core.issues import ISSUE_COLUMNS, issue_rows
@@ -72,16 +73,9 @@ def test_low_agreement_issues_carry_the_agreement_and_a_plain_reason() -> None:
 
 
 def _label(row_id: str, given: str, suggested: str, prob: float, score: float, flagged: bool = True) -> dict:
-    return {
-        "row_id": row_id,
-        "issue_type": "label",
-        "score": score,
-        "is_issue": flagged,
-        "given_label": given,
-        "suggested_label": suggested,
-        "suggested_prob": prob,
-        "reason": f"unreliable consensus: {given} vs {suggested}",
-    }
+    return label_issue(
+        row_id, given, suggested, prob, score, flagged, reason=f"unreliable consensus: {given} vs {suggested}"
+    )
 
 
 def _issues(min_agreement: float = 0.5) -> pd.DataFrame:

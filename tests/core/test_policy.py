@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from unit_support import label_issue
 
 from labelgate.core.issues import issue_rows
 from labelgate.core.policy import DECISION_COLUMNS, auto_decisions
@@ -11,26 +12,13 @@ from labelgate.core.policy import DECISION_COLUMNS, auto_decisions
 pytestmark = pytest.mark.unit
 
 
-def _label(row_id, given, suggested, prob, score, flagged=True):
-    return {
-        "row_id": row_id,
-        "issue_type": "label",
-        "score": score,
-        "is_issue": flagged,
-        "given_label": given,
-        "suggested_label": suggested,
-        "suggested_prob": prob,
-        "reason": f"model disagrees: {suggested} {prob:.2f} vs given {given}",
-    }
-
-
 def test_every_rule_in_order():
     issues = issue_rows(
         [
-            _label("a", "x", "y", 0.95, 0.02),
-            _label("b", "x", "y", 0.55, 0.1),
-            _label("c", "x", "x", 0.9, 0.9, flagged=False),
-            _label("d", "x", "y", 0.99, 0.01),
+            label_issue("a", "x", "y", 0.95, 0.02),
+            label_issue("b", "x", "y", 0.55, 0.1),
+            label_issue("c", "x", "x", 0.9, 0.9, flagged=False),
+            label_issue("d", "x", "y", 0.99, 0.01),
             {"row_id": "d", "issue_type": "leakage", "score": 0.0, "reason": "leaks the test set: row t1"},
             {"row_id": "e", "issue_type": "exact_duplicate", "score": 0.0, "reason": "exact duplicate of row a"},
             {"row_id": "f", "issue_type": "near_duplicate", "score": 0.03, "reason": "near-duplicate of row a"},
@@ -38,7 +26,7 @@ def test_every_rule_in_order():
             {"row_id": "h", "issue_type": "empty", "score": 0.0, "reason": "empty: no words"},
             {"row_id": "i", "issue_type": "empty", "score": 0.5, "given_label": "x", "reason": "too short: 1 word"},
             {"row_id": "j", "issue_type": "too_long", "score": 0.5, "given_label": "x", "reason": "too long"},
-            _label("k", "x", "y", 0.9, 0.05),
+            label_issue("k", "x", "y", 0.9, 0.05),
             {"row_id": "k", "issue_type": "conflicting_label", "score": 0.0, "reason": "conflicting labels: x/y"},
         ]
     )
@@ -77,7 +65,7 @@ def test_exclude_threshold_and_wide_label_frames():
 
 
 def test_nothing_flagged_and_bad_thresholds():
-    assert auto_decisions(issue_rows([_label("a", "x", "x", 0.9, 0.9, flagged=False)])).empty
+    assert auto_decisions(issue_rows([label_issue("a", "x", "x", 0.9, 0.9, flagged=False)])).empty
     with pytest.raises(ValueError, match="relabel_threshold"):
         auto_decisions(issue_rows([]), relabel_threshold=1.5)
     with pytest.raises(ValueError, match="exclude_threshold"):
@@ -85,7 +73,7 @@ def test_nothing_flagged_and_bad_thresholds():
 
 
 def test_below_chance_label_issues_are_excluded_when_asked():
-    issues = issue_rows([_label("a", "x", "y", 0.45, 0.2), _label("b", "x", "y", 0.45, 0.4)])
+    issues = issue_rows([label_issue("a", "x", "y", 0.45, 0.2), label_issue("b", "x", "y", 0.45, 0.4)])
     kept = auto_decisions(issues, n_classes=3).set_index("row_id")
     assert list(kept["action"]) == ["keep", "keep"]
     d = auto_decisions(issues, exclude_below_chance=True, n_classes=3).set_index("row_id")
@@ -97,9 +85,9 @@ def test_below_chance_label_issues_are_excluded_when_asked():
 
 def test_a_confident_model_relabels_even_when_the_noise_corrected_probability_is_cautious():
     rows = [
-        {**_label("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
-        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
-        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
+        {**label_issue("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
+        {**label_issue("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
+        {**label_issue("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert list(d["action"]) == ["relabel", "keep", "relabel"]
@@ -135,7 +123,7 @@ def _conflict(row_id, other, given, other_label):
 
 
 def test_paraphrases_with_the_same_label_stay():
-    issues = issue_rows([_dup("b", "near_duplicate", "a", "x"), _label("b", "x", "x", 0.9, 0.9, flagged=False)])
+    issues = issue_rows([_dup("b", "near_duplicate", "a", "x"), label_issue("b", "x", "x", 0.9, 0.9, flagged=False)])
     d = auto_decisions(issues).set_index("row_id")
     assert list(d.index) == ["b"] and d.loc["b", "action"] == "keep" and d.loc["b", "label"] == "x"
 
@@ -156,15 +144,15 @@ def test_a_conflicting_copy_is_relabelled_to_the_stronger_copys_label_when_the_m
         _dup("b", "near_duplicate", "a", "y"),
         _conflict("a", "b", "x", "y"),
         _conflict("b", "a", "y", "x"),
-        _label("a", "x", "x", 0.9, 0.8, flagged=False),
-        _label("b", "y", "x", 0.4, 0.3, flagged=False),  # b's label is the weaker one; the model suggests x
+        label_issue("a", "x", "x", 0.9, 0.8, flagged=False),
+        label_issue("b", "y", "x", 0.4, 0.3, flagged=False),  # b's label is the weaker one; the model suggests x
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "keep" and d.loc["a", "label"] == "x"
     assert d.loc["b", "action"] == "relabel" and d.loc["b", "label"] == "x"
     assert d.loc["b", "reason"].startswith("conflict resolved: relabel y -> x, the label of its duplicate a")
     # the model suggests neither label for the weaker copy: it is excluded, the stronger one stays
-    rows[-1] = _label("b", "y", "z", 0.4, 0.3, flagged=False)
+    rows[-1] = label_issue("b", "y", "z", 0.4, 0.3, flagged=False)
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "keep" and d.loc["b", "action"] == "exclude"
     assert d.loc["b", "reason"].startswith("conflict resolved: exclude; its duplicate a keeps x")
@@ -183,8 +171,8 @@ def test_a_conflict_that_relabelling_already_resolved_is_left_alone():
     rows = [
         _conflict("a", "b", "x", "y"),
         _conflict("b", "a", "y", "x"),
-        _label("a", "x", "x", 0.9, 0.8, flagged=False),
-        _label("b", "y", "x", 0.9, 0.05),  # b is a label issue relabelled to x: the pair agrees now
+        label_issue("a", "x", "x", 0.9, 0.8, flagged=False),
+        label_issue("b", "y", "x", 0.9, 0.05),  # b is a label issue relabelled to x: the pair agrees now
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "keep"
@@ -195,9 +183,9 @@ def test_a_conflict_that_relabelling_already_resolved_is_left_alone():
 def test_an_outlier_that_is_a_confident_label_issue_is_relabelled_not_dropped():
     rows = [
         {"row_id": "a", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far from its class"},
-        _label("a", "x", "y", 0.9, 0.05),
+        label_issue("a", "x", "y", 0.9, 0.05),
         {"row_id": "b", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far from its class"},
-        _label("b", "x", "y", 0.2, 0.05),
+        label_issue("b", "x", "y", 0.2, 0.05),
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
     assert d.loc["a", "action"] == "relabel" and "also outlier" in d.loc["a", "reason"]
@@ -223,9 +211,9 @@ def test_gate_settings_decide_as_the_keyword_thresholds_do():
     from labelgate.core.policy import GateSettings
 
     rows = [
-        {**_label("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},
-        {**_label("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
-        {**_label("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
+        {**label_issue("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},
+        {**label_issue("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
+        {**label_issue("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
     ]
     by_keywords = auto_decisions(issue_rows(rows), model_threshold=None, relabel_threshold=0.8)
     by_settings = auto_decisions(issue_rows(rows), settings=GateSettings(model_threshold=None, relabel_threshold=0.8))
