@@ -94,7 +94,8 @@ def review_page_data(
 def label_kind_counts(items: Any) -> dict[str, int]:
     """How many of ``items`` (:func:`labelgate.services.review.review_items`) are flagged label issues of each kind
     (:data:`labelgate.core.ambiguity.LABEL_KINDS` order; kinds with no row left out)."""
-    flagged = items[items["issue_types"].map(lambda ts: "label" in ts)]
+    is_label = items["issue_types"].map(lambda ts: "label" in ts).astype(bool)  # bool even when items is empty
+    flagged = items.loc[is_label]
     return kind_counts(kinds=flagged["label_kind"])
 
 

@@ -150,3 +150,18 @@ def test_policy_thresholds_take_the_runs_values_else_the_defaults() -> None:
     assert review_page.policy_thresholds({"relabel_model_threshold": "0.7"})["model_threshold"] == 0.7
     kept = review_page.policy_thresholds({"relabel_model_threshold": 0.7})
     assert kept["relabel_threshold"] == defaults["relabel_threshold"]
+
+
+def test_label_kind_counts_of_no_items_is_empty() -> None:
+    """A run without issues (a failed run) lists no items: its kind counts are empty, not a KeyError (an empty
+    object mask used to select no *columns*)."""
+    import pandas as pd
+
+    from labelgate.services.review_page import label_kind_counts
+
+    empty = pd.DataFrame({"issue_types": pd.Series([], dtype=object), "label_kind": pd.Series([], dtype=object)})
+    assert label_kind_counts(empty) == {}
+    items = pd.DataFrame(
+        {"issue_types": [["label"], ["near_duplicate"], ["label"]], "label_kind": ["ambiguous", None, "ambiguous"]}
+    )
+    assert label_kind_counts(items) == {"ambiguous": 2}
