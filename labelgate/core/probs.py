@@ -536,8 +536,13 @@ def _run_member(plan: OofPlan, job: OofJob) -> np.ndarray:
     raise ValidationError(f"unknown detector member {job.member!r}; choose from {list(MEMBERS)}")
 
 
+def _given_log_probs(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Each row's log-probability of its label ``y`` (clipped at 1e-12), shape ``(n_rows,)``."""
+    return np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))
+
+
 def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+    return float(-_given_log_probs(probs, y).mean())
 
 
 def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: int) -> float:
@@ -546,8 +551,7 @@ def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: 
     row order) without assembling it."""
     logs = np.zeros(len(y), dtype=np.float64)
     for test, part in parts:
-        q = _normalise(part[:, :, g])
-        logs[test] = np.log(np.clip(q[np.arange(len(test)), y[test]], 1e-12, 1.0))
+        logs[test] = _given_log_probs(_normalise(part[:, :, g]), y[test])
     return float(-logs.mean())
 
 
@@ -575,7 +579,6 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
         for test, part in parts[m]:
             p[test] = part if best is None else part[:, :, best]
         out[m] = _normalise(p)
-    del parts
     probs, temperature = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
     chosen["temperature"] = round(temperature, 4)
     members = plan.members
