@@ -15,7 +15,9 @@ Measured in the same run:
 
 - ``labelgate``: ``labelgate run data.csv --json`` in a child process (cold: a fresh database and Prefect home),
   default settings: wall seconds, the run's per-stage seconds (``seconds_by_stage`` when the run reports them, else
-  what its metrics hold), peak RSS of the child (``ru_maxrss``), rows/s, and detection quality on the flips
+  what its metrics hold), peak RSS of its largest process (``ru_maxrss``: the run's own process or one detect
+  worker) and the peak of the summed RSS of its whole process tree (``peak_tree_rss_gib``: the run, its detect
+  workers and Prefect's ephemeral server, sampled every 0.25 s), rows/s, and detection quality on the flips
   (label issues of the run against the flipped rows: precision, recall, F1, precision@100).
 - ``recipe``: the published recipe's own work on the same texts in this process: encode with the same model
   (sentence-transformers, default batch), 10-fold logistic regression, cleanlab ``find_label_issues``; wall
@@ -197,9 +199,10 @@ def quality(flags: np.ndarray, scores: np.ndarray, is_error: np.ndarray) -> dict
     }
 
 
-def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float]:
-    """``(the run's --json figures, wall seconds, peak RSS GiB)`` of a cold ``labelgate run`` in a child process
-    (a new ``PREFECT_HOME`` unless ``prefect_home`` is given)."""
+def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float, float | None]:
+    """``(the run's --json figures, wall seconds, peak RSS GiB of its largest process, peak GiB of its process tree's
+    summed RSS)`` of a cold ``labelgate run`` in a child process (a new ``PREFECT_HOME`` unless ``prefect_home`` is
+    given)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home or work / "prefect"),
@@ -209,13 +212,58 @@ def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tu
     cmd = [sys.executable, "-m", "labelgate.cli", "run", str(csv), "--db", str(work / "lg.duckdb"), "--out",
            str(work / "out"), "--json"]  # fmt: skip
     started = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        sampler = TreeRss(child.pid)
+        stdout, stderr = child.communicate()
+        sampler.stop()
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"labelgate run failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if child.returncode != 0:
+        raise SystemExit(f"labelgate run failed ({child.returncode}): {stderr.strip()[-2000:]}")
+    figures = json.loads(stdout.strip().splitlines()[-1])
     rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return figures, wall, rss_gib
+    return figures, wall, rss_gib, sampler.peak_gib
+
+
+class TreeRss:
+    """Peak of the summed RSS of process ``pid`` and all its descendants (the detect workers, Prefect's server),
+    sampled every ``interval`` seconds on a thread; ``peak_gib`` is None without ``psutil``."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        import threading
+
+        self.peak_gib: float | None = None
+        self._done = threading.Event()
+        try:
+            import psutil
+
+            self._root = psutil.Process(pid)
+        except Exception:  # psutil missing or the child already gone: no tree figure
+            return
+        self.peak_gib = 0.0
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        import psutil
+
+        while not self._done.is_set():
+            total = 0
+            try:
+                procs = [self._root, *self._root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for proc in procs:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_gib = max(self.peak_gib or 0.0, total / 2**30)
+            self._done.wait(interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.peak_gib is not None:
+            self._thread.join()
 
 
 def label_issues(db: Path, run_id: str) -> pd.DataFrame:
@@ -298,12 +346,13 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(tmp)
         csv = work / "data.csv"
         frame.to_csv(csv, index=False)
-        figures, wall, rss = run_labelgate(csv, work, args.prefect_home)
+        figures, wall, rss, tree_rss = run_labelgate(csv, work, args.prefect_home)
         labels = label_issues(work / "lg.duckdb", figures["run_id"])
         lg: dict = {
             "wall_seconds": round(wall, 1),
             "rows_per_second": round(len(frame) / wall, 1),
             "peak_rss_gib": round(rss, 2),
+            "peak_tree_rss_gib": None if tree_rss is None else round(tree_rss, 2),
             "label_issues": figures.get("label_issues"),
             **run_figures(work / "lg.duckdb", figures["run_id"]),
         }

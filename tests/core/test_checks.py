@@ -165,3 +165,47 @@ def test_any_text_survives_the_table_round_trip(fmt: str, texts: list[str]) -> N
     )
     report = check_table(table_bytes(frame, fmt), fmt, frame, file=f"cleaned.{fmt}")  # type: ignore[arg-type]
     assert report.ok, report.errors
+
+
+class _CountingCounter:
+    """A tokenizer that counts characters and records how it was called."""
+
+    name = "chars"
+    description = "characters"
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def count_many(self, texts):
+        texts = list(texts)
+        self.calls.append(len(texts))
+        return [len(t) for t in texts]
+
+
+def test_every_distinct_string_of_a_file_is_counted_in_one_call() -> None:
+    """A file's strings go to the tokenizer in one batch, each distinct one once (a call per example cost more than
+    the counting on large files), and the counts are those of counting each example on its own."""
+    inner = _CountingCounter()
+    report, examples = check_jsonl(
+        _file("openai-chat", n=40),
+        get_format("openai-chat"),
+        TPL,
+        file="t",
+        split="train",
+        counter=CachedCounter(inner),
+    )
+    assert inner.calls == [40 + 2 + 1 + 3]  # 40 distinct texts, 2 answers, 1 system prompt, 3 role names
+    alone = CachedCounter(_CountingCounter())
+    totals = [
+        check_jsonl(
+            to_jsonl([get_format("openai-chat").record(ex, TPL)])[0],
+            get_format("openai-chat"),
+            TPL,
+            file="one",
+            split="val",
+            counter=alone,
+        )[0].stats["tokens_per_example"]["max"]
+        for ex in examples
+    ]
+    assert report.stats["tokens_per_example"]["max"] == max(totals)
+    assert report.stats["tokens_per_example"]["min"] == min(totals)

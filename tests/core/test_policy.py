@@ -222,3 +222,26 @@ def test_gate_settings_decide_as_the_keyword_thresholds_do():
         auto_decisions(issue_rows(rows), settings=GateSettings(), conflicts="keep")
     with pytest.raises(TypeError, match="unknown keyword arguments"):
         auto_decisions(issue_rows(rows), relabel=0.5)
+
+
+def test_a_rows_issues_are_read_together_wherever_they_sit_in_the_table():
+    """The issues of one row need not be adjacent (the store lists them by issue type): the decision combines them,
+    the rows come out sorted by id, and a shuffled table decides exactly as the ordered one."""
+    records = [
+        {"row_id": "r2", "issue_type": "near_duplicate", "score": 0.03, "reason": "near-duplicate of row r9"},
+        label_issue("r1", "x", "y", 0.95, 0.02),
+        {"row_id": "r3", "issue_type": "outlier", "score": 0.3, "reason": "outlier: far"},
+        label_issue("r2", "x", "y", 0.9, 0.05),
+        {"row_id": "r1", "issue_type": "too_long", "score": 0.5, "given_label": "x", "reason": "too long"},
+        label_issue("r3", "x", "y", 0.2, 0.3),
+        {"row_id": "r1", "issue_type": "leakage", "score": 0.0, "reason": "leaks the test set: row t1"},
+    ]
+    issues = issue_rows(records)
+    d = auto_decisions(issues)
+    assert list(d["row_id"]) == ["r1", "r2", "r3"]
+    by_row = d.set_index("row_id")
+    assert by_row.loc["r1", "action"] == "exclude" and by_row.loc["r1", "reason"].startswith("leakage")
+    assert by_row.loc["r2", "action"] == "relabel" and "also near-duplicate of row r9" in by_row.loc["r2", "reason"]
+    assert by_row.loc["r3", "action"] == "exclude" and by_row.loc["r3", "reason"].startswith("outlier")
+    shuffled = issue_rows(records[::-1])
+    pd.testing.assert_frame_equal(auto_decisions(shuffled), d)
