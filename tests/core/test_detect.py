@@ -379,3 +379,18 @@ def test_lexical_members_fall_back_to_the_class_prior_without_ngrams():
     # n-grams exist, but none is frequent enough in any training fold
     plan = plan_oof(None, labels, texts=[f"w{i}" for i in range(12)], members=["words", "chars"], n_folds=3)
     assert run_oof_job(plan, probs.OofJob("words", 0)).tolist() == [[0.5, 0.5]] * 4
+
+
+def test_jobs_list_the_costliest_member_first_each_members_folds_in_order():
+    """Workers take jobs in plan order: the slow `chars` fits first, so no worker is left with one at the end; each
+    member's folds stay in fold order (combine_oof reads them so: the probabilities do not depend on it)."""
+    from labelgate.core.probs import JOB_COST_ORDER
+
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 30)
+    texts = [f"row {i} says {'yes' if v else 'no'} please" for i, v in enumerate(y)]
+    F = rng.normal(0, 1, (60, 6)).astype(np.float32)
+    plan = plan_oof(F, [str(v) for v in y], texts=texts, layer_features=F, n_folds=3)
+    assert plan.members == ("embedding", "words", "chars", "layers")  # the results keep the members' own order
+    assert [(j.member, j.fold) for j in plan.jobs] == [(m, f) for m in JOB_COST_ORDER for f in range(3)]
+    assert list(combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs]).members) == list(plan.members)
