@@ -48,8 +48,9 @@ from labelgate.errors import ValidationError
 MEMBERS = ("embedding", "words", "chars", "layers")
 #: the members used when none are named (``layers`` needs :func:`labelgate.embedding.encode_layers` features)
 DEFAULT_MEMBERS = ("embedding", "words", "chars", "layers")
-#: members from the costliest fit to the cheapest (the order :func:`plan_oof` lists their jobs in); measured at 3,038
-#: rows of 3 classes and 100,000 rows of 150 classes alike (seconds per fit there: 110, 48, 44, 18)
+#: every member of :data:`MEMBERS`, from the costliest fit to the cheapest (the order :func:`plan_oof` lists their jobs
+#: in); measured at 3,038 rows of 3 classes and 100,000 rows of 150 classes alike (seconds per fit there: 110, 48, 44,
+#: 18)
 JOB_COST_ORDER = ("chars", "layers", "words", "embedding")
 #: inverse regularisation strengths tried by the ``layers`` member (standardised features; a log grid)
 LAYERS_C_GRID = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02)
@@ -489,8 +490,7 @@ def plan_oof(
     members = tuple(members)
     # the costliest member's jobs first: workers taking jobs in this order finish together instead of one waiting
     # on a late `chars` fit (combine_oof reads each member's folds in fold order either way: the same bits)
-    by_cost = sorted(members, key=lambda m: JOB_COST_ORDER.index(m) if m in JOB_COST_ORDER else len(JOB_COST_ORDER))
-    jobs = tuple(OofJob(m, f) for m in by_cost for f in range(len(folds)))
+    jobs = tuple(OofJob(m, f) for m in sorted(members, key=JOB_COST_ORDER.index) for f in range(len(folds)))
     char_counts = _ngram_counts(T, **CHAR_NGRAMS) if "chars" in members else None
     char_max = char_features_cap(len(classes))
     char_capped = None
