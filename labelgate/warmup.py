@@ -20,7 +20,7 @@ were ~30 s of a ~70 s command outside the stages' own work (docs/benchmarks.md).
    process asks for), which then only connects, and stops it at exit as its own.
 
 Nothing changes in what a run computes: the stages get the same cached GX engine and model they would have
-created themselves (:func:`labelgate.gx.default_engine`, :func:`labelgate.embedding.load_model`). Where anything
+created themselves (:func:`labelgate.gx.default_engine`, :func:`labelgate.embedding.prepare`). Where anything
 of this fails (a configured ``PREFECT_API_URL``, also one from a Prefect profile; a server that does not come up;
 another Prefect version), the early server is stopped and the flow starts its API itself, as it always did, with
 Prefect's own errors. ``LABELGATE_WARM_START=0`` turns it all off.
@@ -82,7 +82,7 @@ def enabled() -> bool:
     return os.environ.get(ENABLE_ENV, "").strip().lower() not in ("0", "false", "no", "off")
 
 
-def warm_start(*, model: str, runner: str, db_path: str) -> WarmStart:
+def warm_start(*, model: str, runner: str, db_path: str, backend: str = "auto") -> WarmStart:
     """Start the ephemeral Prefect API early and, while it comes up, do the stages' first slow work here.
 
     Returns once the server answers and is handed to Prefect (or failed and was stopped: the flow's own start
@@ -94,6 +94,9 @@ def warm_start(*, model: str, runner: str, db_path: str) -> WarmStart:
             cached vectors, so the embed stage loads the model for certain; an existing one may hold them all).
         runner: ``default`` or ``dask`` (``CurateParams.runner``).
         db_path: the run's DuckDB file.
+        backend: the run's embedding backend (``CurateParams.embed_backend``): resolved here, and what encoding on
+            it needs is loaded (:func:`labelgate.embedding.prepare`: on ONNX with a standalone tokenizer, the ONNX
+            session alone, no torch).
     """
     result = WarmStart()
     if not enabled():
@@ -110,7 +113,7 @@ def warm_start(*, model: str, runner: str, db_path: str) -> WarmStart:
         ("gx context", _gx_context),
     ]
     if runner == "default" and not Path(db_path).exists():
-        steps.append(("embedding model", lambda: _load_model(model)))
+        steps.append(("embedding model", lambda: _load_model(model, backend)))
     else:
         result.skipped.append("embedding model")
     for name, step in steps:
@@ -277,10 +280,10 @@ def _gx_context() -> None:
     default_engine()
 
 
-def _load_model(model: str) -> None:
-    from labelgate.embedding import load_model
+def _load_model(model: str, backend: str) -> None:
+    from labelgate.embedding import prepare
 
-    load_model(model)
+    prepare(model, backend)
 
 
 __all__ = ["ENABLE_ENV", "EarlyServer", "WarmStart", "enabled", "warm_start"]

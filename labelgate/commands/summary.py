@@ -29,7 +29,7 @@ def curate_in_process(input_path: str, db_path: str, out_dir: str, params: Any) 
     from labelgate.warmup import warm_start
 
     with command_run():
-        warm_start(model=params.model, runner=params.runner, db_path=db_path)
+        warm_start(model=params.model, runner=params.runner, db_path=db_path, backend=params.embed_backend)
         from labelgate.flows.curate import curate_flow
 
         result = curate_flow(params)(input_path=input_path, db_path=db_path, out_dir=out_dir, params=params)

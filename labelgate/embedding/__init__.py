@@ -48,8 +48,10 @@ Modules (the names below are re-exported here; import them from ``labelgate.embe
 - :mod:`~labelgate.embedding.batching`: length-sorted token-budgeted batches, the torch batch loops;
 - :mod:`~labelgate.embedding.layers`: :func:`encode_layers`, the middle-layer features alone (the reference);
 - :mod:`~labelgate.embedding.onnx_export`: ONNX export, fusion, quantisation, verification, sessions;
+- :mod:`~labelgate.embedding.standalone`: the export's tokenizer without torch (checked against
+  sentence-transformers' on the probe texts), so an ONNX run never imports torch;
 - :mod:`~labelgate.embedding.backends`: bf16 probing, ``auto``'s choice (:func:`resolve_backend`), the checks;
-- :mod:`~labelgate.embedding.encoding`: :func:`encode` and :func:`encode_with_layers`.
+- :mod:`~labelgate.embedding.encoding`: :func:`encode`, :func:`encode_with_layers` and :func:`prepare`.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ from labelgate.embedding.batching import (
     _token_batches,
     batch_plan,
 )
-from labelgate.embedding.encoding import encode, encode_with_layers
+from labelgate.embedding.encoding import ONNX_BACKENDS, encode, encode_with_layers, prepare
 from labelgate.embedding.forward import (
     LAYERS_NEEDED_BY,
     forward_both,
@@ -138,6 +140,7 @@ from labelgate.embedding.onnx_export import (
     onnx_export_info,
     onnx_model_path,
 )
+from labelgate.embedding.standalone import StandaloneTokenizer, load_tokenizer, tokenizer_file, write_tokenizer
 
 #: the public names, then private ones kept importable from the package as before the split (benchmarks, the
 #: fine-tune trainer and tests use some; a test that patches one must patch the module that defines it)
@@ -154,12 +157,14 @@ __all__ = [
     "INT8_MIN_COSINE",
     "LAYERS_NEEDED_BY",
     "LAYERS_OUTPUT",
+    "ONNX_BACKENDS",
     "ONNX_OPSET",
     "ONNX_TOKEN_BUDGET",
     "PROBE_TEXTS",
     "THREADS_ENV",
     "TORCH_TOKEN_BUDGET",
     "Backend",
+    "StandaloneTokenizer",
     "_OnnxEncoder",
     "_agreement",
     "_batches",
@@ -209,6 +214,7 @@ __all__ = [
     "layers_unavailable",
     "load_model",
     "load_model_copy",
+    "load_tokenizer",
     "middle_layers",
     "model_key",
     "model_layers",
@@ -217,6 +223,9 @@ __all__ = [
     "onnx_export_info",
     "onnx_model_path",
     "pool_middle_layers",
+    "prepare",
     "resolve_backend",
+    "tokenizer_file",
     "transformer_parts",
+    "write_tokenizer",
 ]

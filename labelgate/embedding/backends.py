@@ -14,7 +14,8 @@ from labelgate.embedding.batching import _encode_torch, _encode_torch_both
 from labelgate.embedding.forward import model_layers, one_pass_problem
 from labelgate.embedding.layers import encode_layers
 from labelgate.embedding.models import PROBE_TEXTS, _first_line, _warn, check_backend, load_model
-from labelgate.embedding.onnx_export import FP32_MIN_COSINE, _onnx_encoder
+from labelgate.embedding.onnx_export import FP32_MIN_COSINE, _onnx_encoder, onnx_model_path
+from labelgate.embedding.standalone import tokenizer_file
 from labelgate.errors import ModelLoadError
 
 #: environment variable: ``0`` keeps ``auto`` off bfloat16 (exact fp32 arithmetic, e.g. to compare machines)
@@ -29,10 +30,33 @@ _broken: dict[tuple[str, str], str] = {}
 _layers_reason: dict[tuple[str, str], str | None] = {}
 
 
+#: x86 CPU flags (``/proc/cpuinfo``) of which oneDNN's bfloat16 check needs at least one
+BF16_CPU_FLAGS = ("avx512bw", "avx512_bf16", "amx_bf16", "avx_ne_convert")
+
+
+def cpu_flags_rule_out_bf16(cpuinfo: str | None = None) -> bool:
+    """True when ``cpuinfo`` (default: ``/proc/cpuinfo``) shows an x86 CPU with none of :data:`BF16_CPU_FLAGS`:
+    then torch's check would say no, and :func:`bf16_supported` answers without importing torch (about 3 s, and
+    the ONNX backend needs no torch at all). False when it cannot tell (no such file, not x86): ask torch."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags") and ":" in line:
+            flags = set(line.split(":", 1)[1].split())
+            return "sse2" in flags and not flags & set(BF16_CPU_FLAGS)
+    return False
+
+
 def bf16_supported() -> bool:
     """Whether this CPU runs bfloat16 matrix products natively (AMX or AVX512-BF16 via oneDNN; without it
     bf16 autocast is slower than fp32) and ``$LABELGATE_EMBED_BF16`` is not ``0``."""
     if os.environ.get(BF16_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+        return False
+    if cpu_flags_rule_out_bf16():
         return False
     try:
         import torch
@@ -154,6 +178,23 @@ def _unusable(model: str, candidate: str) -> str | None:
         return _broken[(model, candidate)]
 
 
+def _model_needed(model: str, backend: str) -> bool:
+    """Whether resolving ``backend`` (not ``torch``) loads the sentence-transformers model: not when it can only
+    become an ONNX export that is cached with its standalone tokenizer (the export's file name fingerprints the
+    model's files, so the model is there; encoding then needs no torch)."""
+    if backend == "auto":
+        variant = None if bf16_supported() else "onnx"
+    else:
+        variant = backend if backend in ("onnx", "onnx-int8") else None
+    if variant is None:
+        return True
+    try:
+        path = onnx_model_path(model, variant)
+    except Exception:  # e.g. the default model's package is missing: loading says so
+        return True
+    return not (path.exists() and tokenizer_file(path).exists())
+
+
 def resolve_backend(model: str, backend: str = "auto") -> str:
     """The backend that :func:`encode` will actually use for ``model``.
 
@@ -169,7 +210,8 @@ def resolve_backend(model: str, backend: str = "auto") -> str:
     check_backend(backend)
     if backend == "torch":
         return "torch"
-    load_model(model)  # a model that does not load is that error, not a backend fallback
+    if _model_needed(model, backend):
+        load_model(model)  # a model that does not load is that error, not a backend fallback
     if backend != "auto":
         reason = _unusable(model, backend)
         if reason is None:

@@ -12,7 +12,12 @@ from labelgate.embedding.batching import _batches, _encode_torch, _encode_torch_
 from labelgate.embedding.forward import model_layers
 from labelgate.embedding.models import _dimension, _first_line, _log, _warn, load_model
 from labelgate.embedding.onnx_export import _encode_onnx, _encode_onnx_both, _onnx_encoder
+from labelgate.embedding.standalone import write_tokenizer
 from labelgate.errors import ModelLoadError
+
+#: the backends that run an ONNX export (they tokenize without sentence-transformers when the export has a
+#: standalone tokenizer, :mod:`labelgate.embedding.standalone`)
+ONNX_BACKENDS = ("onnx", "onnx-int8")
 
 
 def encode(
@@ -77,14 +82,53 @@ def encode_with_layers(
     return _encode(model, texts, batch_size, progress, on_batch, backend, with_layers=True)
 
 
+def prepare(model: str, backend: str = "auto") -> str:
+    """Resolve ``backend`` (:func:`resolve_backend`) and load what encoding with ``model`` on it needs: the ONNX
+    session, and sentence-transformers only when the export cannot tokenize without it (or on the torch backends).
+    Returns the resolved backend. The start-up warm-up calls it while Prefect's API comes up.
+
+    Raises:
+        ConfigError: unknown ``backend``.
+        ModelLoadError: the model (or an explicitly requested backend) cannot be loaded.
+    """
+    chosen = resolve_backend(model, backend)
+    if not _tokenizes_alone(model, chosen):
+        st = load_model(model)
+        if chosen in ONNX_BACKENDS:
+            _save_tokenizer(model, chosen, st)
+    return chosen
+
+
+def _tokenizes_alone(model: str, chosen: str) -> bool:
+    """Whether ``chosen`` runs an ONNX export with a standalone tokenizer (no sentence-transformers, no torch)."""
+    if chosen not in ONNX_BACKENDS:
+        return False
+    try:
+        return _onnx_encoder(model, chosen).tokenizer is not None
+    except Exception:  # the export fails: the caller's own path reports it or falls back to torch
+        return False
+
+
+def _save_tokenizer(model: str, chosen: str, st) -> None:
+    """Give an export made before standalone tokenizers existed its tokenizer, so later runs skip torch (never
+    raises: a failing export is reported where it is used)."""
+    try:
+        write_tokenizer(st, _onnx_encoder(model, chosen).path, model=model)
+    except Exception:
+        pass
+
+
 def _layers_of(model: str, backend: str, st) -> list[int] | None:
-    """The layers to pool on ``backend`` (None: the backend cannot give them; logged once per reason)."""
+    """The layers to pool on ``backend`` (None: the backend cannot give them; logged once per reason). On the
+    ONNX backends they are the ones the export pools (its sidecar's record), so ``st`` may be None there."""
     reason = layers_unavailable(model, backend)
     if reason is not None:
         if (model, f"{backend}+layers") not in _broken:
             _broken[(model, f"{backend}+layers")] = reason
             _log.info("middle-layer features of %s not from the %s pass (%s): computed apart", model, backend, reason)
         return None
+    if backend in ONNX_BACKENDS:
+        return list(_onnx_encoder(model, backend).layers)
     return model_layers(st, model=model)
 
 
@@ -99,9 +143,12 @@ def _encode(
     with_layers: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     chosen = resolve_backend(model, backend)
-    st = load_model(model)
+    st = None if _tokenizes_alone(model, chosen) and len(texts) else load_model(model)
+    if st is not None and chosen in ONNX_BACKENDS:
+        _save_tokenizer(model, chosen, st)
     layers = _layers_of(model, chosen, st) if with_layers else None
     if len(texts) == 0:
+        assert st is not None
         hidden = int(st[0].auto_model.config.hidden_size) if layers is not None else 0
         empty = np.zeros((0, hidden), dtype=np.float32) if layers is not None else None
         return np.zeros((0, _dimension(st)), dtype=np.float32), empty
@@ -128,6 +175,7 @@ def _encode(
             _broken[(model, chosen)] = _first_line(err)
             _warn(f"labelgate: {chosen} embedding failed for {model!r} ({_first_line(err)}); using torch")
             chosen = "torch"
+            st = st if st is not None else load_model(model)
             if layers is not None:
                 layers = _layers_of(model, chosen, st)
             vectors, pooled = _encode_part(model, st, chosen, part, batch_size, progress, layers)

@@ -44,6 +44,7 @@ from labelgate.embedding.models import (
     load_model,
     model_key,
 )
+from labelgate.embedding.standalone import load_tokenizer, tokenizer_file, write_tokenizer
 from labelgate.errors import ConfigError, ModelLoadError
 
 #: environment variable naming the folder of exported ONNX models (default: the user cache dir)
@@ -131,7 +132,11 @@ def _session_options(ort):
 
 class _OnnxEncoder:
     """An ONNX Runtime session over an exported sentence-transformers pipeline (``has_layers``: the graph also
-    outputs the middle-layer features)."""
+    outputs the middle-layer features, pooled from ``layers``).
+
+    ``tokenizer`` is the export's standalone tokenizer (:mod:`labelgate.embedding.standalone`) when one was saved
+    beside it: the encoder then tokenizes without sentence-transformers, and its methods take ``st=None``.
+    Without it they need the loaded model ``st`` to tokenize."""
 
     def __init__(self, path: Path) -> None:
         import onnxruntime as ort
@@ -142,9 +147,21 @@ class _OnnxEncoder:
         outputs = [o.name for o in self.session.get_outputs()]
         self.output = outputs[0]
         self.has_layers = LAYERS_OUTPUT in outputs
+        self.tokenizer = load_tokenizer(tokenizer_file(path))
+        if self.tokenizer is not None and not set(self.inputs) <= set(self.tokenizer.features(["a"])):
+            self.tokenizer = None  # the graph needs an input only sentence-transformers gives
+        try:
+            self.layers: tuple[int, ...] = tuple(json.loads(path.with_suffix(".json").read_text()).get("layers") or ())
+        except (OSError, ValueError):
+            self.layers = ()
 
     def _feed(self, st, texts: list[str]) -> dict[str, np.ndarray]:
-        feats = _features(st, texts)
+        if self.tokenizer is not None:
+            feats: Any = self.tokenizer.features(texts)
+        elif st is None:
+            raise ModelLoadError(f"the ONNX export {self.path.name} has no standalone tokenizer: pass the model")
+        else:
+            feats = _features(st, texts)
         return {name: np.ascontiguousarray(np.asarray(feats[name], dtype=np.int64)) for name in self.inputs}
 
     def run(self, st, texts: list[str]) -> np.ndarray:
@@ -313,6 +330,7 @@ def export_onnx(model: str, variant: str = "onnx", *, force: bool = False) -> Pa
     failures: list[str] = []
     for pooled in [layers, None] if layers is not None else [None]:
         if _export_verified(model, variant, st, export_st, dest, pooled, started, failures):
+            write_tokenizer(st, dest, model=model)  # so later runs tokenize without torch
             return dest
     raise ModelLoadError(
         f"the {variant} export of embedding model {model!r} does not reproduce the torch vectors "
