@@ -9,6 +9,8 @@ different noise sensitivity on the dataset's clean test file:
   ``labelgate evaluate`` does; detection runs as ``labelgate run train.csv`` does, without ``--test``);
 - ``auto``: labelgate's default auto gate (:func:`labelgate.core.policy.auto_decisions`, ``CurateParams``
   defaults) applied with :func:`labelgate.core.export.apply_decisions`;
+- ``auto_doubtful``: the auto gate with ``exclude_doubtful`` set (``--doubtful``, default 0.3: flagged label
+  issues it does not relabel are excluded when their suggestion's noise-corrected probability is at least that);
 - ``relabel_all``: every flagged label issue relabelled to its suggestion, nothing else excluded;
 - ``drop_all``: every flagged label issue dropped;
 - ``oracle``: every row with its true label (read from the truth file: scoring only).
@@ -40,6 +42,7 @@ policies can be compared quickly; ``--no-detection-cache`` recomputes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import sys
@@ -137,9 +140,12 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
     auto = auto_decisions(issues, settings=params.gate_settings(), n_classes=n_classes)
     policy_s = time.perf_counter() - started
     truth = pd.DataFrame({"row_id": train["id"], "action": "relabel", "label": true_labels, "source": "truth"})
+    doubtful_settings = dataclasses.replace(params.gate_settings(), exclude_doubtful=args.doubtful)
+    doubtful = auto_decisions(issues, settings=doubtful_settings, n_classes=n_classes)
     gates = {
         "raw": exported(train, None, leaks),
         "auto": exported(train, auto, leaks),
+        "auto_doubtful": exported(train, doubtful, leaks),
         "relabel_all": exported(train, label_only_decisions(label_issues, "relabel"), leaks),
         "drop_all": exported(train, label_only_decisions(label_issues, "exclude"), leaks),
         "oracle": exported(train, truth, leaks),
@@ -154,6 +160,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         "test_rows": len(test),
         "label_issues_flagged": int(label_issues["is_label_issue"].sum()),
         "auto_decisions": {a: int((auto["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
+        "auto_doubtful_decisions": {a: int((doubtful["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
         "auto_excluded_by_reason": auto.loc[auto["action"] == "exclude", "reason"]
         .str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
         .fillna("other")
@@ -174,7 +181,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         gap = acc["oracle"] - acc["raw"]
         recovered = {
             g: (round((acc[g] - acc["raw"]) / gap, 3) if gap > 1e-9 else None)
-            for g in ("auto", "relabel_all", "drop_all")
+            for g in ("auto", "auto_doubtful", "relabel_all", "drop_all")
         }
         result["proxies"][proxy] = {"C": C, "accuracy": acc, "gap_recovered": recovered}
     result["seconds"] = {
@@ -251,6 +258,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sample", action="store_true", help="the bundled sample, true labels with --noise flipped")
     ap.add_argument("--noise", type=float, default=0.2, help="synthetic: fraction of labels flipped")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--doubtful", type=float, default=0.3, help="exclude_doubtful of the auto_doubtful gate (auto + that rule)"
+    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/labelgate-bench-cache"))
     ap.add_argument("--no-detection-cache", action="store_true")
     ap.add_argument("--finetune-rows", type=int, default=0, help="also fine-tune on this many sampled rows (0: off)")

@@ -84,6 +84,7 @@ SETTINGS_MAP: dict[str, tuple[str, str, dict[str, str]]] = {
             "exclude_below_chance": "exclude_below_chance",
             "near_duplicates": "near_duplicates",
             "conflicts": "conflicts",
+            "exclude_doubtful": "exclude_doubtful",
             "low_agreement": "low_agreement",
             "min_agreement": "min_agreement",
         },
@@ -291,6 +292,14 @@ class CurateParams(BaseModel):
         description="Auto gate excludes a flagged label issue it does not relabel when the class-adjusted "
         "probability of its given label is below chance (1 / number of classes); exclude_threshold, when set, "
         "takes precedence. False keeps those rows as given.",
+    )
+    exclude_doubtful: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Auto gate excludes a flagged label issue it does not relabel when the probability that its "
+        "suggestion is the true label (noise-corrected) is at least this: the given label is in doubt and the fix "
+        "is not sure (below relabel_threshold to have an effect; null keeps those rows as given).",
     )
     near_duplicates: Literal["keep", "exclude"] = Field(
         "keep",

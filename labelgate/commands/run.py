@@ -79,6 +79,12 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "below chance.  [default: keep them]",
         ),
         click.option(
+            "--exclude-doubtful",
+            type=float,
+            help="Auto gate: exclude flagged label issues it does not relabel when the probability that the "
+            "suggestion is the true label (noise-corrected) is >= this.  [default: never]",
+        ),
+        click.option(
             "--near-duplicates",
             type=click.Choice(["keep", "exclude"]),
             help="Auto gate: keep near duplicates whose labels agree (paraphrases) or exclude the later copies.  "

@@ -17,9 +17,11 @@ keeping. Per row, first matching rule wins (every decision quotes the detector's
    noise-corrected probability that the suggestion is the true label (``suggested_prob``,
    :func:`labelgate.core.detect.true_label_posterior`) is at least ``relabel_threshold``, or the model's own
    probability of it (``model_prob``) is at least ``model_threshold``.
-6. ``label`` issue otherwise -> exclude when its label score is below ``exclude_threshold`` (or, when that
-   is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given label
-   less likely than a guess, and there is no confident replacement), else keep.
+6. ``label`` issue otherwise -> exclude when ``exclude_doubtful`` is set and ``suggested_prob`` is at least it
+   (the suggestion is a real contender for the true label, but not more likely than not: the given label is in
+   doubt and the fix is not sure; off by default), or when its label score is below ``exclude_threshold`` (or,
+   when that is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given
+   label less likely than a guess, and there is no confident replacement), else keep.
 7. ``near_duplicate`` -> keep (a paraphrase; ``near_duplicates="exclude"`` drops later copies instead).
 8. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
 
@@ -108,6 +110,9 @@ class GateSettings:
             (0..1); ``None`` defers to ``exclude_below_chance``.
         exclude_below_chance: with ``exclude_threshold`` None, exclude a label issue that is not relabelled when
             its label score is below ``1 / n_classes``.
+        exclude_doubtful: exclude a label issue that is not relabelled when ``suggested_prob`` (the
+            noise-corrected probability that its suggestion is the true label) is at least this (0..1, below
+            ``relabel_threshold`` to have an effect; ``None``, the default, turns the rule off).
         near_duplicates: one of :data:`NEAR_DUPLICATE_ACTIONS`: ``keep`` (paraphrases stay) or ``exclude`` (later
             copies are dropped).
         conflicts: one of :data:`CONFLICT_ACTIONS`: ``resolve``, ``keep`` or ``exclude`` duplicates whose final
@@ -137,6 +142,7 @@ class GateSettings:
     model_threshold: float | None = 0.6
     exclude_threshold: float | None = None
     exclude_below_chance: bool = False
+    exclude_doubtful: float | None = None
     near_duplicates: str = "keep"
     conflicts: str = "resolve"
     low_agreement: str = "keep"
@@ -146,6 +152,7 @@ class GateSettings:
         _check("relabel_threshold", self.relabel_threshold)
         _check("model_threshold", self.model_threshold, optional=True)
         _check("exclude_threshold", self.exclude_threshold, optional=True)
+        _check("exclude_doubtful", self.exclude_doubtful, optional=True)
         if not isinstance(self.exclude_below_chance, bool):
             raise SettingsError(f"exclude_below_chance must be true or false, got {self.exclude_below_chance!r}")
         if self.near_duplicates not in NEAR_DUPLICATE_ACTIONS:
@@ -217,7 +224,9 @@ def auto_decisions(
         others = [str(by_type[t].reason) for t in by_type if t != "label" and by_type[t].reason]
         label = None
         if "label" in by_type:
-            label = _label_decision(by_type["label"], relabel_threshold, exclude_threshold, chance, model_threshold)
+            label = _label_decision(
+                by_type["label"], relabel_threshold, exclude_threshold, chance, model_threshold, s.exclude_doubtful
+            )
         decision = None
         for t in excluded_types:
             rec = by_type.get(t)
@@ -357,6 +366,7 @@ def _label_decision(
     exclude_threshold: float | None,
     chance: bool = False,
     model_threshold: float | None = None,
+    doubtful: float | None = None,
 ) -> tuple:
     prob = _prob(rec.suggested_prob) or 0.0
     model = _prob(getattr(rec, "model_prob", None))
@@ -378,6 +388,14 @@ def _label_decision(
             rec.suggested_label,
             f"model P({rec.suggested_label})={model:.2f} >= {model_threshold:.2f}: relabel {rec.given_label} "
             f"-> {rec.suggested_label}{why}",
+        )
+    if differs and doubtful is not None and prob >= doubtful:
+        return (
+            rec.row_id,
+            "exclude",
+            None,
+            f"P({rec.suggested_label})={prob:.2f} >= {doubtful:.2f}: the given label {rec.given_label} is in doubt "
+            f"and the suggestion is not sure enough to relabel (< {relabel_threshold:.2f}){why}",
         )
     if exclude_threshold is not None and score < exclude_threshold:
         return (

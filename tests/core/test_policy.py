@@ -245,3 +245,26 @@ def test_a_rows_issues_are_read_together_wherever_they_sit_in_the_table():
     assert by_row.loc["r3", "action"] == "exclude" and by_row.loc["r3", "reason"].startswith("outlier")
     shuffled = issue_rows(records[::-1])
     pd.testing.assert_frame_equal(auto_decisions(shuffled), d)
+
+
+def test_a_doubtful_label_issue_is_excluded_only_when_asked():
+    """``exclude_doubtful``: a flagged row whose suggestion is a real contender (posterior 0.35) but not sure enough
+    to relabel is excluded when asked, kept by default; a weaker contender stays and a sure one is still relabelled."""
+    issues = issue_rows(
+        [
+            label_issue("a", "x", "y", 0.35, 0.2),  # contender, not relabelled
+            label_issue("b", "x", "y", 0.10, 0.3),  # weak suggestion: kept
+            label_issue("c", "x", "y", 0.80, 0.1),  # sure: relabelled whatever the setting
+        ]
+    )
+    default = auto_decisions(issues).set_index("row_id")
+    assert default["action"].to_dict() == {"a": "keep", "b": "keep", "c": "relabel"}
+    asked = auto_decisions(issues, exclude_doubtful=0.3).set_index("row_id")
+    assert asked["action"].to_dict() == {"a": "exclude", "b": "keep", "c": "relabel"}
+    assert pd.isna(asked.loc["a", "label"])
+    assert asked.loc["a", "reason"].startswith("P(y)=0.35 >= 0.30: the given label x is in doubt")
+
+
+def test_exclude_doubtful_outside_zero_one_is_refused_with_its_value():
+    with pytest.raises(ValueError, match=r"exclude_doubtful.*1\.5"):
+        auto_decisions(issue_rows([label_issue("a", "x", "y", 0.35, 0.2)]), exclude_doubtful=1.5)
