@@ -148,7 +148,7 @@ def _encode(
         _save_tokenizer(model, chosen, st)
     layers = _layers_of(model, chosen, st) if with_layers else None
     if len(texts) == 0:
-        assert st is not None
+        st = st if st is not None else load_model(model)  # (always loaded for no texts: the sizes are its)
         hidden = int(st[0].auto_model.config.hidden_size) if layers is not None else 0
         empty = np.zeros((0, hidden), dtype=np.float32) if layers is not None else None
         return np.zeros((0, _dimension(st)), dtype=np.float32), empty

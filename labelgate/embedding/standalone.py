@@ -5,7 +5,7 @@ An ONNX run needs only the token ids of its texts; loading sentence-transformers
 transformers (about 12 s on 2 cores, before any text is embedded). When the model's first module has a Hugging Face
 *fast* tokenizer, :func:`write_tokenizer` saves its ``tokenizers`` JSON (the same vocabulary, normaliser and special
 tokens) with sentence-transformers' truncation (the module's ``max_seq_length``) and padding (to the longest text
-of a batch) as ``<export>.tokenizer.json`` (:func:`tokenizer_file`), but only after checking that it gives exactly
+of a batch) beside the export (:func:`tokenizer_file`), but only after checking that it gives exactly
 the model inputs sentence-transformers gives on the probe texts, all together and each alone; a model it does not
 reproduce gets no file and keeps tokenizing through sentence-transformers. :func:`load_tokenizer` reads the file
 back with the ``tokenizers`` package alone.
@@ -28,8 +28,15 @@ INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def tokenizer_file(export: Path) -> Path:
-    """The standalone tokenizer saved beside the ONNX export ``export`` (``<name>.tokenizer.json``)."""
-    return export.with_name(f"{export.stem}.tokenizer.json")
+    """The standalone tokenizer saved beside the ONNX export ``export``: ``<name>.tokenizers-<version>.json``, the
+    version of the ``tokenizers`` package that wrote and checked it (another version writes and checks its own)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("tokenizers")
+    except metadata.PackageNotFoundError:
+        version = "none"
+    return export.with_name(f"{export.stem}.tokenizers-{version}.json")
 
 
 class StandaloneTokenizer:
