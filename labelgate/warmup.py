@@ -113,7 +113,7 @@ def warm_start(*, model: str, runner: str, db_path: str, backend: str = "auto") 
         ("gx context", _gx_context),
     ]
     if runner == "default" and not Path(db_path).exists():
-        steps.append(("embedding model", lambda: _load_model(model, backend)))
+        steps.append(("embedding model", lambda: _prepare_embedding(model, backend)))
     else:
         result.skipped.append("embedding model")
     for name, step in steps:
@@ -280,7 +280,7 @@ def _gx_context() -> None:
     default_engine()
 
 
-def _load_model(model: str, backend: str) -> None:
+def _prepare_embedding(model: str, backend: str) -> None:
     from labelgate.embedding import prepare
 
     prepare(model, backend)

@@ -82,7 +82,7 @@ from labelgate.embedding.batching import (
     _token_batches,
     batch_plan,
 )
-from labelgate.embedding.encoding import ONNX_BACKENDS, encode, encode_with_layers, prepare
+from labelgate.embedding.encoding import encode, encode_with_layers, prepare
 from labelgate.embedding.forward import (
     LAYERS_NEEDED_BY,
     forward_both,
@@ -95,6 +95,7 @@ from labelgate.embedding.models import (
     BACKENDS,
     DEFAULT_MODEL_KEY,
     FP32_BACKENDS,
+    ONNX_BACKENDS,
     PROBE_TEXTS,
     THREADS_ENV,
     Backend,

@@ -13,7 +13,7 @@ from labelgate.core.vectors import unit_rows
 from labelgate.embedding.batching import _encode_torch, _encode_torch_both
 from labelgate.embedding.forward import model_layers, one_pass_problem
 from labelgate.embedding.layers import encode_layers
-from labelgate.embedding.models import PROBE_TEXTS, _first_line, _warn, check_backend, load_model
+from labelgate.embedding.models import ONNX_BACKENDS, PROBE_TEXTS, _first_line, _warn, check_backend, load_model
 from labelgate.embedding.onnx_export import FP32_MIN_COSINE, _onnx_encoder, onnx_model_path
 from labelgate.embedding.standalone import tokenizer_file
 from labelgate.errors import ModelLoadError
@@ -185,7 +185,7 @@ def _model_needed(model: str, backend: str) -> bool:
     if backend == "auto":
         variant = None if bf16_supported() else "onnx"
     else:
-        variant = backend if backend in ("onnx", "onnx-int8") else None
+        variant = backend if backend in ONNX_BACKENDS else None
     if variant is None:
         return True
     try:

@@ -10,14 +10,10 @@ import numpy as np
 from labelgate.embedding.backends import _broken, layers_unavailable, resolve_backend
 from labelgate.embedding.batching import _batches, _encode_torch, _encode_torch_both
 from labelgate.embedding.forward import model_layers
-from labelgate.embedding.models import _dimension, _first_line, _log, _warn, load_model
+from labelgate.embedding.models import ONNX_BACKENDS, _dimension, _first_line, _log, _warn, load_model
 from labelgate.embedding.onnx_export import _encode_onnx, _encode_onnx_both, _onnx_encoder
 from labelgate.embedding.standalone import write_tokenizer
 from labelgate.errors import ModelLoadError
-
-#: the backends that run an ONNX export (they tokenize without sentence-transformers when the export has a
-#: standalone tokenizer, :mod:`labelgate.embedding.standalone`)
-ONNX_BACKENDS = ("onnx", "onnx-int8")
 
 
 def encode(
@@ -92,11 +88,19 @@ def prepare(model: str, backend: str = "auto") -> str:
         ModelLoadError: the model (or an explicitly requested backend) cannot be loaded.
     """
     chosen = resolve_backend(model, backend)
-    if not _tokenizes_alone(model, chosen):
-        st = load_model(model)
-        if chosen in ONNX_BACKENDS:
-            _save_tokenizer(model, chosen, st)
+    _model_for(model, chosen)
     return chosen
+
+
+def _model_for(model: str, chosen: str):  # -> SentenceTransformer | None
+    """The loaded model when encoding on the resolved backend ``chosen`` needs it, None when an ONNX export
+    tokenizes alone; an export that has no standalone tokenizer yet gets it written for later runs."""
+    if _tokenizes_alone(model, chosen):
+        return None
+    st = load_model(model)
+    if chosen in ONNX_BACKENDS:
+        _save_tokenizer(model, chosen, st)
+    return st
 
 
 def _tokenizes_alone(model: str, chosen: str) -> bool:
@@ -143,9 +147,7 @@ def _encode(
     with_layers: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     chosen = resolve_backend(model, backend)
-    st = None if _tokenizes_alone(model, chosen) and len(texts) else load_model(model)
-    if st is not None and chosen in ONNX_BACKENDS:
-        _save_tokenizer(model, chosen, st)
+    st = _model_for(model, chosen)
     layers = _layers_of(model, chosen, st) if with_layers else None
     if len(texts) == 0:
         st = st if st is not None else load_model(model)  # (always loaded for no texts: the sizes are its)

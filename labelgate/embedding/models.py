@@ -22,6 +22,9 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx", "onnx-int8")
 #: backends whose vectors are numerically the torch fp32 ones (verified cosine >= 0.999 on every probe text):
 #: they share the model's cache key
 FP32_BACKENDS: tuple[str, ...] = ("auto", "torch", "torch-bf16", "onnx")
+#: the backends that run an ONNX export (they tokenize without sentence-transformers when the export has a
+#: standalone tokenizer, :mod:`labelgate.embedding.standalone`)
+ONNX_BACKENDS: tuple[str, ...] = ("onnx", "onnx-int8")
 
 #: environment variable setting the compute threads of the embedding backends (default: the usable CPUs)
 THREADS_ENV = "LABELGATE_EMBED_THREADS"

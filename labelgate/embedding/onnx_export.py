@@ -33,6 +33,7 @@ from labelgate.embedding.batching import _run_batches, _run_batches_both
 from labelgate.embedding.forward import forward_both, model_layers, one_pass_problem
 from labelgate.embedding.layers import encode_layers
 from labelgate.embedding.models import (
+    ONNX_BACKENDS,
     PROBE_TEXTS,
     _features,
     _first_line,
@@ -90,7 +91,7 @@ def onnx_model_path(model: str, variant: str = "onnx") -> Path:
     The name carries a fingerprint of the model files (path, size, mtime), the library versions and
     :data:`EXPORT_FORMAT`, so a changed model or library gets a fresh export.
     """
-    if variant not in ("onnx", "onnx-int8"):
+    if variant not in ONNX_BACKENDS:
         raise ConfigError(f"no ONNX export for backend {variant!r}; choose onnx or onnx-int8")
     source = _source(model)
     h = hashlib.sha256(json.dumps([EXPORT_FORMAT, ONNX_OPSET, model_key(model), source, _versions()]).encode())
