@@ -9,8 +9,8 @@ different noise sensitivity on the dataset's clean test file:
   ``labelgate evaluate`` does; detection runs as ``labelgate run train.csv`` does, without ``--test``);
 - ``auto``: labelgate's default auto gate (:func:`labelgate.core.policy.auto_decisions`, ``CurateParams``
   defaults) applied with :func:`labelgate.core.export.apply_decisions`;
-- ``auto_doubtful``: the auto gate with ``exclude_doubtful`` set (``--doubtful``, default 0.3: flagged label
-  issues it does not relabel are excluded when their suggestion's noise-corrected probability is at least that);
+- ``auto_keep_doubtful``: the auto gate with ``exclude_doubtful`` off (the default gate until 2026-12-02: flagged
+  label issues it does not relabel are kept as given even when their suggestion is a real contender);
 - ``relabel_all``: every flagged label issue relabelled to its suggestion, nothing else excluded;
 - ``drop_all``: every flagged label issue dropped;
 - ``oracle``: every row with its true label (read from the truth file: scoring only).
@@ -140,12 +140,12 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
     auto = auto_decisions(issues, settings=params.gate_settings(), n_classes=n_classes)
     policy_s = time.perf_counter() - started
     truth = pd.DataFrame({"row_id": train["id"], "action": "relabel", "label": true_labels, "source": "truth"})
-    doubtful_settings = dataclasses.replace(params.gate_settings(), exclude_doubtful=args.doubtful)
-    doubtful = auto_decisions(issues, settings=doubtful_settings, n_classes=n_classes)
+    keep_doubtful = dataclasses.replace(params.gate_settings(), exclude_doubtful=None)
+    kept = auto_decisions(issues, settings=keep_doubtful, n_classes=n_classes)
     gates = {
         "raw": exported(train, None, leaks),
         "auto": exported(train, auto, leaks),
-        "auto_doubtful": exported(train, doubtful, leaks),
+        "auto_keep_doubtful": exported(train, kept, leaks),
         "relabel_all": exported(train, label_only_decisions(label_issues, "relabel"), leaks),
         "drop_all": exported(train, label_only_decisions(label_issues, "exclude"), leaks),
         "oracle": exported(train, truth, leaks),
@@ -160,7 +160,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         "test_rows": len(test),
         "label_issues_flagged": int(label_issues["is_label_issue"].sum()),
         "auto_decisions": {a: int((auto["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
-        "auto_doubtful_decisions": {a: int((doubtful["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
+        "auto_keep_doubtful_decisions": {a: int((kept["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
         "auto_excluded_by_reason": auto.loc[auto["action"] == "exclude", "reason"]
         .str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
         .fillna("other")
@@ -181,7 +181,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         gap = acc["oracle"] - acc["raw"]
         recovered = {
             g: (round((acc[g] - acc["raw"]) / gap, 3) if gap > 1e-9 else None)
-            for g in ("auto", "auto_doubtful", "relabel_all", "drop_all")
+            for g in ("auto", "auto_keep_doubtful", "relabel_all", "drop_all")
         }
         result["proxies"][proxy] = {"C": C, "accuracy": acc, "gap_recovered": recovered}
     result["seconds"] = {
@@ -258,9 +258,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ap.add_argument("--sample", action="store_true", help="the bundled sample, true labels with --noise flipped")
     ap.add_argument("--noise", type=float, default=0.2, help="synthetic: fraction of labels flipped")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--doubtful", type=float, default=0.3, help="exclude_doubtful of the auto_doubtful gate (auto + that rule)"
-    )
     ap.add_argument("--cache", type=Path, default=Path("/tmp/labelgate-bench-cache"))
     ap.add_argument("--no-detection-cache", action="store_true")
     ap.add_argument("--finetune-rows", type=int, default=0, help="also fine-tune on this many sampled rows (0: off)")

@@ -21,6 +21,40 @@ from labelgate.errors import ConfigError, LabelgateError
 DEFAULT_DB = "labelgate.duckdb"
 
 
+class _Off:
+    """The type of :data:`OFF` (one instance; compared with ``is``, so no option's own text can be taken for it)."""
+
+    def __repr__(self) -> str:
+        return "off"
+
+
+#: what ``--exclude-doubtful off`` (and the other :class:`ThresholdOrOff` options) turns into: the option was given,
+#: and it asks for the setting's "off" value (None), which click's own None (option not given) cannot say
+OFF = _Off()
+
+
+class ThresholdOrOff(click.ParamType):
+    """A threshold a user can switch off: a number, or ``off`` (also ``never``, ``none``) for the setting's None.
+
+    ``off`` converts to :data:`OFF`; :func:`make_params` turns it into None, so the CurateParams field that allows
+    None gets it. Range checks stay with CurateParams (their message names the option and quotes the value).
+    """
+
+    name = "number|off"
+    words = ("off", "never", "none")
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float) or value is OFF:
+            return value
+        text = str(value).strip()
+        if text.lower() in self.words:
+            return OFF
+        try:
+            return float(text)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor one of {', '.join(self.words)}", param, ctx)
+
+
 def prepare_environment(verbose: bool = False) -> None:
     """Settings for the in-process Prefect API and quiet libraries; set before Prefect is imported.
 
@@ -115,7 +149,7 @@ def make_params(**options: Any) -> Any:
 
     from labelgate.config import CurateParams
 
-    given = {k: v for k, v in options.items() if v is not None}
+    given = {k: (None if v is OFF else v) for k, v in options.items() if v is not None}
     try:
         return CurateParams(**given)
     except PydanticValidationError as err:
@@ -129,6 +163,26 @@ def make_params(**options: Any) -> Any:
             else:
                 problems.append(msg)
         raise ConfigError("; ".join(problems)) from None
+
+
+#: settings whose default was once None (off): a run stored before the setting existed ran with it off
+ONCE_OFF = ("exclude_doubtful",)
+
+
+def stored_params(stored: dict[str, Any], **overrides: Any) -> Any:
+    """A stored run's CurateParams (``runs.params_json``) with the options the user set now (None = not set).
+
+    A setting the run had off (stored None) stays off, and a setting of :data:`ONCE_OFF` the run's record lacks
+    (stored before the setting existed) is off, where :func:`make_params` would give today's default: what a
+    later export's manifest records is what the run did.
+
+    Raises:
+        ConfigError: as :func:`make_params`.
+    """
+    was = {k: OFF if v is None else v for k, v in stored.items()}
+    for name in ONCE_OFF:
+        was.setdefault(name, OFF)
+    return make_params(**{**was, **{k: v for k, v in overrides.items() if v is not None}})
 
 
 verbose_option = click.option("-v", "--verbose", is_flag=True, help="Show Prefect's logs and tracebacks.")

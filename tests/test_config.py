@@ -125,7 +125,7 @@ def test_settings_objects_carry_every_mapped_value() -> None:
         near_duplicate_threshold=0.9, leakage_threshold=0.8, outlier_k=5, outlier_z=2.0, min_text_words=3,
         max_text_tokens=100, max_quarantine_rate=0.5, max_label_issue_rate=0.4, max_label_shift_kl=0.2,
         min_label_shift_pvalue=0.05, relabel_threshold=0.7, relabel_model_threshold=0.9, exclude_threshold=0.1,
-        exclude_below_chance=True, exclude_doubtful=0.3, near_duplicates="exclude", conflicts="exclude",
+        exclude_below_chance=True, exclude_doubtful=0.2, near_duplicates="exclude", conflicts="exclude",
         low_agreement="review", min_agreement=0.67,
         export_formats=["alpaca", "csv"], val_fraction=0.2, system_prompt="S", task_description="Sort",
         user_template="Q: {text}", label_map={"a": "A"}, completion_separator="\n--\n", completion_stop=" STOP",

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
+from labelgate.clikit import db_option, handle_errors, stored_params, verbose_option
 from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 
@@ -79,7 +79,7 @@ def evaluate_cmd(db_path: str, run: str, test_path: str | None, as_json: bool, v
         record = store.run_record(con, run_id)
     if record["status"] != "completed" and not RunMetrics.from_json(record["metrics_json"]).detected:
         raise ConfigError(f"run {run_id} has no detection results (status {record['status']}); nothing to evaluate")
-    params = make_params(**{**record["params_json"], **settings})
+    params = stored_params(record["params_json"], **settings)
     # the fine-tuning progress bar: on a terminal's stderr, never with --json
     progress = False if as_json else None
     evaluation = evaluate_run(db_path, run_id, params, test_path=test_path, progress=progress)

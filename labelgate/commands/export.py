@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from labelgate.clikit import db_option, handle_errors, make_params, verbose_option
+from labelgate.clikit import db_option, handle_errors, stored_params, verbose_option
 from labelgate.core.metrics import RunMetrics
 from labelgate.errors import ConfigError
 
@@ -75,8 +75,7 @@ def export_cmd(
     overrides["label_map"] = parse_label_map(overrides["label_map"])
     if formats is not None:
         overrides["export_formats"] = parse_formats(formats)
-    given = {k: v for k, v in overrides.items() if v is not None}
-    params = make_params(**{**record["params_json"], **given})
+    params = stored_params(record["params_json"], **overrides)
     done = export_run(db_path, run_id, out_dir, params, apply=params.gate != "none")
     if as_json:
         click.echo(json.dumps({"run_id": run_id, **done.to_dict()}, sort_keys=True))

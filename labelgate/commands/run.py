@@ -13,7 +13,14 @@ from typing import Any
 
 import click
 
-from labelgate.clikit import db_option, handle_errors, make_params, prepare_environment, verbose_option
+from labelgate.clikit import (
+    ThresholdOrOff,
+    db_option,
+    handle_errors,
+    make_params,
+    prepare_environment,
+    verbose_option,
+)
 from labelgate.commands.evaluate import trainer_options, trainer_settings
 from labelgate.commands.summary import curate_in_process, json_summary, print_summary
 from labelgate.errors import ConfigError
@@ -62,13 +69,13 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--relabel-model-threshold",
-            type=float,
-            help="Auto gate: also relabel when the model's own probability of the suggestion is >= this.  "
-            "[default: 0.6]",
+            type=ThresholdOrOff(),
+            help="Auto gate: also relabel when the model's own probability of the suggestion is >= this ('off': "
+            "never).  [default: 0.6]",
         ),
         click.option(
             "--exclude-threshold",
-            type=float,
+            type=ThresholdOrOff(),
             help="Auto gate: exclude flagged rows scored below this.  [default: never]",
         ),
         click.option(
@@ -80,9 +87,9 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--exclude-doubtful",
-            type=float,
+            type=ThresholdOrOff(),
             help="Auto gate: exclude flagged label issues it does not relabel when the probability that the "
-            "suggestion is the true label (noise-corrected) is >= this.  [default: never]",
+            "suggestion is the true label (noise-corrected) is >= this ('off': keep them as given).  [default: 0.3]",
         ),
         click.option(
             "--near-duplicates",

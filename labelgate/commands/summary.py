@@ -129,15 +129,12 @@ def print_summary(m: RunMetrics, db_path: str, params: Any, *, extra: list[str] 
         lines.append(f"  remembered       {memory.carried:>6}   {describe_carried(memory)}")
     counts = f"relabel {gated.count('relabel')}, keep {gated.count('keep')}, exclude {gated.count('exclude')}"
     if m.gate == "auto":
-        lines.append(
-            f"  auto gate        {counts} "
-            f"(relabel when P(true) >= {params.relabel_threshold:.2f}"
-            + (
-                f" or model P >= {params.relabel_model_threshold:.2f})"
-                if params.relabel_model_threshold is not None
-                else ")"
-            )
-        )
+        rule = f"relabel when P(true) >= {params.relabel_threshold:.2f}"
+        if params.relabel_model_threshold is not None:
+            rule += f" or model P >= {params.relabel_model_threshold:.2f}"
+        if params.exclude_doubtful is not None:
+            rule += f", else exclude when P(true) >= {params.exclude_doubtful:.2f}"
+        lines.append(f"  auto gate        {counts} ({rule})")
     elif m.gate == "human":
         r = gated.review or ReviewMetrics()
         who = f" by {r.reviewer}" if r.reviewer else ""

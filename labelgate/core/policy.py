@@ -17,11 +17,12 @@ keeping. Per row, first matching rule wins (every decision quotes the detector's
    noise-corrected probability that the suggestion is the true label (``suggested_prob``,
    :func:`labelgate.core.detect.true_label_posterior`) is at least ``relabel_threshold``, or the model's own
    probability of it (``model_prob``) is at least ``model_threshold``.
-6. ``label`` issue otherwise -> exclude when ``exclude_doubtful`` is set and ``suggested_prob`` is at least it
-   (the suggestion is a real contender for the true label, but not more likely than not: the given label is in
-   doubt and the fix is not sure; off by default), or when its label score is below ``exclude_threshold`` (or,
-   when that is None and ``exclude_below_chance``, below chance ``1 / n_classes``: the model finds the given
-   label less likely than a guess, and there is no confident replacement), else keep.
+6. ``label`` issue otherwise -> exclude when ``suggested_prob`` is at least ``exclude_doubtful`` (0.3 by default:
+   the suggestion is a real contender for the true label, but not more likely than not: the given label is in
+   doubt and the fix is not sure, so the row would teach either a doubtful label or a guess), or when its label
+   score is below ``exclude_threshold`` (or, when that is None and ``exclude_below_chance``, below chance
+   ``1 / n_classes``: the model finds the given label less likely than a guess, and there is no confident
+   replacement), else keep.
 7. ``near_duplicate`` -> keep (a paraphrase; ``near_duplicates="exclude"`` drops later copies instead).
 8. any other flagged issue (conflicting label, too short, too long) -> keep, with the reasons.
 
@@ -112,7 +113,8 @@ class GateSettings:
             its label score is below ``1 / n_classes``.
         exclude_doubtful: exclude a label issue that is not relabelled when ``suggested_prob`` (the
             noise-corrected probability that its suggestion is the true label) is at least this (0..1, below
-            ``relabel_threshold`` to have an effect; ``None``, the default, turns the rule off).
+            ``relabel_threshold`` to have an effect; default 0.3; ``None`` turns the rule off and keeps those rows as
+            given, as the gate did before the rule was made the default).
         near_duplicates: one of :data:`NEAR_DUPLICATE_ACTIONS`: ``keep`` (paraphrases stay) or ``exclude`` (later
             copies are dropped).
         conflicts: one of :data:`CONFLICT_ACTIONS`: ``resolve``, ``keep`` or ``exclude`` duplicates whose final
@@ -142,7 +144,7 @@ class GateSettings:
     model_threshold: float | None = 0.6
     exclude_threshold: float | None = None
     exclude_below_chance: bool = False
-    exclude_doubtful: float | None = None
+    exclude_doubtful: float | None = 0.3
     near_duplicates: str = "keep"
     conflicts: str = "resolve"
     low_agreement: str = "keep"

@@ -16,7 +16,7 @@ def test_every_rule_in_order():
     issues = issue_rows(
         [
             label_issue("a", "x", "y", 0.95, 0.02),
-            label_issue("b", "x", "y", 0.55, 0.1),
+            label_issue("b", "x", "y", 0.25, 0.1),  # below exclude_doubtful (0.3): kept as given
             label_issue("c", "x", "x", 0.9, 0.9, flagged=False),
             label_issue("d", "x", "y", 0.99, 0.01),
             {"row_id": "d", "issue_type": "leakage", "score": 0.0, "reason": "leaks the test set: row t1"},
@@ -59,7 +59,7 @@ def test_exclude_threshold_and_wide_label_frames():
             "is_label_issue": [True, True, True],
         }
     )
-    d = auto_decisions(wide, relabel_threshold=0.8, exclude_threshold=0.2).set_index("row_id")
+    d = auto_decisions(wide, relabel_threshold=0.8, exclude_threshold=0.2, exclude_doubtful=None).set_index("row_id")
     assert list(d["action"]) == ["exclude", "keep", "relabel"]
     assert d.loc["a", "reason"].startswith("label score 0.10 < 0.20")
 
@@ -74,19 +74,21 @@ def test_nothing_flagged_and_bad_thresholds():
 
 def test_below_chance_label_issues_are_excluded_when_asked():
     issues = issue_rows([label_issue("a", "x", "y", 0.45, 0.2), label_issue("b", "x", "y", 0.45, 0.4)])
-    kept = auto_decisions(issues, n_classes=3).set_index("row_id")
+    kept = auto_decisions(issues, n_classes=3, exclude_doubtful=None).set_index("row_id")
     assert list(kept["action"]) == ["keep", "keep"]
-    d = auto_decisions(issues, exclude_below_chance=True, n_classes=3).set_index("row_id")
+    d = auto_decisions(issues, exclude_below_chance=True, n_classes=3, exclude_doubtful=None).set_index("row_id")
     assert list(d["action"]) == ["exclude", "keep"]
     assert d.loc["a", "reason"].startswith("label score 0.20 < chance 0.33 and no confident suggestion (P(y)=0.45")
-    explicit = auto_decisions(issues, exclude_threshold=0.5, exclude_below_chance=True, n_classes=3)
+    explicit = auto_decisions(
+        issues, exclude_threshold=0.5, exclude_below_chance=True, n_classes=3, exclude_doubtful=None
+    )
     assert list(explicit["action"]) == ["exclude", "exclude"]
 
 
 def test_a_confident_model_relabels_even_when_the_noise_corrected_probability_is_cautious():
     rows = [
-        {**label_issue("a", "x", "y", 0.3, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
-        {**label_issue("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
+        {**label_issue("a", "x", "y", 0.2, 0.01), "model_prob": 0.95},  # nearly clean data: cautious posterior
+        {**label_issue("b", "x", "y", 0.2, 0.01), "model_prob": 0.55},
         {**label_issue("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
     ]
     d = auto_decisions(issue_rows(rows)).set_index("row_id")
@@ -215,9 +217,12 @@ def test_gate_settings_decide_as_the_keyword_thresholds_do():
         {**label_issue("b", "x", "y", 0.3, 0.01), "model_prob": 0.55},
         {**label_issue("c", "x", "y", 0.7, 0.01), "model_prob": 0.55},
     ]
-    by_keywords = auto_decisions(issue_rows(rows), model_threshold=None, relabel_threshold=0.8)
-    by_settings = auto_decisions(issue_rows(rows), settings=GateSettings(model_threshold=None, relabel_threshold=0.8))
+    off = {"model_threshold": None, "relabel_threshold": 0.8, "exclude_doubtful": None}
+    by_keywords = auto_decisions(issue_rows(rows), **off)
+    by_settings = auto_decisions(issue_rows(rows), settings=GateSettings(**off))
     assert by_settings.equals(by_keywords) and list(by_settings["action"]) == ["keep", "keep", "keep"]
+    doubtful = auto_decisions(issue_rows(rows), settings=GateSettings(model_threshold=None, relabel_threshold=0.8))
+    assert list(doubtful["action"]) == ["exclude", "exclude", "exclude"]  # 0.3 and 0.7 >= exclude_doubtful 0.3
     with pytest.raises(TypeError, match="not both"):
         auto_decisions(issue_rows(rows), settings=GateSettings(), conflicts="keep")
     with pytest.raises(TypeError, match="unknown keyword arguments"):
@@ -247,9 +252,10 @@ def test_a_rows_issues_are_read_together_wherever_they_sit_in_the_table():
     pd.testing.assert_frame_equal(auto_decisions(shuffled), d)
 
 
-def test_a_doubtful_label_issue_is_excluded_only_when_asked():
-    """``exclude_doubtful``: a flagged row whose suggestion is a real contender (posterior 0.35) but not sure enough
-    to relabel is excluded when asked, kept by default; a weaker contender stays and a sure one is still relabelled."""
+def test_a_doubtful_label_issue_is_excluded_by_default_and_kept_when_the_rule_is_off():
+    """``exclude_doubtful`` (default 0.3): a flagged row whose suggestion is a real contender (posterior 0.35) but not
+    sure enough to relabel is excluded; with the rule off (None) it is kept; a weaker contender stays either way and a
+    sure one is still relabelled."""
     issues = issue_rows(
         [
             label_issue("a", "x", "y", 0.35, 0.2),  # contender, not relabelled
@@ -258,11 +264,13 @@ def test_a_doubtful_label_issue_is_excluded_only_when_asked():
         ]
     )
     default = auto_decisions(issues).set_index("row_id")
-    assert default["action"].to_dict() == {"a": "keep", "b": "keep", "c": "relabel"}
-    asked = auto_decisions(issues, exclude_doubtful=0.3).set_index("row_id")
-    assert asked["action"].to_dict() == {"a": "exclude", "b": "keep", "c": "relabel"}
-    assert pd.isna(asked.loc["a", "label"])
-    assert asked.loc["a", "reason"].startswith("P(y)=0.35 >= 0.30: the given label x is in doubt")
+    assert default["action"].to_dict() == {"a": "exclude", "b": "keep", "c": "relabel"}
+    assert pd.isna(default.loc["a", "label"])
+    assert default.loc["a", "reason"].startswith("P(y)=0.35 >= 0.30: the given label x is in doubt")
+    off = auto_decisions(issues, exclude_doubtful=None).set_index("row_id")
+    assert off["action"].to_dict() == {"a": "keep", "b": "keep", "c": "relabel"}
+    stricter = auto_decisions(issues, exclude_doubtful=0.4).set_index("row_id")
+    assert stricter.loc["a", "action"] == "keep"
 
 
 def test_exclude_doubtful_outside_zero_one_is_refused_with_its_value():
