@@ -163,6 +163,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         "auto_keep_doubtful_decisions": {a: int((kept["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
         "auto_excluded_by_reason": auto.loc[auto["action"] == "exclude", "reason"]
         .str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
+        .mask(auto.loc[auto["action"] == "exclude", "reason"].str.contains(" is in doubt", regex=False), "doubtful")
         .fillna("other")
         .value_counts()
         .to_dict(),
