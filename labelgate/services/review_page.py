@@ -151,11 +151,14 @@ def issues_data(
 
 def policy_thresholds(params: dict[str, Any]) -> dict[str, float | None]:
     """The run's auto-policy thresholds (the defaults where its parameters lack them): ``relabel_threshold``
-    (float) and ``model_threshold`` (float or None)."""
+    (float), ``model_threshold`` and ``exclude_doubtful`` (float or None; a run stored before ``exclude_doubtful``
+    existed had it off)."""
     defaults = CurateParams.model_fields
     relabel = params.get("relabel_threshold", defaults["relabel_threshold"].default)
     model = params.get("relabel_model_threshold", defaults["relabel_model_threshold"].default)
+    doubtful = params.get("exclude_doubtful")
     return {
         "relabel_threshold": float(relabel),
         "model_threshold": None if model is None else float(model),
+        "exclude_doubtful": None if doubtful is None else float(doubtful),
     }

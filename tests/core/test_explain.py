@@ -31,9 +31,13 @@ def test_the_basis_is_the_number_the_policy_compared_for_every_row() -> None:
         }
         for i in range(n)
     ]
-    for relabel_at, model_at in [(0.5, 0.6), (0.7, 0.3), (0.5, None)]:
+    for relabel_at, model_at, doubtful in [(0.5, 0.6, 0.3), (0.7, 0.3, 0.3), (0.5, None, None), (0.5, 0.6, 0.2)]:
         decisions = auto_decisions(
-            issue_rows(records), relabel_threshold=relabel_at, model_threshold=model_at, n_classes=2
+            issue_rows(records),
+            relabel_threshold=relabel_at,
+            model_threshold=model_at,
+            exclude_doubtful=doubtful,
+            n_classes=2,
         ).set_index("row_id")
         kinds = {"true_label": 0, "model": 0}
         for i in range(n):
@@ -44,8 +48,10 @@ def test_the_basis_is_the_number_the_policy_compared_for_every_row() -> None:
                 model_prob=float(models[i]),
                 relabel_threshold=relabel_at,
                 model_threshold=model_at,
+                exclude_doubtful=doubtful,
             )
             relabelled = decisions.at[f"r{i}", "action"] == "relabel"
+            assert basis["excludes"] == (decisions.at[f"r{i}", "action"] == "exclude"), (i, probs[i], doubtful)
             assert basis["relabels"] == relabelled, (i, probs[i], models[i], relabel_at, model_at)
             assert (basis["value"] >= basis["threshold"]) == relabelled
             expected = models[i] if basis["name"] == "model" else probs[i]
@@ -57,4 +63,12 @@ def test_the_basis_is_the_number_the_policy_compared_for_every_row() -> None:
 def test_no_suggestion_no_basis_and_an_agreeing_suggestion_never_relabels() -> None:
     assert label_basis(given_label="x", suggested_label=None, suggested_prob=0.9, model_prob=0.9) is None
     same = label_basis(given_label="x", suggested_label="x", suggested_prob=0.9, model_prob=float("nan"))
-    assert same == {"name": "true_label", "value": 0.9, "threshold": 0.5, "relabels": False, "differs": False}
+    assert same == {
+        "name": "true_label",
+        "value": 0.9,
+        "threshold": 0.5,
+        "relabels": False,
+        "differs": False,
+        "excludes": False,
+        "doubtful": None,
+    }

@@ -146,7 +146,9 @@ def test_policy_thresholds_take_the_runs_values_else_the_defaults() -> None:
     assert review_page.policy_thresholds({"relabel_threshold": 0.9, "relabel_model_threshold": None}) == {
         "relabel_threshold": 0.9,
         "model_threshold": None,
+        "exclude_doubtful": None,  # a run stored before the rule existed had it off
     }
+    assert review_page.policy_thresholds({"exclude_doubtful": 0.3})["exclude_doubtful"] == 0.3
     assert review_page.policy_thresholds({"relabel_model_threshold": "0.7"})["model_threshold"] == 0.7
     kept = review_page.policy_thresholds({"relabel_model_threshold": 0.7})
     assert kept["relabel_threshold"] == defaults["relabel_threshold"]
