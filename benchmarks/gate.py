@@ -255,7 +255,7 @@ def finetune_view(gates: dict[str, pd.DataFrame], test: pd.DataFrame, args) -> d
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, action="append", default=[], help="folder with train/train_truth/test.csv")
-    ap.add_argument("--synthetic", action="append", default=[], help="CLEAN[:TEST] labelled files (id,text,label)")
+    ap.add_argument("--synthetic", action="append", default=[], help="CLEAN[:TEST] files (text,label[,id])")
     ap.add_argument("--sample", action="store_true", help="the bundled sample, true labels with --noise flipped")
     ap.add_argument("--noise", type=float, default=0.2, help="synthetic: fraction of labels flipped")
     ap.add_argument("--seed", type=int, default=0)
@@ -278,6 +278,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for spec in args.synthetic:
         clean_path, _, test_path = spec.partition(":")
         clean = read(Path(clean_path))
+        if "id" not in clean.columns:  # a text,label file (a published test split): ids by row number
+            clean.insert(0, "id", [f"r{i:06d}" for i in range(len(clean))])
         if test_path:
             train, test = clean, read(Path(test_path))
         else:
