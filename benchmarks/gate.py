@@ -151,6 +151,7 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         "oracle": exported(train, truth, leaks),
     }
     truth_of = dict(zip(train["id"], true_labels))
+    excluded_reasons = auto.loc[auto["action"] == "exclude", "reason"]
     result: dict = {
         "benchmark": "gate",
         "dataset": name,
@@ -161,9 +162,8 @@ def run_dataset(name: str, train: pd.DataFrame, true_labels: np.ndarray, test: p
         "label_issues_flagged": int(label_issues["is_label_issue"].sum()),
         "auto_decisions": {a: int((auto["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
         "auto_keep_doubtful_decisions": {a: int((kept["action"] == a).sum()) for a in ("relabel", "keep", "exclude")},
-        "auto_excluded_by_reason": auto.loc[auto["action"] == "exclude", "reason"]
-        .str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
-        .mask(auto.loc[auto["action"] == "exclude", "reason"].str.contains(" is in doubt", regex=False), "doubtful")
+        "auto_excluded_by_reason": excluded_reasons.str.extract(r"^([a-z_ ]+?)(?::|$| \()", expand=False)
+        .mask(excluded_reasons.str.contains(" is in doubt", regex=False), "doubtful")
         .fillna("other")
         .value_counts()
         .to_dict(),

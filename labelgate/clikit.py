@@ -165,20 +165,18 @@ def make_params(**options: Any) -> Any:
         raise ConfigError("; ".join(problems)) from None
 
 
-#: settings whose default was once None (off): a run stored before the setting existed ran with it off
-ONCE_OFF = ("exclude_doubtful",)
-
-
 def stored_params(stored: dict[str, Any], **overrides: Any) -> Any:
     """A stored run's CurateParams (``runs.params_json``) with the options the user set now (None = not set).
 
-    A setting the run had off (stored None) stays off, and a setting of :data:`ONCE_OFF` the run's record lacks
-    (stored before the setting existed) is off, where :func:`make_params` would give today's default: what a
-    later export's manifest records is what the run did.
+    A setting the run had off (stored None) stays off, and a setting of :data:`labelgate.config.ONCE_OFF` the run's
+    record lacks (stored before the setting existed) is off, where :func:`make_params` would give today's default:
+    what a later export's manifest records is what the run did.
 
     Raises:
         ConfigError: as :func:`make_params`.
     """
+    from labelgate.config import ONCE_OFF
+
     was = {k: OFF if v is None else v for k, v in stored.items()}
     for name in ONCE_OFF:
         was.setdefault(name, OFF)

@@ -135,6 +135,16 @@ FLOW_LEVEL_FIELDS: dict[str, str] = {
 }
 
 
+#: settings whose default was once None (off): a run stored before the setting existed ran with it off
+ONCE_OFF: tuple[str, ...] = ("exclude_doubtful",)
+
+
+def stored_default(field: str) -> Any:
+    """The value of ``field`` for a stored run whose parameters lack it: None for a setting of :data:`ONCE_OFF`
+    (the run was made before it existed, so it ran with it off), else the field's default."""
+    return None if field in ONCE_OFF else CurateParams.model_fields[field].default
+
+
 class CurateParams(BaseModel):
     """Every knob of one curate run. Defaults are the documented behaviour."""
 

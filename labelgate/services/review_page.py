@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from labelgate import store
-from labelgate.config import CurateParams
+from labelgate.config import stored_default
 from labelgate.core import explain
 from labelgate.core.ambiguity import kind_counts
 from labelgate.core.metrics import RunMetrics
@@ -153,10 +153,9 @@ def policy_thresholds(params: dict[str, Any]) -> dict[str, float | None]:
     """The run's auto-policy thresholds (the defaults where its parameters lack them): ``relabel_threshold``
     (float), ``model_threshold`` and ``exclude_doubtful`` (float or None; a run stored before ``exclude_doubtful``
     existed had it off)."""
-    defaults = CurateParams.model_fields
-    relabel = params.get("relabel_threshold", defaults["relabel_threshold"].default)
-    model = params.get("relabel_model_threshold", defaults["relabel_model_threshold"].default)
-    doubtful = params.get("exclude_doubtful")
+    relabel = params.get("relabel_threshold", stored_default("relabel_threshold"))
+    model = params.get("relabel_model_threshold", stored_default("relabel_model_threshold"))
+    doubtful = params.get("exclude_doubtful", stored_default("exclude_doubtful"))
     return {
         "relabel_threshold": float(relabel),
         "model_threshold": None if model is None else float(model),
