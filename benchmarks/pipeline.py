@@ -16,8 +16,10 @@ Measured in the same run:
 - ``labelgate``: ``labelgate run data.csv --json`` in a child process (cold: a fresh database and Prefect home),
   default settings: wall seconds, the run's per-stage seconds (``seconds_by_stage`` when the run reports them, else
   what its metrics hold), peak RSS of its largest process (``ru_maxrss``: the run's own process or one detect
-  worker) and the peak of the summed RSS of its whole process tree (``peak_tree_rss_gib``: the run, its detect
-  workers and Prefect's ephemeral server, sampled every 0.25 s), rows/s, and detection quality on the flips
+  worker), the peak of the summed RSS of its whole process tree (``peak_tree_rss_gib``: the run, its detect
+  workers and Prefect's ephemeral server, sampled every 0.25 s; a page that several of them map counts once per
+  process), the peak of their summed PSS (``peak_tree_pss_gib``: each shared page split between the processes that
+  map it, so counted once in all: the memory the tree holds), rows/s, and detection quality on the flips
   (label issues of the run against the flipped rows: precision, recall, F1, precision@100).
 - ``recipe``: the published recipe's own work on the same texts in this process: encode with the same model
   (sentence-transformers, default batch), 10-fold logistic regression, cleanlab ``find_label_issues``; wall
@@ -199,9 +201,9 @@ def quality(flags: np.ndarray, scores: np.ndarray, is_error: np.ndarray) -> dict
     }
 
 
-def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float, float | None]:
-    """``(the run's --json figures, wall seconds, peak RSS GiB of its largest process, peak GiB of its process tree's
-    summed RSS)`` of a cold ``labelgate run`` in a child process (a new ``PREFECT_HOME`` unless ``prefect_home`` is
+def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float, TreeRss]:
+    """``(the run's --json figures, wall seconds, peak RSS GiB of its largest process, the sampler of its process
+    tree's memory)`` of a cold ``labelgate run`` in a child process (a new ``PREFECT_HOME`` unless ``prefect_home`` is
     given)."""
     env = {
         **os.environ,
@@ -221,17 +223,21 @@ def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tu
         raise SystemExit(f"labelgate run failed ({child.returncode}): {stderr.strip()[-2000:]}")
     figures = json.loads(stdout.strip().splitlines()[-1])
     rss_gib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-    return figures, wall, rss_gib, sampler.peak_gib
+    return figures, wall, rss_gib, sampler
 
 
 class TreeRss:
-    """Peak of the summed RSS of process ``pid`` and all its descendants (the detect workers, Prefect's server),
-    sampled every ``interval`` seconds on a thread; ``peak_gib`` is None without ``psutil``."""
+    """Peaks of process ``pid`` and all its descendants (the detect workers, Prefect's server), sampled every
+    ``interval`` seconds on a thread: ``peak_gib``, of their summed RSS (a page that several of them map, such as a
+    shared library or a memory-mapped array, counts once per process), and ``peak_pss_gib``, of their summed PSS
+    (each shared page split between the processes that map it: what the tree holds in memory). Both None without
+    ``psutil``; ``peak_pss_gib`` None where the OS does not report PSS."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         import threading
 
         self.peak_gib: float | None = None
+        self.peak_pss_gib: float | None = None
         self._done = threading.Event()
         try:
             import psutil
@@ -248,16 +254,26 @@ class TreeRss:
 
         while not self._done.is_set():
             total = 0
+            pss: int | None = 0
             try:
                 procs = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
                 return
             for proc in procs:
                 try:
-                    total += proc.memory_info().rss
+                    if pss is not None:
+                        full = proc.memory_full_info()
+                        total += full.rss
+                        pss = pss + full.pss if hasattr(full, "pss") else None
+                    else:
+                        total += proc.memory_info().rss
+                except psutil.AccessDenied:
+                    pss = None
                 except psutil.Error:
                     pass
             self.peak_gib = max(self.peak_gib or 0.0, total / 2**30)
+            if pss is not None:
+                self.peak_pss_gib = max(self.peak_pss_gib or 0.0, pss / 2**30)
             self._done.wait(interval)
 
     def stop(self) -> None:
@@ -346,13 +362,14 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(tmp)
         csv = work / "data.csv"
         frame.to_csv(csv, index=False)
-        figures, wall, rss, tree_rss = run_labelgate(csv, work, args.prefect_home)
+        figures, wall, rss, tree = run_labelgate(csv, work, args.prefect_home)
         labels = label_issues(work / "lg.duckdb", figures["run_id"])
         lg: dict = {
             "wall_seconds": round(wall, 1),
             "rows_per_second": round(len(frame) / wall, 1),
             "peak_rss_gib": round(rss, 2),
-            "peak_tree_rss_gib": None if tree_rss is None else round(tree_rss, 2),
+            "peak_tree_rss_gib": None if tree.peak_gib is None else round(tree.peak_gib, 2),
+            "peak_tree_pss_gib": None if tree.peak_pss_gib is None else round(tree.peak_pss_gib, 2),
             "label_issues": figures.get("label_issues"),
             **run_figures(work / "lg.duckdb", figures["run_id"]),
         }

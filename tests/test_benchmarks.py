@@ -121,6 +121,8 @@ def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -
     assert lg["wall_seconds"] > 0 and lg["peak_rss_gib"] > 0 and lg["label_issues"] == lg["quality"]["flagged"]
     # the whole tree (the run, Prefect's server, any detect worker) holds at least what its largest process held
     assert lg["peak_tree_rss_gib"] >= lg["peak_rss_gib"] * 0.9
+    # PSS splits each shared page between the processes that map it: never more than their summed RSS
+    assert 0 < lg["peak_tree_pss_gib"] <= lg["peak_tree_rss_gib"]
     for quality in (lg["quality"], recipe["quality"]):
         assert 0.0 <= quality["precision"] <= 1.0 and 0.0 <= quality["recall"] <= 1.0
     assert out["ratio"] == round(lg["wall_seconds"] / recipe["wall_seconds"], 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import operator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,21 @@ def test_a_failing_job_raises_its_own_error_here():
         pool_runner(workers=2)(functools.partial(operator.truediv, 1), [1, 0, 2], lambda *a: None)
 
 
-def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran():
+def _backing(array: np.ndarray, job: int) -> tuple[str, str | None, float]:
+    return type(array.base).__name__, getattr(array.base, "filename", None), float(array[job])
+
+
+def test_workers_map_the_functions_large_arrays_from_files_removed_when_the_pool_is_done():
+    array = np.arange(600_000, dtype=np.float64)  # 4.8 MB: above SHARE_MIN_BYTES
+    got = pool_runner(workers=2)(functools.partial(_backing, array), [0, 5, 599_999], lambda *a: None)
+    assert [value for _, _, value in got] == [0.0, 5.0, 599_999.0]
+    assert {kind for kind, _, _ in got} == {"memmap"}
+    files = {Path(name) for _, name, _ in got}
+    assert len(files) == 1 and not next(iter(files)).exists()
+
+
+def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran(monkeypatch):
+    monkeypatch.setattr("labelgate.parallel.SHARE_MIN_BYTES", 1)  # every array of the plan reaches them as a file
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)
     X = (rng.normal(size=(3, 8))[y] + rng.normal(size=(120, 8))).astype(np.float32)

@@ -178,9 +178,23 @@ def _folds(y: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.
     return list(splitter.split(np.zeros(len(y)), y))
 
 
-def _normalise(probs: np.ndarray) -> np.ndarray:
-    probs = np.clip(np.asarray(probs, dtype=np.float64), 1e-9, 1.0)
-    return probs / probs.sum(axis=1, keepdims=True)
+def _normalise(probs: np.ndarray, *, inplace: bool = False) -> np.ndarray:
+    """``probs`` clipped to [1e-9, 1] and each row divided by its sum (float64); ``inplace``: into ``probs`` itself
+    (a float64 array the caller no longer needs)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    probs = np.clip(probs, 1e-9, 1.0, out=probs if inplace else None)
+    probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
+def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.mean(arrays, axis=0)``, bit for bit (numpy adds the stacked arrays one after another along that axis),
+    without the stacked copy of them all."""
+    total = np.array(arrays[0], dtype=np.float64)
+    for array in arrays[1:]:
+        total += array
+    total /= len(arrays)
+    return total
 
 
 def _logreg(C: float):  # -> LogisticRegression
@@ -193,6 +207,14 @@ def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf.fit(X_train, y_train)
+    return _predict(clf, X_test, n_classes)
+
+
+def _predict(clf, X_test, n_classes: int) -> np.ndarray:
+    """The fitted ``clf``'s probabilities of ``X_test``'s rows, one column per class of ``n_classes`` (0 for a class
+    its training rows lacked)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         part = clf.predict_proba(X_test)
     out = np.zeros((X_test.shape[0], n_classes))
     out[:, clf.classes_] = part
@@ -374,14 +396,24 @@ def _chars_member(
     idf /= dfs[cols].astype(np.float64) + 1.0
     np.log(idf, out=idf)
     idf += 1.0
-    X = []
-    for part in (X_train[:, cols], counts[test][:, cols]):
-        part = part.tocsr()
+
+    def tfidf(rows: Any) -> Any:  # the kept columns of ``rows``' counts, sublinear TF-IDF, rows L2-normalised
+        part = rows[:, cols].tocsr()
         np.log(part.data, out=part.data)
         part.data += 1.0
         part.data *= idf[part.indices]
-        X.append(normalize(part, norm="l2", copy=False))
-    return _fit_predict(_logreg(1.0), X[0], y[train], X[1], k)
+        return normalize(part, norm="l2", copy=False)
+
+    # one matrix at a time: the test rows' features are built once the fit (and L-BFGS's history, 20 copies of the
+    # parameters) has let go of its memory; the numbers are the same as building both first
+    X_fit = tfidf(X_train)
+    del X_train
+    clf = _logreg(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X_fit, y[train])
+    del X_fit
+    return _predict(clf, tfidf(counts[test]), k)
 
 
 @dataclass(frozen=True)
@@ -584,8 +616,8 @@ def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
         p = np.zeros((n, len(plan.classes)), dtype=np.float64)
         for test, part in parts[m]:
             p[test] = part if best is None else part[:, :, best]
-        out[m] = _normalise(p)
-    probs, temperature = temperature_scale(_normalise(np.mean(list(out.values()), axis=0)), plan.y)
+        out[m] = _normalise(p, inplace=True)
+    probs, temperature = temperature_scale(_normalise(_mean(list(out.values())), inplace=True), plan.y)
     chosen["temperature"] = round(temperature, 4)
     members = plan.members
     name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
@@ -662,14 +694,15 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray
 
     logp = np.log(np.clip(probs, 1e-12, 1.0))
 
-    def scaled(T: float) -> np.ndarray:
+    def scaled(T: float) -> np.ndarray:  # one (n_rows, n_classes) array per call, however many rows
         z = logp / T
         z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
 
     T = float(minimize_scalar(lambda T: _log_loss(scaled(T), labels), bounds=(0.05, 20.0), method="bounded").x)
-    return _normalise(scaled(T)), T
+    return _normalise(scaled(T), inplace=True), T
 
 
 def out_of_fold_probs(
