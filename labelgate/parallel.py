@@ -21,7 +21,9 @@ no pool).
 
 from __future__ import annotations
 
+import contextlib
 import io
+import logging
 import multiprocessing
 import os
 import pickle
@@ -48,6 +50,7 @@ POOL_MIN_ROWS = 2_000
 SHARE_MIN_BYTES = 4 * 2**20
 
 _function: Callable[[Any], Any] | None = None
+_log = logging.getLogger("labelgate.parallel")
 
 
 def usable_cpus() -> int:
@@ -130,6 +133,22 @@ def unshare(payload: bytes) -> Any:
     return _SharingUnpickler(io.BytesIO(payload)).load()
 
 
+def _payload(function: Callable[[Any], Any], stack: contextlib.ExitStack) -> bytes:
+    """``function`` :func:`share`-d into a temporary folder that ``stack`` removes when it closes; the plain pickle
+    (every worker then unpickles a copy of every array, as before there were files) when no folder or file can be
+    written there, e.g. a full ``$TMPDIR``."""
+    try:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="labelgate-detect-")))
+        return share(function, folder)
+    except OSError as err:
+        _log.warning(
+            "the detect workers get their own copies of the plan: cannot write it under %s (%s)",
+            tempfile.gettempdir(),
+            err,
+        )
+        return pickle.dumps(function, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 def _start_worker(payload: bytes) -> None:
     global _function
     _function = unshare(payload)
@@ -150,7 +169,8 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
     process, one after another. A job that fails raises its exception here, once the pool has shut down.
 
     The function reaches the workers through :func:`share`: its large arrays are memory-mapped files in a temporary
-    folder (``$TMPDIR``), removed when the pool has shut down.
+    folder (``$TMPDIR``), removed when the pool has shut down (where no file can be written there, each worker gets
+    its own copy, with a warning).
     """
 
     def run(
@@ -161,15 +181,15 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
             return serial_jobs(function, jobs, on_done)
         results: list[Any] = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
-        with (
-            tempfile.TemporaryDirectory(prefix="labelgate-detect-") as folder,
-            ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)),
-                mp_context=context,
-                initializer=_start_worker,
-                initargs=(share(function, Path(folder)),),
-            ) as pool,
-        ):
+        with contextlib.ExitStack() as stack:
+            pool = stack.enter_context(
+                ProcessPoolExecutor(
+                    max_workers=min(workers, len(jobs)),
+                    mp_context=context,
+                    initializer=_start_worker,
+                    initargs=(_payload(function, stack),),
+                )
+            )
             pending = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
             done = 0
             while pending:

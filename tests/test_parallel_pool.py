@@ -5,7 +5,9 @@ Not in the unit layer: each test starts worker processes (a second or more each)
 from __future__ import annotations
 
 import functools
+import logging
 import operator
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,16 @@ def test_workers_map_the_functions_large_arrays_from_files_removed_when_the_pool
     assert {kind for kind, _, _ in got} == {"memmap"}
     files = {Path(name) for _, name, _ in got}
     assert len(files) == 1 and not next(iter(files)).exists()
+
+
+def test_without_a_writable_temporary_folder_each_worker_gets_a_copy_and_the_same_results(monkeypatch, caplog):
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/labelgate-tmp")
+    array = np.arange(600_000, dtype=np.float64)
+    with caplog.at_level(logging.WARNING, logger="labelgate.parallel"):
+        got = pool_runner(workers=2)(functools.partial(_backing, array), [0, 5, 599_999], lambda *a: None)
+    assert [value for _, _, value in got] == [0.0, 5.0, 599_999.0]
+    assert "memmap" not in {kind for kind, _, _ in got}
+    assert "their own copies of the plan" in caplog.text and "/nonexistent/labelgate-tmp" in caplog.text
 
 
 def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran(monkeypatch):
