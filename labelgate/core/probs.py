@@ -203,11 +203,14 @@ def _logreg(C: float):  # -> LogisticRegression
     return LogisticRegression(C=C, max_iter=3000)
 
 
-def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+def _fit(clf, X_train, y_train):  # -> the fitted clf (convergence warnings silenced)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        clf.fit(X_train, y_train)
-    return _predict(clf, X_test, n_classes)
+        return clf.fit(X_train, y_train)
+
+
+def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
+    return _predict(_fit(clf, X_train, y_train), X_test, n_classes)
 
 
 def _predict(clf, X_test, n_classes: int) -> np.ndarray:
@@ -408,10 +411,7 @@ def _chars_member(
     # parameters) has let go of its memory; the numbers are the same as building both first
     X_fit = tfidf(X_train)
     del X_train
-    clf = _logreg(1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        clf.fit(X_fit, y[train])
+    clf = _fit(_logreg(1.0), X_fit, y[train])
     del X_fit
     return _predict(clf, tfidf(counts[test]), k)
 
