@@ -51,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,13 +232,16 @@ class TreeRss:
     ``interval`` seconds on a thread: ``peak_gib``, of their summed RSS (a page that several of them map, such as a
     shared library or a memory-mapped array, counts once per process), and ``peak_pss_gib``, of their summed PSS
     (each shared page split between the processes that map it: what the tree holds in memory). Both None without
-    ``psutil``; ``peak_pss_gib`` None where the OS does not report PSS."""
+    ``psutil``; ``peak_pss_gib`` None where the OS does not report PSS. ``peak_parts``: at the sample of the summed
+    RSS peak, each process's ``[role, RSS GiB]`` (role: ``run``, ``prefect-server``, ``worker`` or ``other``), largest
+    first: where the peak's memory is."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         import threading
 
         self.peak_gib: float | None = None
         self.peak_pss_gib: float | None = None
+        self.peak_parts: list[list[Any]] = []
         self._done = threading.Event()
         try:
             import psutil
@@ -255,6 +259,7 @@ class TreeRss:
         while not self._done.is_set():
             total = 0
             pss: int | None = 0
+            parts: list[list[Any]] = []
             try:
                 procs = [self._root, *self._root.children(recursive=True)]
             except psutil.Error:
@@ -263,15 +268,19 @@ class TreeRss:
                 try:
                     if pss is not None:
                         full = proc.memory_full_info()
-                        total += full.rss
+                        rss = full.rss
                         pss = pss + full.pss if hasattr(full, "pss") else None
                     else:
-                        total += proc.memory_info().rss
+                        rss = proc.memory_info().rss
+                    total += rss
+                    parts.append([_role(proc, self._root), round(rss / 2**30, 3)])
                 except psutil.AccessDenied:
                     pss = None
                 except psutil.Error:
                     pass
-            self.peak_gib = max(self.peak_gib or 0.0, total / 2**30)
+            if total / 2**30 >= (self.peak_gib or 0.0):
+                self.peak_gib = total / 2**30
+                self.peak_parts = sorted(parts, key=lambda part: -part[1])
             if pss is not None:
                 self.peak_pss_gib = max(self.peak_pss_gib or 0.0, pss / 2**30)
             self._done.wait(interval)
@@ -280,6 +289,22 @@ class TreeRss:
         self._done.set()
         if self.peak_gib is not None:
             self._thread.join()
+
+
+def _role(proc: Any, root: Any) -> str:
+    """What a process of the run's tree is: ``run`` (the root), ``prefect-server``, ``worker`` (a detect worker,
+    started by multiprocessing's spawn) or ``other``."""
+    if proc.pid == root.pid:
+        return "run"
+    try:
+        cmdline = " ".join(proc.cmdline())
+    except Exception:  # gone or not readable: still counted, by name unknown
+        return "other"
+    if "prefect.server" in cmdline:
+        return "prefect-server"
+    if "multiprocessing.spawn" in cmdline:
+        return "worker"
+    return "other"
 
 
 def label_issues(db: Path, run_id: str) -> pd.DataFrame:
@@ -370,6 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
             "peak_rss_gib": round(rss, 2),
             "peak_tree_rss_gib": None if tree.peak_gib is None else round(tree.peak_gib, 2),
             "peak_tree_pss_gib": None if tree.peak_pss_gib is None else round(tree.peak_pss_gib, 2),
+            "peak_tree_parts": tree.peak_parts,
             "label_issues": figures.get("label_issues"),
             **run_figures(work / "lg.duckdb", figures["run_id"]),
         }

@@ -123,6 +123,12 @@ def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -
     assert lg["peak_tree_rss_gib"] >= lg["peak_rss_gib"] * 0.9
     # PSS splits each shared page between the processes that map it: never more than their summed RSS
     assert 0 < lg["peak_tree_pss_gib"] <= lg["peak_tree_rss_gib"]
+    # the peak's composition: the run itself is in it, every process has a role, and the parts sum to the peak
+    parts = lg["peak_tree_parts"]
+    assert "run" in [role for role, _ in parts]
+    assert {role for role, _ in parts} <= {"run", "prefect-server", "worker", "other"}
+    assert [gib for _, gib in parts] == sorted((gib for _, gib in parts), reverse=True)
+    assert abs(sum(gib for _, gib in parts) - lg["peak_tree_rss_gib"]) <= 0.01 * len(parts) + 0.01
     for quality in (lg["quality"], recipe["quality"]):
         assert 0.0 <= quality["precision"] <= 1.0 and 0.0 <= quality["recall"] <= 1.0
     assert out["ratio"] == round(lg["wall_seconds"] / recipe["wall_seconds"], 2)
@@ -144,3 +150,35 @@ def test_pipeline_benchmark_reads_a_real_folder_and_scores_it_by_its_truth_file(
     assert list(truth) == ["x", "y"]
     frame, truth = module.read_data(tmp_path, None)
     assert list(truth) == ["x", "y", "y"]
+
+
+def _sleep(seconds: float) -> None:  # a spawned child's target (module level: picklable)
+    import time
+
+    time.sleep(seconds)
+
+
+def test_tree_sampler_names_each_process_of_the_peak() -> None:
+    """``TreeRss.peak_parts``: this process is the ``run``, a child started by multiprocessing's spawn a ``worker``;
+    the parts, largest first, sum to the summed-RSS peak."""
+    import importlib.util
+    import multiprocessing
+    import time
+
+    spec = importlib.util.spec_from_file_location("pipeline_bench", REPO / "benchmarks" / "pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    child = multiprocessing.get_context("spawn").Process(target=_sleep, args=(3.0,))
+    child.start()
+    try:
+        time.sleep(1.5)  # the child is running its target
+        sampler = module.TreeRss(os.getpid(), interval=0.1)
+        time.sleep(0.5)
+        sampler.stop()
+    finally:
+        child.join()
+    roles = [role for role, _ in sampler.peak_parts]
+    assert roles.count("run") == 1 and "worker" in roles
+    gibs = [gib for _, gib in sampler.peak_parts]
+    assert gibs == sorted(gibs, reverse=True)
+    assert abs(sum(gibs) - sampler.peak_gib) <= 0.001 * len(gibs) + 0.001
