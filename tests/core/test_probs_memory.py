@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labelgate.core.probs import _mean, _normalise, temperature_scale
+from labelgate.core.probs import (
+    CHAR_NGRAMS,
+    WORD_NGRAMS,
+    _chars_member,
+    _mean,
+    _ngram_counts,
+    _normalise,
+    _rows,
+    _words_member,
+    temperature_scale,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +73,44 @@ def test_normalising_and_temperature_scaling_in_place_give_the_same_bits(rows, c
     got, temperature = temperature_scale(probs, labels)
     want, temperature_want = _old_temperature_scale(probs, labels)
     assert temperature == temperature_want and got.tobytes() == want.tobytes()
+
+
+def _texts(seed: int, n: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    words = ["refund", "card", "lost", "please", "why", "my", "the", "top-up", "pending", "!", "?", "again"]
+    return [" ".join(rng.choice(words, size=int(rng.integers(1, 12)))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("options", [CHAR_NGRAMS, WORD_NGRAMS], ids=["chars", "words"])
+def test_ngram_counts_are_small_integers_that_read_back_as_the_float64_counts(options):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = np.asarray(_texts(0, 300), dtype=object)
+    counts = _ngram_counts(texts, **options)
+    assert counts.data.dtype == np.uint8  # short texts: each count fits in a byte (an eighth of float64's bytes)
+    reference = CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
+    rows = np.random.default_rng(1).permutation(len(texts))[:200]
+    got, want = _rows(counts, rows), reference[rows]
+    assert got.dtype == np.float64
+    # the same entries in the same stored order (the order a fit's sums run in), not merely equal matrices
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(got.data, want.data)
+
+
+def test_ngram_counts_widen_when_a_count_passes_a_byte():
+    counts = _ngram_counts(np.asarray(["ab " * 300, "ab cd"], dtype=object), **CHAR_NGRAMS)
+    assert counts.data.dtype == np.uint16 and counts.data.max() == 300  # " ab " 300 times in the first text
+
+
+def test_the_lexical_members_on_integer_counts_give_the_float64_counts_bits():
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = np.asarray(_texts(2, 240), dtype=object)
+    y = np.arange(len(texts)) % 3
+    train, test = np.arange(0, 240, 4), np.setdiff1d(np.arange(240), np.arange(0, 240, 4))
+    train, test = test, train  # fit on three quarters
+    for member, options in ((_chars_member, CHAR_NGRAMS), (_words_member, WORD_NGRAMS)):
+        small = _ngram_counts(texts, **options)
+        wide = CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
+        np.testing.assert_array_equal(member(small, y, train, test, 3), member(wide, y, train, test, 3))
