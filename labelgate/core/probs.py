@@ -612,29 +612,40 @@ def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: 
     return float(-logs.mean())
 
 
-def combine_oof(plan: OofPlan, results: Sequence[np.ndarray]) -> Probabilities:
+def combine_oof(plan: OofPlan, results: list[np.ndarray | None]) -> Probabilities:
     """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`.
 
     A member scored with several C values (``layers``) keeps the one with the lowest out-of-fold log-loss
     on the given labels; the choice is recorded in ``Probabilities.chosen``.
+
+    ``results`` is emptied as it is read (each entry set to ``None``): a fold's result is let go once it is copied
+    into its member's ``(n_rows, n_classes)`` array, so the results and the members' arrays are never all held at
+    once (at a million rows of 150 classes each is 1.2 GB per member). The numbers are the same either way.
     """
     if len(results) != len(plan.jobs):
         raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
     n = len(plan.y)
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # member -> (test rows, result) per fold
-    for job, part in zip(plan.jobs, results):
-        parts.setdefault(job.member, []).append((plan.folds[job.fold][1], np.asarray(part, dtype=np.float64)))
+    positions: dict[str, list[int]] = {}  # member -> its jobs' positions in plan.jobs, in fold order
+    for i, job in enumerate(plan.jobs):
+        positions.setdefault(job.member, []).append(i)
     out: dict[str, np.ndarray] = {}
     chosen: dict[str, float] = {}
     for m in plan.members:
+        parts = []  # (test rows, result) per fold
+        for i in positions[m]:
+            part, results[i] = results[i], None
+            parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part, dtype=np.float64)))
+            del part
         best = None
-        if parts[m][0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
-            losses = [_oof_log_loss(parts[m], plan.y, g) for g in range(parts[m][0][1].shape[2])]
+        if parts[0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
+            losses = [_oof_log_loss(parts, plan.y, g) for g in range(parts[0][1].shape[2])]
             best = int(np.argmin(losses))
             chosen[f"{m}_C"] = float(plan.layers_grid[best])
         p = np.zeros((n, len(plan.classes)), dtype=np.float64)
-        for test, part in parts[m]:
+        while parts:
+            test, part = parts.pop(0)
             p[test] = part if best is None else part[:, :, best]
+            del part
         out[m] = _normalise(p, inplace=True)
     probs, temperature = temperature_scale(_normalise(_mean(list(out.values())), inplace=True), plan.y)
     chosen["temperature"] = round(temperature, 4)
@@ -698,8 +709,8 @@ def ensemble_oof_probs(
     plan = plan_oof(
         features, labels, texts=texts, layer_features=layer_features, members=members, n_folds=n_folds, seed=seed
     )
-    results = (map_jobs or _serial)(functools.partial(run_oof_job, plan), plan.jobs)
-    return combine_oof(plan, list(results))
+    results: list[np.ndarray | None] = list((map_jobs or _serial)(functools.partial(run_oof_job, plan), plan.jobs))
+    return combine_oof(plan, results)  # (which lets go of each result once it is used)
 
 
 def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:

@@ -201,7 +201,7 @@ def test_combining_fold_results_without_assembling_every_c_gives_the_same_bits()
     labels = [str(v) for v in y]
     plan = plan_oof(F[:, :8], labels, layer_features=F, members=["embedding", "layers"], n_folds=5)
     results = [run_oof_job(plan, job) for job in plan.jobs]
-    got = combine_oof(plan, results)
+    got = combine_oof(plan, list(results))
     raw = np.zeros((180, 3, len(plan.layers_grid)))
     for job, part in zip(plan.jobs, results):
         if job.member == "layers":
@@ -211,6 +211,24 @@ def test_combining_fold_results_without_assembling_every_c_gives_the_same_bits()
     assert got.chosen["layers_C"] == plan.layers_grid[best]
     np.testing.assert_array_equal(got.members["layers"], probs._normalise(raw[:, :, best]))
     assert got.layers_fixed_C is None
+
+
+def test_combining_lets_go_of_each_fold_result_and_keeps_the_numbers():
+    """combine_oof empties the list it is given (a million rows of 150 classes: 1.2 GB per member's results), and
+    gives the same bits as combining a copy of it."""
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 40)
+    F = rng.normal(0, 1, (120, 12))
+    F[:, 0] += y
+    plan = plan_oof(F, [str(v) for v in y], layer_features=F, members=["embedding", "layers"], n_folds=4)
+    results = [run_oof_job(plan, job) for job in plan.jobs]
+    kept = [r.copy() for r in results]
+    got = combine_oof(plan, results)
+    assert results == [None] * len(plan.jobs)
+    again = combine_oof(plan, kept)
+    np.testing.assert_array_equal(got.probs, again.probs)
+    for member in plan.members:
+        np.testing.assert_array_equal(got.members[member], again.members[member])
 
 
 def test_layers_search_is_skipped_where_its_results_would_not_fit_in_memory():
