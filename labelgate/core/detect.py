@@ -44,6 +44,8 @@ import pandas as pd
 from labelgate.core.probs import (
     MEMBERS,
     Probabilities,
+    Take,
+    TakingMapper,
     encode_labels,
     ensemble_oof_probs,
     out_of_fold_probs,
@@ -345,24 +347,34 @@ class Detection:
     seconds: dict[str, float]
 
 
-#: ``run_jobs(function, jobs, on_done) -> results`` in the jobs' order, calling ``on_done(job, seconds, done, total)``
-#: as each job finishes: how the out-of-fold jobs run (:func:`serial_jobs`; ``labelgate.parallel.pool_runner`` runs
-#: them in worker processes). Every job is deterministic, so the runner cannot change a result.
-JobRunner = Callable[
-    [Callable[[Any], np.ndarray], Sequence[Any], Callable[[Any, float, int, int], None]], Sequence[np.ndarray]
-]
+#: ``run_jobs(function, jobs, on_done, take=None) -> results`` in the jobs' order, calling ``on_done(job, seconds, done,
+#: total)`` as each job finishes: how the out-of-fold jobs run (:func:`serial_jobs`; ``labelgate.parallel.pool_runner``
+#: runs them in worker processes). With ``take``, each result is handed to ``take(position, result)`` in this process
+#: as its job finishes (before ``on_done``) and ``None`` stands in its place in the list returned, so the caller never
+#: holds every result at once. Every job is deterministic, so the runner cannot change a result.
+JobRunner = Callable[..., Sequence[np.ndarray | None]]
 
 
 def serial_jobs(
-    function: Callable[[Any], np.ndarray], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
-) -> list[np.ndarray]:
+    function: Callable[[Any], np.ndarray],
+    jobs: Sequence[Any],
+    on_done: Callable[[Any, float, int, int], None],
+    take: Take | None = None,
+) -> list[np.ndarray | None]:
     """The default :data:`JobRunner`: every job in this process, one after another."""
     jobs = list(jobs)
-    out = []
+    out: list[np.ndarray | None] = []
     for i, job in enumerate(jobs, 1):
         began = time.perf_counter()
-        out.append(function(job))
-        on_done(job, time.perf_counter() - began, i, len(jobs))
+        result = function(job)
+        seconds = time.perf_counter() - began
+        if take is None:
+            out.append(result)
+        else:
+            take(i - 1, result)
+            out.append(None)
+        del result
+        on_done(job, seconds, i, len(jobs))
     return out
 
 
@@ -370,11 +382,11 @@ def _reporting_jobs(
     report: Callable[[str, int, int], None],
     fit_seconds: dict[str, float] | None = None,
     run_jobs: JobRunner | None = None,
-) -> Callable:
-    """A :data:`labelgate.core.probs.JobMapper` running the jobs with ``run_jobs`` (default :func:`serial_jobs`),
+) -> TakingMapper:
+    """A :class:`labelgate.core.probs.TakingMapper` running the jobs with ``run_jobs`` (default :func:`serial_jobs`),
     reporting ``out-of-fold fits`` after each (and adding each job's wall seconds to ``fit_seconds[job.member]``)."""
 
-    def run(function: Callable, jobs: Sequence) -> list[np.ndarray]:
+    def run(function: Callable, jobs: Sequence, take: Take | None) -> list[np.ndarray | None]:
         jobs = list(jobs)
         report("out-of-fold fits", 0, len(jobs))
 
@@ -384,9 +396,9 @@ def _reporting_jobs(
                 fit_seconds[member] = fit_seconds.get(member, 0.0) + seconds
             report("out-of-fold fits", done, total)
 
-        return list((run_jobs or serial_jobs)(function, jobs, on_done))
+        return list((run_jobs or serial_jobs)(function, jobs, on_done, take=take))
 
-    return run
+    return TakingMapper(run)
 
 
 def detect_all(
