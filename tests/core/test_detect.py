@@ -213,15 +213,21 @@ def test_combining_fold_results_without_assembling_every_c_gives_the_same_bits()
     assert got.layers_fixed_C is None
 
 
-def test_the_combiner_takes_results_in_any_order_and_refuses_a_second_or_a_missing_one():
-    from labelgate.core.probs import OofCombiner
-
-    rng = np.random.default_rng(3)
+def _grid_plan_and_results(seed: int):
+    """A small plan with a one-C (``embedding``) and a C-grid (``layers``) member, and every job's result."""
+    rng = np.random.default_rng(seed)
     y = np.repeat([0, 1, 2], 40)
     F = rng.normal(0, 1, (120, 12))
     F[:, 0] += y
     plan = plan_oof(F, [str(v) for v in y], layer_features=F, members=["embedding", "layers"], n_folds=4)
-    results = [run_oof_job(plan, job) for job in plan.jobs]
+    return plan, [run_oof_job(plan, job) for job in plan.jobs]
+
+
+def test_the_combiner_takes_results_in_any_order_and_refuses_a_second_or_a_missing_one():
+    from labelgate.core.probs import OofCombiner
+
+    plan, results = _grid_plan_and_results(3)
+    rng = np.random.default_rng(3)
     reference = combine_oof(plan, list(results))
     combiner = OofCombiner(plan)
     for position in rng.permutation(len(results)):
@@ -256,12 +262,7 @@ def test_a_mapper_that_returns_its_results_gives_the_same_bits_as_the_default():
 def test_combining_lets_go_of_each_fold_result_and_keeps_the_numbers():
     """combine_oof empties the list it is given (a million rows of 150 classes: 1.2 GB per member's results), and
     gives the same bits as combining a copy of it."""
-    rng = np.random.default_rng(2)
-    y = np.repeat([0, 1, 2], 40)
-    F = rng.normal(0, 1, (120, 12))
-    F[:, 0] += y
-    plan = plan_oof(F, [str(v) for v in y], layer_features=F, members=["embedding", "layers"], n_folds=4)
-    results = [run_oof_job(plan, job) for job in plan.jobs]
+    plan, results = _grid_plan_and_results(2)
     kept = [r.copy() for r in results]
     got = combine_oof(plan, results)
     assert results == [None] * len(plan.jobs)
