@@ -161,14 +161,12 @@ def _run(job: Any) -> tuple[Any, float]:
 
 
 def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
-    """A :data:`labelgate.core.detect.JobRunner` ``run_jobs(function, jobs, on_done, take=None)`` that runs the jobs in
-    up to ``workers`` processes (never more than the jobs) and returns their results in the jobs' order.
+    """A :data:`labelgate.core.detect.JobRunner` ``run_jobs(function, jobs, on_done)`` that runs the jobs in up to
+    ``workers`` processes (never more than the jobs) and returns their results in the jobs' order.
 
     ``on_done(job, seconds, done, total)`` is called in this process as each job finishes (``seconds``: the job's own
-    wall time in its worker), in the order they finish; with ``take``, each result is first handed to
-    ``take(position, result)`` and ``None`` stands in its place in the list returned. With ``workers`` 1 (or one
-    job) the jobs run in this process, one after another. A job that fails raises its exception here, once the pool
-    has shut down.
+    wall time in its worker), in the order they finish. With ``workers`` 1 (or one job) the jobs run in this
+    process, one after another. A job that fails raises its exception here, once the pool has shut down.
 
     The function reaches the workers through :func:`share`: its large arrays are memory-mapped files in a temporary
     folder (``$TMPDIR``), removed when the pool has shut down (where no file can be written there, each worker gets
@@ -176,14 +174,11 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
     """
 
     def run(
-        function: Callable[[Any], Any],
-        jobs: Sequence[Any],
-        on_done: Callable[[Any, float, int, int], None],
-        take: Callable[[int, Any], None] | None = None,
+        function: Callable[[Any], Any], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
     ) -> list[Any]:
         jobs = list(jobs)
         if workers <= 1 or len(jobs) <= 1:
-            return serial_jobs(function, jobs, on_done, take=take)
+            return serial_jobs(function, jobs, on_done)
         results: list[Any] = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
         with contextlib.ExitStack() as stack:
@@ -201,12 +196,7 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     i = pending.pop(future)
-                    result, seconds = future.result()
-                    if take is None:
-                        results[i] = result
-                    else:  # handed over as it arrives: the caller never holds every result at once
-                        take(i, result)
-                    del result, future
+                    results[i], seconds = future.result()
                     done += 1
                     on_done(jobs[i], seconds, done, len(jobs))
         return results

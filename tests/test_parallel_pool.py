@@ -27,23 +27,6 @@ def test_a_pool_returns_results_in_the_jobs_order_and_reports_every_job():
     assert [d for _, d, _ in done] == list(range(1, 8)) and {t for _, _, t in done} == {7}
 
 
-def test_a_pool_hands_each_result_over_as_it_arrives_and_keeps_none():
-    taken: dict[int, int] = {}
-    done = []
-
-    def take(position: int, result: int) -> None:
-        assert position not in taken  # once each
-        taken[position] = result
-
-    def on_done(job, seconds, d, t):
-        done.append(job)
-        assert taken[job] == 3 * job  # handed over before its job is reported
-
-    got = pool_runner(workers=2)(functools.partial(operator.mul, 3), list(range(7)), on_done, take=take)
-    assert got == [None] * 7
-    assert taken == {j: 3 * j for j in range(7)} and sorted(done) == list(range(7))
-
-
 def test_a_failing_job_raises_its_own_error_here():
     with pytest.raises(ZeroDivisionError):
         pool_runner(workers=2)(functools.partial(operator.truediv, 1), [1, 0, 2], lambda *a: None)

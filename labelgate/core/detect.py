@@ -44,8 +44,6 @@ import pandas as pd
 from labelgate.core.probs import (
     MEMBERS,
     Probabilities,
-    Take,
-    TakingMapper,
     encode_labels,
     ensemble_oof_probs,
     out_of_fold_probs,
@@ -347,34 +345,24 @@ class Detection:
     seconds: dict[str, float]
 
 
-#: ``run_jobs(function, jobs, on_done, take=None) -> results`` in the jobs' order, calling ``on_done(job, seconds, done,
-#: total)`` as each job finishes: how the out-of-fold jobs run (:func:`serial_jobs`; ``labelgate.parallel.pool_runner``
-#: runs them in worker processes). With ``take``, each result is handed to ``take(position, result)`` in this process
-#: as its job finishes (before ``on_done``) and ``None`` stands in its place in the list returned, so the caller never
-#: holds every result at once. Every job is deterministic, so the runner cannot change a result.
-JobRunner = Callable[..., Sequence[np.ndarray | None]]
+#: ``run_jobs(function, jobs, on_done) -> results`` in the jobs' order, calling ``on_done(job, seconds, done, total)``
+#: as each job finishes: how the out-of-fold jobs run (:func:`serial_jobs`; ``labelgate.parallel.pool_runner`` runs
+#: them in worker processes). Every job is deterministic, so the runner cannot change a result.
+JobRunner = Callable[
+    [Callable[[Any], np.ndarray], Sequence[Any], Callable[[Any, float, int, int], None]], Sequence[np.ndarray]
+]
 
 
 def serial_jobs(
-    function: Callable[[Any], np.ndarray],
-    jobs: Sequence[Any],
-    on_done: Callable[[Any, float, int, int], None],
-    take: Take | None = None,
-) -> list[np.ndarray | None]:
+    function: Callable[[Any], np.ndarray], jobs: Sequence[Any], on_done: Callable[[Any, float, int, int], None]
+) -> list[np.ndarray]:
     """The default :data:`JobRunner`: every job in this process, one after another."""
     jobs = list(jobs)
-    out: list[np.ndarray | None] = []
+    out = []
     for i, job in enumerate(jobs, 1):
         began = time.perf_counter()
-        result = function(job)
-        seconds = time.perf_counter() - began
-        if take is None:
-            out.append(result)
-        else:
-            take(i - 1, result)
-            out.append(None)
-        del result
-        on_done(job, seconds, i, len(jobs))
+        out.append(function(job))
+        on_done(job, time.perf_counter() - began, i, len(jobs))
     return out
 
 
@@ -382,11 +370,11 @@ def _reporting_jobs(
     report: Callable[[str, int, int], None],
     fit_seconds: dict[str, float] | None = None,
     run_jobs: JobRunner | None = None,
-) -> TakingMapper:
-    """A :class:`labelgate.core.probs.TakingMapper` running the jobs with ``run_jobs`` (default :func:`serial_jobs`),
+) -> Callable:
+    """A :data:`labelgate.core.probs.JobMapper` running the jobs with ``run_jobs`` (default :func:`serial_jobs`),
     reporting ``out-of-fold fits`` after each (and adding each job's wall seconds to ``fit_seconds[job.member]``)."""
 
-    def run(function: Callable, jobs: Sequence, take: Take | None) -> list[np.ndarray | None]:
+    def run(function: Callable, jobs: Sequence) -> list[np.ndarray]:
         jobs = list(jobs)
         report("out-of-fold fits", 0, len(jobs))
 
@@ -396,9 +384,9 @@ def _reporting_jobs(
                 fit_seconds[member] = fit_seconds.get(member, 0.0) + seconds
             report("out-of-fold fits", done, total)
 
-        return list((run_jobs or serial_jobs)(function, jobs, on_done, take=take))
+        return list((run_jobs or serial_jobs)(function, jobs, on_done))
 
-    return TakingMapper(run)
+    return run
 
 
 def detect_all(

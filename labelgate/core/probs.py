@@ -612,143 +612,65 @@ def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: 
     return float(-logs.mean())
 
 
-class OofCombiner:
-    """Gathers the jobs' results of one :class:`OofPlan` as they arrive, in any order, and then combines them
-    (:meth:`finish`).
-
-    A member's result of one fold is copied into that member's ``(n_rows, n_classes)`` float64 array as soon as it
-    is taken and is not kept: the results of every job and the members' arrays are never all held at once (at a
-    million rows of 150 classes each fold's result is 0.6 GB and each member's array 1.2 GB). A member scored with
-    several C values (``layers``: results ``(n_test, k, C)``) keeps its folds' results until :meth:`finish` chooses
-    its C. The numbers do not depend on the order the results arrive in.
-    """
-
-    def __init__(self, plan: OofPlan) -> None:
-        self.plan = plan
-        self._arrays: dict[str, np.ndarray] = {}  # member -> (n, k), its folds' results copied in
-        self._grid: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # job position -> (test rows, (n_test, k, C))
-        self._taken = [False] * len(plan.jobs)
-
-    def take(self, position: int, result: np.ndarray) -> None:
-        """The result of ``plan.jobs[position]`` (:func:`run_oof_job`'s array)."""
-        if not 0 <= position < len(self.plan.jobs):
-            raise ValueError(f"job position {position} is not one of the plan's {len(self.plan.jobs)} jobs")
-        if self._taken[position]:
-            raise ValueError(f"the result of job {position} ({self.plan.jobs[position]}) was already taken")
-        job = self.plan.jobs[position]
-        test = self.plan.folds[job.fold][1]
-        part = np.asarray(result, dtype=np.float64)
-        if part.ndim == 3:
-            self._grid[position] = (test, part)
-        else:
-            if job.member not in self._arrays:
-                self._arrays[job.member] = np.zeros((len(self.plan.y), len(self.plan.classes)), dtype=np.float64)
-            self._arrays[job.member][test] = part
-        self._taken[position] = True
-
-    def finish(self) -> Probabilities:
-        """The calibrated ensemble :class:`Probabilities` of every job's result (all must have been taken).
-
-        A member scored with several C values keeps the one with the lowest out-of-fold log-loss on the given
-        labels; the choice is recorded in ``Probabilities.chosen``.
-        """
-        missing = [i for i, taken in enumerate(self._taken) if not taken]
-        if missing:
-            raise ValueError(
-                f"{len(missing)} of {len(self._taken)} jobs have no result (first: {self.plan.jobs[missing[0]]})"
-            )
-        plan = self.plan
-        out: dict[str, np.ndarray] = {}
-        chosen: dict[str, float] = {}
-        for m in plan.members:
-            positions = [i for i, job in enumerate(plan.jobs) if job.member == m]  # in fold order
-            if m in self._arrays:
-                p = self._arrays.pop(m)
-            else:  # one result per C: keep the C with the lowest out-of-fold log-loss
-                parts = [self._grid.pop(i) for i in positions]
-                losses = [_oof_log_loss(parts, plan.y, g) for g in range(parts[0][1].shape[2])]
-                best = int(np.argmin(losses))
-                chosen[f"{m}_C"] = float(plan.layers_grid[best])
-                p = np.zeros((len(plan.y), len(plan.classes)), dtype=np.float64)
-                while parts:
-                    test, part = parts.pop(0)
-                    p[test] = part[:, :, best]
-                    del part
-            out[m] = _normalise(p, inplace=True)
-        probs, temperature = temperature_scale(_normalise(_mean(list(out.values())), inplace=True), plan.y)
-        chosen["temperature"] = round(temperature, 4)
-        members = plan.members
-        name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
-        return Probabilities(
-            probs=probs,
-            classes=plan.classes,
-            labels=plan.y,
-            method=f"{name}-{len(plan.folds)}fold",
-            members=out,
-            chosen=chosen,
-            n_folds=len(plan.folds),
-            train_rows_cap=plan.train_rows_cap,
-            char_features_cap=plan.char_features_cap,
-            layers_fixed_C=plan.layers_grid[0] if "layers" in members and len(plan.layers_grid) == 1 else None,
-        )
-
-
 def combine_oof(plan: OofPlan, results: list[np.ndarray | None]) -> Probabilities:
-    """Combine the jobs' results (a list in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`
-    (:class:`OofCombiner`).
+    """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`.
 
-    ``results`` is emptied as it is read (each entry set to ``None``), so each result is let go once it is copied
-    into its member's array. The numbers are the same either way.
+    A member scored with several C values (``layers``) keeps the one with the lowest out-of-fold log-loss
+    on the given labels; the choice is recorded in ``Probabilities.chosen``.
+
+    ``results`` is emptied as it is read (each entry set to ``None``): a fold's result is let go once it is copied
+    into its member's ``(n_rows, n_classes)`` array, so the results and the members' arrays are never all held at
+    once (at a million rows of 150 classes each is 1.2 GB per member). The numbers are the same either way.
     """
     if len(results) != len(plan.jobs):
         raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
-    combiner = OofCombiner(plan)
-    for i in range(len(results)):
-        result, results[i] = results[i], None
-        if result is None:
-            raise ValueError(f"job {i} ({plan.jobs[i]}) has no result")
-        combiner.take(i, result)
-        del result
-    return combiner.finish()
+    n = len(plan.y)
+    positions: dict[str, list[int]] = {}  # member -> its jobs' positions in plan.jobs, in fold order
+    for i, job in enumerate(plan.jobs):
+        positions.setdefault(job.member, []).append(i)
+    out: dict[str, np.ndarray] = {}
+    chosen: dict[str, float] = {}
+    for m in plan.members:
+        parts = []  # (test rows, result) per fold
+        for i in positions[m]:
+            part, results[i] = results[i], None
+            parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part, dtype=np.float64)))
+            del part
+        best = None
+        if parts[0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
+            losses = [_oof_log_loss(parts, plan.y, g) for g in range(parts[0][1].shape[2])]
+            best = int(np.argmin(losses))
+            chosen[f"{m}_C"] = float(plan.layers_grid[best])
+        p = np.zeros((n, len(plan.classes)), dtype=np.float64)
+        while parts:
+            test, part = parts.pop(0)
+            p[test] = part if best is None else part[:, :, best]
+            del part
+        out[m] = _normalise(p, inplace=True)
+    probs, temperature = temperature_scale(_normalise(_mean(list(out.values())), inplace=True), plan.y)
+    chosen["temperature"] = round(temperature, 4)
+    members = plan.members
+    name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
+    return Probabilities(
+        probs=probs,
+        classes=plan.classes,
+        labels=plan.y,
+        method=f"{name}-{len(plan.folds)}fold",
+        members=out,
+        chosen=chosen,
+        n_folds=len(plan.folds),
+        train_rows_cap=plan.train_rows_cap,
+        char_features_cap=plan.char_features_cap,
+        layers_fixed_C=plan.layers_grid[0] if "layers" in members and len(plan.layers_grid) == 1 else None,
+    )
 
 
 #: ``map_jobs(function, jobs) -> results`` in the jobs' order (the default runs them one after another)
 JobMapper = Callable[[Callable[[OofJob], np.ndarray], Sequence[OofJob]], Sequence[np.ndarray]]
-#: ``take(position, result)``: where a :class:`TakingMapper` hands each job's result (``position`` in the jobs' list)
-Take = Callable[[int, np.ndarray], None]
 
 
-@dataclass(frozen=True)
-class TakingMapper:
-    """A job mapper that can hand each result over as its job finishes instead of returning them all at the end.
-
-    ``run(function, jobs, take)``: with ``take`` None it returns the results in the jobs' order (a plain
-    :data:`JobMapper`, which calling the object does); with a ``take`` it calls ``take(position, result)`` in this
-    process as each job finishes and returns ``None`` in that job's place. :func:`ensemble_oof_probs` gives it an
-    :class:`OofCombiner`'s ``take``, so no more than one job's result waits beside the members' arrays.
-    """
-
-    run: Callable[[Callable[[OofJob], np.ndarray], Sequence[OofJob], Take | None], Sequence[np.ndarray | None]]
-
-    def __call__(self, function: Callable[[OofJob], np.ndarray], jobs: Sequence[OofJob]) -> Sequence[np.ndarray]:
-        results = list(self.run(function, jobs, None))
-        if any(r is None for r in results):
-            raise ValueError("a job mapper called without take returned None for a job")
-        return results  # type: ignore[return-value]
-
-
-def _serial(
-    function: Callable[[OofJob], np.ndarray], jobs: Sequence[OofJob], take: Take | None = None
-) -> list[np.ndarray | None]:
-    out: list[np.ndarray | None] = []
-    for position, job in enumerate(jobs):
-        result = function(job)
-        if take is None:
-            out.append(result)
-        else:
-            take(position, result)
-            out.append(None)
-    return out
+def _serial(function: Callable[[OofJob], np.ndarray], jobs: Sequence[OofJob]) -> list[np.ndarray]:
+    return [function(job) for job in jobs]
 
 
 def ensemble_oof_probs(
@@ -775,9 +697,7 @@ def ensemble_oof_probs(
         n_folds: stratified folds, at least 2 and at most the size of the smallest class; ``None``:
             :func:`auto_folds` of the rows and the smallest class.
         seed: seed of the fold shuffle.
-        map_jobs: how to run the (member, fold) jobs (e.g. on a Dask cluster); results must not depend on it. A
-            :class:`TakingMapper` hands each result over as its job finishes (the default runs them one after another
-            in this process, and does).
+        map_jobs: how to run the (member, fold) jobs (e.g. on a Dask cluster); results must not depend on it.
 
     Returns:
         :class:`Probabilities` with the ensemble mean in ``probs`` and every member's in ``members``.
@@ -789,20 +709,8 @@ def ensemble_oof_probs(
     plan = plan_oof(
         features, labels, texts=texts, layer_features=layer_features, members=members, n_folds=n_folds, seed=seed
     )
-    function = functools.partial(run_oof_job, plan)
-    combiner = OofCombiner(plan)
-    mapper = TakingMapper(_serial) if map_jobs is None else map_jobs
-    if isinstance(mapper, TakingMapper):  # each result goes into its member's array as its job finishes
-        mapper.run(function, plan.jobs, combiner.take)
-    else:
-        results = list(mapper(function, plan.jobs))
-        if len(results) != len(plan.jobs):
-            raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
-        for position in range(len(results)):
-            result, results[position] = results[position], None
-            combiner.take(position, result)
-            del result
-    return combiner.finish()
+    results: list[np.ndarray | None] = list((map_jobs or _serial)(functools.partial(run_oof_job, plan), plan.jobs))
+    return combine_oof(plan, results)  # (which lets go of each result once it is used)
 
 
 def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
