@@ -78,8 +78,10 @@ def mark_failed(db_path: str, run_id: str, message: str) -> None:
 
 #: review servers kept up after the review, until the run's outcome is written (run id -> server)
 _SERVING: dict[str, EmbeddedServer] = {}
-#: a page that asked for the outcome this recently (seconds) is waiting for it
-WATCH_S = 3.0
+#: a page that asked for the outcome this recently (seconds) is waiting for it. A page asks every 0.7 s, but the
+#: process may not answer for seconds while the export runs (a loaded machine: a 3 s window let the server stop under
+#: a page that was still watching); a page closed within this window costs the process at most ``LINGER_S``
+WATCH_S = 30.0
 #: at most this many seconds the process waits for a watching page to fetch the final outcome
 LINGER_S = 10.0
 

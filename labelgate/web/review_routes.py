@@ -140,8 +140,9 @@ def api_progress(request: Request, run: str) -> dict[str, Any]:
 def api_outcome(request: Request, run: str) -> dict[str, Any]:
     with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
+        watch = request.app.state.outcome_watch.setdefault(run_id, {"polled_at": 0.0, "final_served": False})
+        watch["polled_at"] = time.monotonic()  # a page is watching from the moment it asks, however long the answer
         result = review.outcome(con, run_id)
-    watch = request.app.state.outcome_watch.setdefault(run_id, {"polled_at": 0.0, "final_served": False})
     watch["polled_at"] = time.monotonic()
     watch["final_served"] = watch["final_served"] or result["final"]
     return result

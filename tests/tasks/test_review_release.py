@@ -50,6 +50,25 @@ def test_a_watching_page_gets_the_final_outcome_before_the_server_stops() -> Non
     assert server.stopped_at is not None and server.stopped_at >= watch["served_at"]
 
 
+def test_a_page_the_busy_process_has_not_answered_for_seconds_still_gets_the_outcome() -> None:
+    """Under load the export can keep the process from answering the page's polls for several seconds (CI,
+    2026-12-03: a 3 s window let the server stop under a watching page); the page still counts as watching."""
+    watch = {"polled_at": time.monotonic() - 8, "final_served": False}
+    server = FakeServer(watch)
+    review_task._SERVING["r1"] = server
+
+    def page() -> None:  # the process answers again: the page's next poll gets the final outcome
+        time.sleep(0.5)
+        watch["served_at"] = time.monotonic()
+        watch["final_served"] = True
+
+    thread = threading.Thread(target=page)
+    thread.start()
+    review_task.release_review_server("r1", linger_s=5)
+    thread.join()
+    assert server.stopped_at is not None and server.stopped_at >= watch["served_at"]
+
+
 def test_a_page_gone_quiet_does_not_hold_the_process() -> None:
     watch = {"polled_at": time.monotonic() - 60, "final_served": False}
     server = FakeServer(watch)
