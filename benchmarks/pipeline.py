@@ -28,6 +28,13 @@ Measured in the same run:
 
 ``--skip-recipe`` leaves the recipe out (for sizes where only labelgate's figures are wanted).
 
+``--stub-embedding`` runs ``benchmarks/stub_run.py`` instead of ``labelgate run``: the same run with the embedding
+replaced by a hashing vectoriser times random matrices of the model's shape, so every later stage works at full size
+(a million rows in minutes instead of the embedding's hour on 2 cores) but the detection quality means nothing: the
+JSON line then has ``"embedding": "stubbed"``, no ``quality`` and no recipe. ::
+
+    python benchmarks/pipeline.py --rows 1000000 --classes 150 --noise 0.1 --seed 0 --stub-embedding
+
 ``--prefect-home DIR`` runs labelgate with that ``PREFECT_HOME`` (created on first use, kept): a user's later runs,
 whose Prefect database exists, instead of the first run on a machine (the default: a new one, whose database
 migrations the ephemeral API's start includes).
@@ -202,18 +209,20 @@ def quality(flags: np.ndarray, scores: np.ndarray, is_error: np.ndarray) -> dict
     }
 
 
-def run_labelgate(csv: Path, work: Path, prefect_home: Path | None = None) -> tuple[dict, float, float, TreeRss]:
+def run_labelgate(
+    csv: Path, work: Path, prefect_home: Path | None = None, *, stub_embedding: bool = False
+) -> tuple[dict, float, float, TreeRss]:
     """``(the run's --json figures, wall seconds, peak RSS GiB of its largest process, the sampler of its process
     tree's memory)`` of a cold ``labelgate run`` in a child process (a new ``PREFECT_HOME`` unless ``prefect_home`` is
-    given)."""
+    given; with ``stub_embedding``, ``benchmarks/stub_run.py``'s run)."""
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home or work / "prefect"),
         "LABELGATE_PROGRESS": "0",
         "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }
-    cmd = [sys.executable, "-m", "labelgate.cli", "run", str(csv), "--db", str(work / "lg.duckdb"), "--out",
-           str(work / "out"), "--json"]  # fmt: skip
+    entry = [str(REPO / "benchmarks" / "stub_run.py")] if stub_embedding else ["-m", "labelgate.cli", "run"]
+    cmd = [sys.executable, *entry, str(csv), "--db", str(work / "lg.duckdb"), "--out", str(work / "out"), "--json"]
     started = time.perf_counter()
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         sampler = TreeRss(child.pid)
@@ -365,6 +374,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-recipe", action="store_true")
     ap.add_argument("--data", type=Path, default=None, help="a folder with train.csv and train_truth.csv")
     ap.add_argument("--prefect-home", type=Path, default=None, help="reuse this PREFECT_HOME (default: a new one)")
+    ap.add_argument(
+        "--stub-embedding", action="store_true", help="stub the embedding (scale only: no quality figure, no recipe)"
+    )
     args = ap.parse_args(argv)
     started = time.perf_counter()
     if args.data is not None:
@@ -387,7 +399,7 @@ def main(argv: list[str] | None = None) -> dict:
         work = Path(tmp)
         csv = work / "data.csv"
         frame.to_csv(csv, index=False)
-        figures, wall, rss, tree = run_labelgate(csv, work, args.prefect_home)
+        figures, wall, rss, tree = run_labelgate(csv, work, args.prefect_home, stub_embedding=args.stub_embedding)
         labels = label_issues(work / "lg.duckdb", figures["run_id"])
         lg: dict = {
             "wall_seconds": round(wall, 1),
@@ -406,7 +418,10 @@ def main(argv: list[str] | None = None) -> dict:
             is_error,
         )
         result["labelgate"] = lg
-    if not args.skip_recipe:
+    if args.stub_embedding:  # the vectors mean nothing: no quality figure, and nothing to compare the recipe with
+        result["embedding"] = "stubbed"
+        del result["labelgate"]["quality"]
+    elif not args.skip_recipe:
         flags, self_conf, seconds = recipe(list(frame["text"]), frame["label"].to_numpy(object), args.seed)
         result["recipe"] = {"wall_seconds": round(seconds, 1), "quality": quality(flags, self_conf, is_error)}
         result["ratio"] = round(result["labelgate"]["wall_seconds"] / result["recipe"]["wall_seconds"], 2)

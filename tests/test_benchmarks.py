@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.bench
@@ -101,11 +103,10 @@ def test_scale_benchmark_prints_one_json_line():
     assert result["label_issues"]["recall"] > 0.5
 
 
-@pytest.mark.slow
-def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -> None:
-    """benchmarks/pipeline.py end to end on a small size: one JSON line with both methods' figures."""
+def _pipeline_300_rows(*options: str) -> dict:
+    """``benchmarks/pipeline.py --rows 300 --classes 10 [options]`` in a child process: its one JSON line."""
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--rows", "300", "--classes", "10"],
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--rows", "300", "--classes", "10", *options],
         capture_output=True,
         text=True,
         timeout=900,
@@ -115,7 +116,13 @@ def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     assert len(lines) == 1
-    out = json.loads(lines[0])
+    return json.loads(lines[0])
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -> None:
+    """benchmarks/pipeline.py end to end on a small size: one JSON line with both methods' figures."""
+    out = _pipeline_300_rows()
     assert (out["rows"], out["classes"], out["noise_rate"]) == (300, 10, 0.1)
     lg, recipe = out["labelgate"], out["recipe"]
     assert lg["wall_seconds"] > 0 and lg["peak_rss_gib"] > 0 and lg["label_issues"] == lg["quality"]["flagged"]
@@ -134,10 +141,31 @@ def test_pipeline_benchmark_runs_labelgate_and_the_recipe_on_generated_texts() -
     assert out["ratio"] == round(lg["wall_seconds"] / recipe["wall_seconds"], 2)
 
 
+@pytest.mark.slow
+def test_pipeline_benchmark_stubs_the_embedding_for_scale_runs_and_claims_no_quality() -> None:
+    """--stub-embedding: the whole run at its size with stand-in vectors; no quality figure, no recipe."""
+    out = _pipeline_300_rows("--stub-embedding")
+    lg = out["labelgate"]
+    assert out["embedding"] == "stubbed" and "recipe" not in out and "quality" not in lg
+    assert lg["label_issues"] >= 0 and lg["seconds_by_stage"]["detect"] > 0 and lg["peak_tree_pss_gib"] > 0
+
+
+def test_the_stub_embedding_has_the_models_shape_and_is_deterministic() -> None:
+    spec = importlib.util.spec_from_file_location("stub_run", REPO / "benchmarks" / "stub_run.py")
+    stub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stub)
+    texts = ["refund my card", "where is my parcel", "refund my card please", ""]
+    vectors, layers = stub.stub_pair(texts)
+    assert vectors.shape == layers.shape == (4, 384) and vectors.dtype == layers.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, rtol=1e-5)
+    again, _ = stub.stub_pair(texts)
+    np.testing.assert_array_equal(vectors, again)
+    assert vectors[0] @ vectors[2] > vectors[0] @ vectors[1]  # texts sharing words are closer
+
+
 def test_pipeline_benchmark_reads_a_real_folder_and_scores_it_by_its_truth_file(tmp_path: Path) -> None:
     """``--data DIR``: the first ``--rows`` rows of ``train.csv``, each with its true label from ``train_truth.csv``
     (matched by id, not by position)."""
-    import importlib.util
 
     spec = importlib.util.spec_from_file_location("pipeline_bench", REPO / "benchmarks" / "pipeline.py")
     module = importlib.util.module_from_spec(spec)
@@ -161,7 +189,6 @@ def _sleep(seconds: float) -> None:  # a spawned child's target (module level: p
 def test_tree_sampler_names_each_process_of_the_peak() -> None:
     """``TreeRss.peak_parts``: this process is the ``run``, a child started by multiprocessing's spawn a ``worker``;
     the parts, largest first, sum to the summed-RSS peak."""
-    import importlib.util
     import multiprocessing
     import time
 
