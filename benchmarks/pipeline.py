@@ -400,7 +400,6 @@ def main(argv: list[str] | None = None) -> dict:
         csv = work / "data.csv"
         frame.to_csv(csv, index=False)
         figures, wall, rss, tree = run_labelgate(csv, work, args.prefect_home, stub_embedding=args.stub_embedding)
-        labels = label_issues(work / "lg.duckdb", figures["run_id"])
         lg: dict = {
             "wall_seconds": round(wall, 1),
             "rows_per_second": round(len(frame) / wall, 1),
@@ -411,17 +410,17 @@ def main(argv: list[str] | None = None) -> dict:
             "label_issues": figures.get("label_issues"),
             **run_figures(work / "lg.duckdb", figures["run_id"]),
         }
-        by_id = labels.set_index("row_id").reindex(frame["id"])
-        lg["quality"] = quality(
-            by_id["is_label_issue"].fillna(False).to_numpy(bool),
-            by_id["label_score"].fillna(1.0).to_numpy(float),
-            is_error,
-        )
+        if args.stub_embedding:  # the vectors mean nothing: no quality figure, and nothing to compare the recipe with
+            result["embedding"] = "stubbed"
+        else:
+            by_id = label_issues(work / "lg.duckdb", figures["run_id"]).set_index("row_id").reindex(frame["id"])
+            lg["quality"] = quality(
+                by_id["is_label_issue"].fillna(False).to_numpy(bool),
+                by_id["label_score"].fillna(1.0).to_numpy(float),
+                is_error,
+            )
         result["labelgate"] = lg
-    if args.stub_embedding:  # the vectors mean nothing: no quality figure, and nothing to compare the recipe with
-        result["embedding"] = "stubbed"
-        del result["labelgate"]["quality"]
-    elif not args.skip_recipe:
+    if not args.stub_embedding and not args.skip_recipe:
         flags, self_conf, seconds = recipe(list(frame["text"]), frame["label"].to_numpy(object), args.seed)
         result["recipe"] = {"wall_seconds": round(seconds, 1), "quality": quality(flags, self_conf, is_error)}
         result["ratio"] = round(result["labelgate"]["wall_seconds"] / result["recipe"]["wall_seconds"], 2)

@@ -11,6 +11,7 @@ a run's detection quality says nothing about labelgate's. ::
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 
@@ -22,17 +23,33 @@ DIM = 384
 HASHED = 2**14
 
 
-def stub_pair(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(vectors, layer features)``: float32 ``(len(texts), DIM)`` each, the vectors L2-normalised; deterministic."""
+@functools.cache
+def _projections() -> tuple[np.ndarray, np.ndarray]:
+    """The two fixed random ``(HASHED, DIM)`` float32 matrices (drawn once per process, not once per chunk)."""
+    rng = np.random.default_rng(0)
+    return (
+        rng.normal(size=(HASHED, DIM)).astype(np.float32),
+        rng.normal(size=(HASHED, DIM)).astype(np.float32),
+    )
+
+
+def _hashed(texts: Sequence[str]):  # -> scipy.sparse float32 (len(texts), HASHED)
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    counts = HashingVectorizer(n_features=HASHED, alternate_sign=False, norm=None).transform(list(texts))
-    counts = counts.astype(np.float32)
-    rng = np.random.default_rng(0)
-    vectors = np.asarray(counts @ rng.normal(size=(HASHED, DIM)).astype(np.float32), dtype=np.float32)
-    layers = np.asarray(counts @ rng.normal(size=(HASHED, DIM)).astype(np.float32), dtype=np.float32)
+    hashing = HashingVectorizer(n_features=HASHED, alternate_sign=False, norm=None)
+    return hashing.transform(list(texts)).astype(np.float32)
+
+
+def stub_vectors(texts: Sequence[str]) -> np.ndarray:
+    """The stubbed sentence vectors: float32 ``(len(texts), DIM)``, L2-normalised; deterministic."""
+    vectors = np.asarray(_hashed(texts) @ _projections()[0], dtype=np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-6)
-    return vectors, layers
+    return vectors
+
+
+def stub_pair(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(vectors, layer features)``: float32 ``(len(texts), DIM)`` each, the vectors as :func:`stub_vectors`."""
+    return stub_vectors(texts), np.asarray(_hashed(texts) @ _projections()[1], dtype=np.float32)
 
 
 def main(argv: list[str]) -> None:
@@ -40,7 +57,7 @@ def main(argv: list[str]) -> None:
     from labelgate.cli import main as cli
 
     embedding.encode_with_layers = lambda model, texts, **kwargs: stub_pair(texts)
-    embedding.encode = lambda model, texts, **kwargs: stub_pair(texts)[0]
+    embedding.encode = lambda model, texts, **kwargs: stub_vectors(texts)
     sys.argv = ["labelgate", "run", *argv]
     cli()
 

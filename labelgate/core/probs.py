@@ -333,11 +333,7 @@ def _ngram_counts(texts: np.ndarray, **options: Any) -> Any:
         counts = CountVectorizer(dtype=np.int64, **options).fit_transform(texts).tocsr()
     except ValueError:  # empty vocabulary
         return None
-    top = int(counts.data.max()) if counts.nnz else 0
-    for small in (np.uint8, np.uint16, np.uint32):
-        if top <= np.iinfo(small).max:
-            counts.data = counts.data.astype(small)
-            break
+    counts.data = counts.data.astype(np.min_scalar_type(int(counts.data.max()) if counts.nnz else 0))
     return counts
 
 
