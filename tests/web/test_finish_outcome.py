@@ -57,6 +57,9 @@ def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tm
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             errors: list[str] = []
             page.on("pageerror", lambda err: errors.append(str(err)))
+            failed: list[str] = []  # requests the page saw fail: what to look at when the outcome never shows
+            page.on("requestfailed", lambda r: failed.append(f"{r.method} {r.url}: {r.failure}"))
+            page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}: {r.text()[:300]}"))
             # every row: the database already holds a run of this dataset, so the page would open on new rows
             page.goto(url + ("&" if "?" in url else "?") + "novelty=all")
             page.keyboard.press("e")  # exclude the first row
@@ -65,7 +68,14 @@ def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tm
             page.click("#finish-go")
             outcome = page.locator("#outcome")
             sync_api.expect(outcome).to_be_visible(timeout=120_000)  # once the Prefect API resumed the flow run
-            sync_api.expect(outcome).to_contain_text("Exported", timeout=240_000)
+            try:
+                sync_api.expect(outcome).to_contain_text("Exported", timeout=240_000)
+            except AssertionError as err:
+                code = proc.poll()  # None: the process still runs
+                proc.kill()
+                drain.join(10)
+                tail = "".join(rest)[-4000:]
+                raise AssertionError(f"{err}\nrequests that failed: {failed}\nexit {code}, stderr:\n{tail}") from None
             text = outcome.inner_text()
             files = page.locator("#outcome .outcome-files li").all_inner_texts()
             badge = page.locator(".runinfo .badge").inner_text()
