@@ -60,6 +60,10 @@ LAYERS_GRID_MAX_ROWS = 100_000
 #: until the C is chosen (float64, 6 C values: 0.96 GB at this size; 7 GB for a million rows of 150 classes)
 LAYERS_GRID_MAX_CELLS = 20_000_000
 
+#: :func:`combine_oof` keeps each member's own ``(n_rows, n_classes)`` array (``Probabilities.members``) up to this
+#: many cells (40 MB of float64 each); larger inputs keep only the ensemble and each member's accuracy
+KEEP_MEMBERS_MAX_CELLS = 5_000_000
+
 #: automatic folds: as many as fit this many training-row fits in total, between the two bounds below
 AUTO_FOLDS_ROW_BUDGET = 100_000
 #: fewest folds :func:`auto_folds` picks (from ``AUTO_FOLDS_ROW_BUDGET / AUTO_MIN_FOLDS`` = 20,000 rows up)
@@ -99,7 +103,9 @@ class Probabilities:
         classes: the class names, in column order (sorted).
         labels: int array, shape ``(n_rows,)``: the given label of each row as a column index.
         method: a short name of the model that produced them (e.g. ``ensemble(embedding+words+chars)-5fold``).
-        members: each member's own out-of-sample probabilities (same shape as ``probs``), by member name.
+        members: each member's own out-of-sample probabilities (same shape as ``probs``), by member name; empty when
+            :func:`combine_oof` did not keep them (large inputs, see :data:`KEEP_MEMBERS_MAX_CELLS`).
+        member_accuracy: each member's out-of-sample accuracy on the given labels (argmax), by member name.
         chosen: what was fitted to the run's given labels: the calibration ``temperature`` and any member's
             cross-validated ``<member>_C``.
         n_folds: the number of cross-validation folds the probabilities came from.
@@ -114,6 +120,7 @@ class Probabilities:
     labels: np.ndarray
     method: str
     members: dict[str, np.ndarray] = field(default_factory=dict)
+    member_accuracy: dict[str, float] = field(default_factory=dict)
     chosen: dict[str, float] = field(default_factory=dict)
     n_folds: int | None = None
     train_rows_cap: int | None = None
@@ -608,24 +615,35 @@ def _oof_log_loss(parts: list[tuple[np.ndarray, np.ndarray]], y: np.ndarray, g: 
     return float(-logs.mean())
 
 
-def combine_oof(plan: OofPlan, results: list[np.ndarray | None]) -> Probabilities:
+def combine_oof(plan: OofPlan, results: list[np.ndarray | None], *, keep_members: bool | None = None) -> Probabilities:
     """Assemble the jobs' results (in ``plan.jobs`` order) into calibrated ensemble :class:`Probabilities`.
 
     A member scored with several C values (``layers``) keeps the one with the lowest out-of-fold log-loss
     on the given labels; the choice is recorded in ``Probabilities.chosen``.
 
     ``results`` is emptied as it is read (each entry set to ``None``): a fold's result is let go once it is copied
-    into its member's ``(n_rows, n_classes)`` array, so the results and the members' arrays are never all held at
-    once (at a million rows of 150 classes each is 1.2 GB per member). The numbers are the same either way.
+    into its member's ``(n_rows, n_classes)`` array, and a member's array once it is added to the ensemble's sum, so
+    at most one member's array is held beside the sum (at a million rows of 150 classes each is 1.2 GB). The
+    numbers are those of assembling every member and averaging them (:func:`_mean`), bit for bit.
+
+    Args:
+        plan: the plan the jobs came from.
+        results: one array per job of ``plan.jobs``: ``(n_test, n_classes)``, or ``(n_test, n_classes, n_C)``
+            for a member scored with several C values.
+        keep_members: keep each member's own array in ``Probabilities.members``; None (default) keeps them when
+            ``n_rows * n_classes <= KEEP_MEMBERS_MAX_CELLS``. ``Probabilities.member_accuracy`` is always set.
     """
     if len(results) != len(plan.jobs):
         raise ValueError(f"{len(results)} results for {len(plan.jobs)} jobs")
     n = len(plan.y)
+    keep = n * len(plan.classes) <= KEEP_MEMBERS_MAX_CELLS if keep_members is None else keep_members
     positions: dict[str, list[int]] = {}  # member -> its jobs' positions in plan.jobs, in fold order
     for i, job in enumerate(plan.jobs):
         positions.setdefault(job.member, []).append(i)
-    out: dict[str, np.ndarray] = {}
+    kept: dict[str, np.ndarray] = {}
+    accuracy: dict[str, float] = {}
     chosen: dict[str, float] = {}
+    total: np.ndarray | None = None  # the members' sum, in plan.members order (as _mean adds them)
     for m in plan.members:
         parts = []  # (test rows, result) per fold
         for i in positions[m]:
@@ -642,8 +660,19 @@ def combine_oof(plan: OofPlan, results: list[np.ndarray | None]) -> Probabilitie
             test, part = parts.pop(0)
             p[test] = part if best is None else part[:, :, best]
             del part
-        out[m] = _normalise(p, inplace=True)
-    probs, temperature = temperature_scale(_normalise(_mean(list(out.values())), inplace=True), plan.y)
+        p = _normalise(p, inplace=True)
+        accuracy[m] = float((p.argmax(axis=1) == plan.y).mean())
+        if keep:
+            kept[m] = p
+        if total is None:
+            total = p.copy() if keep else p
+        else:
+            total += p
+        del p
+    assert total is not None  # plan.members is never empty
+    total /= len(plan.members)
+    probs, temperature = temperature_scale(_normalise(total, inplace=True), plan.y, inplace=True)
+    del total
     chosen["temperature"] = round(temperature, 4)
     members = plan.members
     name = members[0] if len(members) == 1 else f"ensemble({'+'.join(members)})"
@@ -652,7 +681,8 @@ def combine_oof(plan: OofPlan, results: list[np.ndarray | None]) -> Probabilitie
         classes=plan.classes,
         labels=plan.y,
         method=f"{name}-{len(plan.folds)}fold",
-        members=out,
+        members=kept,
+        member_accuracy=accuracy,
         chosen=chosen,
         n_folds=len(plan.folds),
         train_rows_cap=plan.train_rows_cap,
@@ -709,16 +739,21 @@ def ensemble_oof_probs(
     return combine_oof(plan, results)  # (which lets go of each result once it is used)
 
 
-def temperature_scale(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, float]:
+def temperature_scale(probs: np.ndarray, labels: np.ndarray, *, inplace: bool = False) -> tuple[np.ndarray, float]:
     """Calibrate ``probs`` with one temperature (Guo et al. 2017) fitted to the given labels by log-loss.
 
     An average of models is under-confident where they agree; one scalar ``T`` rescales the logits
     ``log p / T`` so that the probabilities match how often the given labels occur. The ranking of
     classes within a row is unchanged. Returns ``(calibrated, T)`` with ``T`` in [0.05, 20].
+    ``inplace``: compute the logits in ``probs`` itself (a float64 array the caller no longer needs; the same bits).
     """
     from scipy.optimize import minimize_scalar
 
-    logp = np.log(np.clip(probs, 1e-12, 1.0))
+    if inplace:
+        logp = np.clip(probs, 1e-12, 1.0, out=probs)
+        np.log(logp, out=logp)
+    else:
+        logp = np.log(np.clip(probs, 1e-12, 1.0))
 
     def scaled(T: float) -> np.ndarray:  # one (n_rows, n_classes) array per call, however many rows
         z = logp / T

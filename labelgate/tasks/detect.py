@@ -209,9 +209,7 @@ def _store(
         rows_flagged=int(flagged["row_id"].nunique()),
         detector=probs.method,
         oof_accuracy_vs_given=round(accuracy, 4),
-        oof_accuracy_by_member={
-            m: round(float((p.argmax(axis=1) == probs.labels).mean()), 4) for m, p in probs.members.items()
-        },
+        oof_accuracy_by_member={m: round(a, 4) for m, a in probs.member_accuracy.items()},
         classes=probs.classes,
         n_folds=probs.n_folds,
         detector_fitted=probs.chosen,

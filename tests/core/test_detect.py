@@ -231,6 +231,46 @@ def test_combining_lets_go_of_each_fold_result_and_keeps_the_numbers():
         np.testing.assert_array_equal(got.members[member], again.members[member])
 
 
+def test_combining_without_keeping_the_members_gives_the_bits_of_averaging_them_all():
+    """Large inputs: combine_oof adds each member into the ensemble's sum and lets it go (one member's array beside
+    the sum instead of all four); the probabilities are those of assembling every member and averaging them (what
+    it did before), bit for bit, and each member's accuracy is still reported."""
+    from labelgate.core import probs
+
+    _, texts, given, _, vectors, _ = _dataset()
+    layers = vectors + np.random.default_rng(1).normal(0, 0.01, vectors.shape)
+    plan = plan_oof(vectors, given, texts=texts, layer_features=layers, n_folds=3)
+    results = [run_oof_job(plan, job) for job in plan.jobs]
+    kept = combine_oof(plan, [r.copy() for r in results], keep_members=True)
+    lean = combine_oof(plan, results, keep_members=False)
+    assert lean.members == {} and list(kept.members) == list(plan.members) == list(probs.MEMBERS)
+    mean = probs._normalise(np.mean(np.stack([kept.members[m] for m in plan.members]), axis=0))
+    reference, temperature = probs.temperature_scale(mean, plan.y)
+    np.testing.assert_array_equal(lean.probs, reference)
+    np.testing.assert_array_equal(kept.probs, reference)
+    assert lean.chosen == kept.chosen and lean.chosen["temperature"] == round(temperature, 4)
+    expected = {m: float((kept.members[m].argmax(axis=1) == plan.y).mean()) for m in plan.members}
+    assert lean.member_accuracy == kept.member_accuracy == expected
+    assert not np.array_equal(kept.members["embedding"], kept.members["words"])  # the average is of differing arrays
+
+
+def test_members_are_kept_for_small_inputs_only():
+    from labelgate.core import probs
+
+    _, _, given, _, vectors, _ = _dataset()
+    plan = plan_oof(vectors, given, n_folds=3)
+    small = combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs])
+    assert list(small.members) == ["embedding"]
+    old = probs.KEEP_MEMBERS_MAX_CELLS
+    try:
+        probs.KEEP_MEMBERS_MAX_CELLS = len(plan.y) * len(plan.classes) - 1
+        large = combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs])
+    finally:
+        probs.KEEP_MEMBERS_MAX_CELLS = old
+    assert large.members == {} and large.member_accuracy == small.member_accuracy
+    np.testing.assert_array_equal(large.probs, small.probs)
+
+
 def test_layers_search_is_skipped_where_its_results_would_not_fit_in_memory():
     from labelgate.core.probs import LAYERS_GRID_MAX_CELLS
 
