@@ -7,7 +7,8 @@
 - ``reviewer``: the reviewer name when a request names none
 - ``default_run``: the run ``/`` opens (``latest``, or the flow's own run id for its embedded server)
 - ``outcome_watch``: run id -> ``{"polled_at": monotonic time of a page's last /outcome request, "final_served":
-  bool}`` (:mod:`labelgate.services.review_gate` reads it to know when the page has seen the outcome)
+  bool, set once a response with the final outcome has been sent}`` (:mod:`labelgate.services.review_gate` reads it
+  to know when the page has seen the outcome)
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from labelgate import store
@@ -137,14 +137,15 @@ def api_progress(request: Request, run: str) -> dict[str, Any]:
 
 
 @router.get("/api/runs/{run}/outcome")
-def api_outcome(request: Request, run: str) -> dict[str, Any]:
+def api_outcome(request: Request, run: str, after_sending: BackgroundTasks) -> dict[str, Any]:
     with context.connect(request) as con:
         run_id = store.resolve_run(con, run)
         watch = request.app.state.outcome_watch.setdefault(run_id, {"polled_at": 0.0, "final_served": False})
         watch["polled_at"] = time.monotonic()  # a page is watching from the moment it asks, however long the answer
         result = review.outcome(con, run_id)
     watch["polled_at"] = time.monotonic()
-    watch["final_served"] = watch["final_served"] or result["final"]
+    if result["final"]:  # served once the response is sent: the process stops the server when it reads this
+        after_sending.add_task(watch.__setitem__, "final_served", True)
     return result
 
 

@@ -228,3 +228,21 @@ def test_label_issues_carry_a_kind_badge_and_filter(client: TestClient) -> None:
     page = client.get("/runs/latest", params={"label_kind": kind}).text
     assert page.count('<tr class="item') == only["count"]
     assert client.get("/api/runs/latest/issues", params={"label_kind": "bogus"}).status_code == 400
+
+
+def test_outcome_marks_the_page_as_watching_and_as_served_only_with_a_final_outcome(db: str) -> None:
+    """The review gate's process stops its server once ``final_served`` is set: a response that is not final never
+    sets it, and a final one sets it (after the response is sent: a background task of the response)."""
+    app = create_app(db, reviewer="tester")
+    client = TestClient(app)
+    with store.connect(db) as con:
+        run_id = store.resolve_run(con, "latest")
+        con.execute("UPDATE runs SET status = 'exporting' WHERE run_id = ?", [run_id])
+    waiting = client.get(f"/api/runs/{run_id}/outcome").json()
+    watch = app.state.outcome_watch[run_id]
+    assert waiting["final"] is False and watch["final_served"] is False and watch["polled_at"] > 0
+    with store.connect(db) as con:
+        con.execute("UPDATE runs SET status = 'completed' WHERE run_id = ?", [run_id])
+    done = client.get(f"/api/runs/{run_id}/outcome").json()
+    assert done["final"] is True and done["status"] == "completed"
+    assert app.state.outcome_watch[run_id]["final_served"] is True

@@ -94,3 +94,42 @@ def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tm
     assert sorted(files) == written and any(f.endswith("manifest.json") for f in files)
     summary = json.loads(out.strip().splitlines()[-1])
     assert set(summary["export_files"]) <= set(files)
+
+
+def test_the_page_says_the_process_stopped_when_it_dies_during_the_export(
+    warm_run: dict, tmp_path: Path, sample_csv: Path
+) -> None:
+    """The process is killed right after "Finish review": its server goes with it and the page, once its polls get
+    no answer at all, says so and names the command that shows the run."""
+    db = copy_db(warm_run, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), LABELGATE_REVIEW_PORT="0")
+    command = [sys.executable, "-m", "labelgate.cli", "run", str(sample_csv), "--gate", "human", "--db", db]
+    proc = subprocess.Popen(
+        [*command, "--out", str(tmp_path / "exports")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        url = _review_url(proc)
+        threading.Thread(target=lambda: list(proc.stderr), daemon=True).start()
+        with sync_api.sync_playwright() as p:
+            browser = launch_chromium(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(url + ("&" if "?" in url else "?") + "novelty=all")
+            page.click("#finish")
+            with page.expect_response(lambda r: r.url.endswith("/finish")):
+                page.click("#finish-go")
+            proc.kill()  # before the export (seconds of work) can end
+            proc.wait(30)
+            outcome = page.locator("#outcome")
+            sync_api.expect(outcome).to_contain_text("The run's process stopped", timeout=30_000)
+            sync_api.expect(outcome.locator("code")).to_contain_text(f"labelgate runs --db {db}")
+            assert "outcome-gone" in (outcome.get_attribute("class") or "")
+            browser.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -51,7 +51,11 @@
     } catch (err) {
       payload = {};
     }
-    if (!response.ok) throw new Error(payload.error || "HTTP " + response.status);
+    if (!response.ok) {
+      const err = new Error(payload.error || "HTTP " + response.status);
+      err.status = response.status; // the server answered (a fetch that got no answer throws a TypeError instead)
+      throw err;
+    }
     return payload;
   }
 
@@ -210,18 +214,32 @@
     return el;
   }
 
+  // requests in a row that get no answer at all before the page says the process stopped
+  const GONE_AFTER = 3;
+
   async function watchOutcome(badge) {
     const box = document.getElementById("outcome");
     box.hidden = false;
     box.className = "note outcome outcome-waiting";
     box.textContent = "";
     line(box, "Review finished: the flow is exporting. The outcome appears here.");
+    const waiting = line(box, "");
+    let unanswered = 0;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 700));
       let o;
       try {
         o = await call("GET", "/outcome");
+        unanswered = 0;
+        waiting.textContent = "";
       } catch (err) {
+        if (err.status) {
+          // the server answered with an error (e.g. the database busy for a moment): it still runs, ask again
+          waiting.textContent = "Still waiting (the server answered: " + err.message + ")";
+          continue;
+        }
+        unanswered += 1;
+        if (unanswered < GONE_AFTER) continue; // one lost request is not yet a stopped process
         box.className = "note outcome outcome-gone";
         box.textContent = "";
         line(box, "The run's process stopped (and this page's server with it) before the outcome could be shown.");
