@@ -33,13 +33,13 @@ def _review_url(proc: subprocess.Popen) -> str:
     raise AssertionError(f"no review URL printed; exit {proc.poll()}")
 
 
-def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tmp_path: Path, sample_csv: Path) -> None:
-    db = copy_db(warm_run, tmp_path)
+def _start_human_run(sample_csv: Path, db: str, tmp_path: Path, out_dir: Path) -> subprocess.Popen:
+    """``labelgate run --gate human --json`` of the sample in a process of its own (its own Prefect home, any free
+    review port); stdout and stderr are pipes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), LABELGATE_REVIEW_PORT="0")
-    out_dir = tmp_path / "exports"
     command = [sys.executable, "-m", "labelgate.cli", "run", str(sample_csv), "--gate", "human", "--db", db]
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [*command, "--json", "--out", str(out_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -47,6 +47,12 @@ def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tm
         env=env,
         cwd=tmp_path,
     )
+
+
+def test_the_page_shows_the_files_written_after_finish_review(warm_run: dict, tmp_path: Path, sample_csv: Path) -> None:
+    db = copy_db(warm_run, tmp_path)
+    out_dir = tmp_path / "exports"
+    proc = _start_human_run(sample_csv, db, tmp_path, out_dir)
     try:
         url = _review_url(proc)
         rest: list[str] = []  # drain stderr meanwhile: a full pipe would stop the process
@@ -102,20 +108,11 @@ def test_the_page_says_the_process_stopped_when_it_dies_during_the_export(
     """The process is killed right after "Finish review": its server goes with it and the page, once its polls get
     no answer at all, says so and names the command that shows the run."""
     db = copy_db(warm_run, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), LABELGATE_REVIEW_PORT="0")
-    command = [sys.executable, "-m", "labelgate.cli", "run", str(sample_csv), "--gate", "human", "--db", db]
-    proc = subprocess.Popen(
-        [*command, "--out", str(tmp_path / "exports")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    proc = _start_human_run(sample_csv, db, tmp_path, tmp_path / "exports")
     try:
         url = _review_url(proc)
-        threading.Thread(target=lambda: list(proc.stderr), daemon=True).start()
+        for pipe in (proc.stdout, proc.stderr):  # drained: a full pipe would stop the process
+            threading.Thread(target=lambda pipe=pipe: list(pipe), daemon=True).start()
         with sync_api.sync_playwright() as p:
             browser = launch_chromium(p)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
