@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,13 +194,17 @@ def _normalise(probs: np.ndarray, *, inplace: bool = False) -> np.ndarray:
     return probs
 
 
-def _mean(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """``np.mean(arrays, axis=0)``, bit for bit (numpy adds the stacked arrays one after another along that axis),
-    without the stacked copy of them all."""
-    total = np.array(arrays[0], dtype=np.float64)
-    for array in arrays[1:]:
+def _mean(arrays: Iterable[np.ndarray]) -> np.ndarray:
+    """``np.mean(list(arrays), axis=0)``, bit for bit (numpy adds the stacked arrays one after another along that
+    axis), without the stacked copy of them all; a new array. ``arrays`` may be a generator, so that only the array
+    it yields need exist beside the sum."""
+    them = iter(arrays)
+    total = np.array(next(them), dtype=np.float64)
+    count = 1
+    for array in them:
         total += array
-    total /= len(arrays)
+        count += 1
+    total /= count
     return total
 
 
@@ -643,34 +647,32 @@ def combine_oof(plan: OofPlan, results: list[np.ndarray | None], *, keep_members
     kept: dict[str, np.ndarray] = {}
     accuracy: dict[str, float] = {}
     chosen: dict[str, float] = {}
-    total: np.ndarray | None = None  # the members' sum, in plan.members order (as _mean adds them)
-    for m in plan.members:
-        parts = []  # (test rows, result) per fold
-        for i in positions[m]:
-            part, results[i] = results[i], None
-            parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part, dtype=np.float64)))
-            del part
-        best = None
-        if parts[0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
-            losses = [_oof_log_loss(parts, plan.y, g) for g in range(parts[0][1].shape[2])]
-            best = int(np.argmin(losses))
-            chosen[f"{m}_C"] = float(plan.layers_grid[best])
-        p = np.zeros((n, len(plan.classes)), dtype=np.float64)
-        while parts:
-            test, part = parts.pop(0)
-            p[test] = part if best is None else part[:, :, best]
-            del part
-        p = _normalise(p, inplace=True)
-        accuracy[m] = float((p.argmax(axis=1) == plan.y).mean())
-        if keep:
-            kept[m] = p
-        if total is None:
-            total = p.copy() if keep else p
-        else:
-            total += p
-        del p
-    assert total is not None  # plan.members is never empty
-    total /= len(plan.members)
+
+    def assembled() -> Iterator[np.ndarray]:  # each member's normalised (n, k) array, in plan.members order
+        for m in plan.members:
+            parts = []  # (test rows, result) per fold
+            for i in positions[m]:
+                part, results[i] = results[i], None
+                parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part, dtype=np.float64)))
+                del part
+            best = None
+            if parts[0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
+                losses = [_oof_log_loss(parts, plan.y, g) for g in range(parts[0][1].shape[2])]
+                best = int(np.argmin(losses))
+                chosen[f"{m}_C"] = float(plan.layers_grid[best])
+            p = np.zeros((n, len(plan.classes)), dtype=np.float64)
+            while parts:
+                test, part = parts.pop(0)
+                p[test] = part if best is None else part[:, :, best]
+                del part
+            p = _normalise(p, inplace=True)
+            accuracy[m] = float((p.argmax(axis=1) == plan.y).mean())
+            if keep:
+                kept[m] = p
+            yield p
+            del p  # before the next member's array is allocated
+
+    total = _mean(assembled())
     probs, temperature = temperature_scale(_normalise(total, inplace=True), plan.y, inplace=True)
     del total
     chosen["temperature"] = round(temperature, 4)
@@ -749,11 +751,8 @@ def temperature_scale(probs: np.ndarray, labels: np.ndarray, *, inplace: bool = 
     """
     from scipy.optimize import minimize_scalar
 
-    if inplace:
-        logp = np.clip(probs, 1e-12, 1.0, out=probs)
-        np.log(logp, out=logp)
-    else:
-        logp = np.log(np.clip(probs, 1e-12, 1.0))
+    logp = np.clip(probs, 1e-12, 1.0, out=probs if inplace else None)
+    np.log(logp, out=logp)
 
     def scaled(T: float) -> np.ndarray:  # one (n_rows, n_classes) array per call, however many rows
         z = logp / T

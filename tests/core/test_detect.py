@@ -254,19 +254,15 @@ def test_combining_without_keeping_the_members_gives_the_bits_of_averaging_them_
     assert not np.array_equal(kept.members["embedding"], kept.members["words"])  # the average is of differing arrays
 
 
-def test_members_are_kept_for_small_inputs_only():
+def test_members_are_kept_for_small_inputs_only(monkeypatch: pytest.MonkeyPatch):
     from labelgate.core import probs
 
     _, _, given, _, vectors, _ = _dataset()
     plan = plan_oof(vectors, given, n_folds=3)
     small = combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs])
     assert list(small.members) == ["embedding"]
-    old = probs.KEEP_MEMBERS_MAX_CELLS
-    try:
-        probs.KEEP_MEMBERS_MAX_CELLS = len(plan.y) * len(plan.classes) - 1
-        large = combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs])
-    finally:
-        probs.KEEP_MEMBERS_MAX_CELLS = old
+    monkeypatch.setattr(probs, "KEEP_MEMBERS_MAX_CELLS", len(plan.y) * len(plan.classes) - 1)
+    large = combine_oof(plan, [run_oof_job(plan, job) for job in plan.jobs])
     assert large.members == {} and large.member_accuracy == small.member_accuracy
     np.testing.assert_array_equal(large.probs, small.probs)
 
