@@ -14,6 +14,10 @@ private copy of every array. A worker's memory then holds the pages its own jobs
 character n-gram counts, never the embeddings); the OS keeps one copy of those pages for all workers, and can drop
 them under pressure. Measured on 100,000 generated texts of 150 classes: see ``docs/benchmarks.md``.
 
+An array that already is a read-only mapping of a whole ``.npy`` file (:func:`map_to_files`: the detect task maps
+its embeddings and layer features so, before the fits start) travels as a reference to that file, not as a copy:
+then the run's own process, which does not read those arrays while the fits run, does not hold them either.
+
 Starting a worker costs about a second or two of importing numpy, scipy and scikit-learn, so small inputs stay in
 one process (:func:`detect_workers`). ``$LABELGATE_DETECT_WORKERS`` sets the number of worker processes (``1``:
 no pool).
@@ -29,6 +33,7 @@ import os
 import pickle
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -50,6 +55,8 @@ POOL_MIN_ROWS = 2_000
 SHARE_MIN_BYTES = 4 * 2**20
 
 _function: Callable[[Any], Any] | None = None
+#: id of each array :func:`map_to_files` returned -> (a weak reference to it, its ``.npy`` file)
+_mapped_files: dict[int, tuple[weakref.ref, str]] = {}
 _log = logging.getLogger("labelgate.parallel")
 
 
@@ -96,7 +103,12 @@ class _SharingPickler(pickle.Pickler):
         self.saved: dict[int, tuple[np.ndarray, str]] = {}  # id -> (the array, kept alive while pickling; its file)
 
     def persistent_id(self, obj: Any) -> str | None:
-        if type(obj) is not np.ndarray or obj.dtype.hasobject or obj.nbytes < self.min_bytes:
+        if not isinstance(obj, np.ndarray) or obj.dtype.hasobject or obj.nbytes < self.min_bytes:
+            return None
+        mapped = _mapped_file(obj)
+        if mapped is not None:
+            return mapped
+        if type(obj) is not np.ndarray:
             return None
         if id(obj) not in self.saved:
             path = self.folder / f"array-{len(self.saved)}.npy"
@@ -120,9 +132,63 @@ class _SharingUnpickler(pickle.Unpickler):
         return self.mapped[path]
 
 
+def map_to_files(arrays: Sequence[np.ndarray | None], stack: contextlib.ExitStack) -> list[np.ndarray | None]:
+    """Each array saved as a ``.npy`` file in a temporary folder that ``stack`` removes when it closes, and returned as
+    a read-only memory map of that file (None stays None).
+
+    :func:`share` sends such an array as a reference to its file, so the caller can let go of the original: the
+    mapped pages are the OS's file cache, in no process's memory until a process reads them. Close ``stack`` only
+    after the pools that use the arrays (on Linux and macOS a removed file stays readable while it is mapped).
+    Where no folder or file can be written (e.g. a full ``$TMPDIR``) the arrays are returned as they are, with a
+    warning.
+    """
+    try:
+        folder = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="labelgate-inputs-", ignore_cleanup_errors=True))
+        )
+        out: list[np.ndarray | None] = []
+        for i, array in enumerate(arrays):
+            if array is None:
+                out.append(None)
+                continue
+            path = folder / f"input-{i}.npy"
+            np.save(path, np.ascontiguousarray(array), allow_pickle=False)
+            mapped = np.load(path, mmap_mode="r")
+            key = id(mapped)
+            _mapped_files[key] = (weakref.ref(mapped, lambda _, key=key: _mapped_files.pop(key, None)), str(path))
+            out.append(mapped)
+        return out
+    except OSError as err:
+        _log.warning(
+            "the detect inputs stay in this process's memory: cannot write them under %s (%s)",
+            tempfile.gettempdir(),
+            err,
+        )
+        return list(arrays)
+
+
+def _mapped_file(obj: np.ndarray) -> str | None:
+    """The ``.npy`` file of a :func:`map_to_files` array when ``obj`` is that whole array (itself or a view of all of
+    it, e.g. ``np.asarray(mapped, dtype=its dtype)``), else None."""
+    current: Any = obj
+    while isinstance(current, np.ndarray):
+        entry = _mapped_files.get(id(current))
+        if entry is not None and entry[0]() is current:
+            whole = (
+                obj.shape == current.shape
+                and obj.dtype == current.dtype
+                and obj.strides == current.strides
+                and obj.__array_interface__["data"][0] == current.__array_interface__["data"][0]
+            )
+            return entry[1] if whole else None
+        current = current.base
+    return None
+
+
 def share(obj: Any, folder: Path, *, min_bytes: int | None = None) -> bytes:
     """``obj`` pickled, its numeric numpy arrays of at least ``min_bytes`` (default :data:`SHARE_MIN_BYTES`) saved as
-    ``.npy`` files in ``folder`` (which must outlive every :func:`unshare` of the result) and referenced by path."""
+    ``.npy`` files in ``folder`` (which must outlive every :func:`unshare` of the result) and referenced by path; a
+    :func:`map_to_files` array is referenced by its own file (whose folder must outlive them too), not saved again."""
     buffer = io.BytesIO()
     _SharingPickler(buffer, folder, SHARE_MIN_BYTES if min_bytes is None else min_bytes).dump(obj)
     return buffer.getvalue()

@@ -1,9 +1,14 @@
 """How the detector's plan reaches its worker processes: large arrays as memory-mapped files, the rest pickled
-(:func:`labelgate.parallel.share` / :func:`~labelgate.parallel.unshare`; the pool itself: test_parallel_pool.py)."""
+(:func:`labelgate.parallel.share` / :func:`~labelgate.parallel.unshare`; arrays already mapped from files by
+:func:`~labelgate.parallel.map_to_files`; the pool itself: test_parallel_pool.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from labelgate.parallel import share, unshare
+from labelgate.parallel import map_to_files, share, unshare
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +67,32 @@ def test_any_numeric_array_comes_back_with_its_dtype_shape_and_values(tmp_path_f
     for want, back in zip([array, array[::2]], got):
         assert back.dtype == want.dtype and back.shape == want.shape
         assert np.array_equal(back, want, equal_nan=True)
+
+
+def test_an_array_mapped_from_its_own_file_travels_as_that_file_and_is_not_written_again(tmp_path):
+    vectors = np.arange(12_000, dtype=np.float32).reshape(1000, 12)
+    with contextlib.ExitStack() as files:
+        mapped, none = map_to_files([vectors, None], files)
+        assert none is None and isinstance(mapped, np.memmap) and not mapped.flags.writeable
+        source = Path(mapped.filename)
+        assert source.exists() and np.array_equal(mapped, vectors)
+        view = np.asarray(mapped, dtype=np.float32)  # what plan_oof keeps of float32 features: a view of all of it
+        payload = share({"features": view, "half": view[::2], "copy": np.array(view)}, tmp_path, min_bytes=1)
+        # the whole array is referenced by its own file; a part of it, or a copy, is saved as before
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["array-0.npy", "array-1.npy"]
+        got = unshare(payload)
+        assert got["features"].base.filename == str(source) and np.array_equal(got["features"], vectors)
+        assert np.array_equal(got["half"], vectors[::2]) and np.array_equal(got["copy"], vectors)
+        got["features"][0, 0] = -1.0  # a worker's write stays in its own copy-on-write pages
+        assert mapped[0, 0] == 0.0
+    assert not source.exists()  # the folder goes with the stack
+    assert mapped[999, 11] == 11_999.0  # and what is still mapped stays readable
+
+
+def test_without_a_writable_temporary_folder_the_arrays_stay_as_they_are(monkeypatch, caplog):
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/labelgate-tmp")
+    vectors = np.ones((10, 3), dtype=np.float32)
+    with caplog.at_level(logging.WARNING, logger="labelgate.parallel"), contextlib.ExitStack() as files:
+        (got,) = map_to_files([vectors], files)
+    assert got is vectors
+    assert "stay in this process's memory" in caplog.text and "/nonexistent/labelgate-tmp" in caplog.text

@@ -9,6 +9,7 @@ from kNN distances (:mod:`labelgate.core.outliers`); empty / too-short / too-lon
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -25,7 +26,7 @@ import labelgate
 from labelgate import store
 from labelgate.config import CurateParams
 from labelgate.core.ambiguity import kind_counts
-from labelgate.core.detect import Detection, JobRunner, detect_all, detection_key
+from labelgate.core.detect import Detection, detect_all, detection_key
 from labelgate.core.ingest import sha256_text
 from labelgate.core.issues import DETECTED_TYPES
 from labelgate.core.metrics import DetectMetrics
@@ -40,7 +41,7 @@ from labelgate.core.probs import (
     run_oof_job,
 )
 from labelgate.errors import ConfigError
-from labelgate.parallel import detect_workers, pool_runner
+from labelgate.parallel import detect_workers, map_to_files, pool_runner
 from labelgate.readers import sha256_file
 from labelgate.services.inputs import read_input
 from labelgate.tasks._common import TASK_OPTIONS
@@ -252,10 +253,19 @@ def approximations(n_rows: int, probs: Probabilities | None) -> dict[str, Any] |
     return found or None
 
 
-def _job_runner(n_rows: int) -> JobRunner:
-    """The out-of-fold fits' runner: worker processes on this machine's cores (:func:`labelgate.parallel.pool_runner`,
-    :func:`labelgate.parallel.detect_workers` of the rows), or this process alone for small inputs."""
-    return pool_runner(workers=detect_workers(n_rows, n_jobs=len(MEMBERS) * AUTO_MAX_FOLDS))
+def _workers(n_rows: int) -> int:
+    """Worker processes of the out-of-fold fits on this machine's cores (:func:`labelgate.parallel.detect_workers` of
+    the rows; 1: this process alone, for small inputs)."""
+    return detect_workers(n_rows, n_jobs=len(MEMBERS) * AUTO_MAX_FOLDS)
+
+
+def _mapped(inputs: DetectInputs, files: contextlib.ExitStack) -> DetectInputs:
+    """``inputs`` with the embeddings and layer features read from temporary files that ``files`` removes
+    (:func:`labelgate.parallel.map_to_files`): the workers map them, and this process, which does not read them
+    while the fits run, lets go of its own copies (the same values)."""
+    vectors, layers = map_to_files([inputs.vectors, inputs.layer_vectors], files)
+    assert vectors is not None
+    return dataclasses.replace(inputs, vectors=vectors, layer_vectors=layers)
 
 
 @task(name="detect", **TASK_OPTIONS)
@@ -267,15 +277,13 @@ def detect(db_path: str, run_id: str, params: CurateParams) -> DetectMetrics:
     reused = reuse_detection.fn(db_path, run_id, params)
     if reused.detection_reused_from:
         return reused
-    inputs = _inputs(db_path, run_id, params)
-    return _store(
-        db_path,
-        run_id,
-        params,
-        inputs,
-        inputs.detect_all(params, progress=stage_reporter(run_id), run_jobs=_job_runner(len(inputs.row_ids))),
-        reused.detection_key,
-    )
+    with contextlib.ExitStack() as files:
+        inputs = _inputs(db_path, run_id, params)
+        workers = _workers(len(inputs.row_ids))
+        if workers > 1:
+            inputs = _mapped(inputs, files)
+        found = inputs.detect_all(params, progress=stage_reporter(run_id), run_jobs=pool_runner(workers=workers))
+    return _store(db_path, run_id, params, inputs, found, reused.detection_key)
 
 
 # --- sharded scoring (--runner dask): DuckDB stays in the flow's process, jobs are pure compute --------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -106,8 +108,6 @@ def test_detect_with_a_test_file_flags_leaks(warm_run, tmp_path, sample_csv):
 
 
 def test_approximations_name_every_cap_that_applied():
-    import numpy as np
-
     from labelgate.core.neighbours import EXACT_MAX_ROWS
     from labelgate.core.probs import Probabilities
     from labelgate.tasks.detect import approximations
@@ -125,3 +125,43 @@ def test_approximations_name_every_cap_that_applied():
     assert approximations(1_000, plain) is None and approximations(1_000, None) is None
     assert approximations(1_000, capped) == {"train_rows_per_fold": 40_000, "char_features": 20_000, "layers_C": 0.005}
     assert approximations(EXACT_MAX_ROWS + 1, plain) == {"neighbours": "approximate"}
+
+
+def test_detect_in_worker_processes_maps_its_inputs_from_files_and_stores_the_same_issues(
+    warm_run, tmp_path, sample_csv, monkeypatch
+):
+    from labelgate import parallel
+    from labelgate.tasks import detect as detect_task
+
+    rows = pd.read_csv(sample_csv, dtype=str, keep_default_na=False)
+    test_file = tmp_path / "test.csv"  # a test file: another detection key than the warm run's, so detect runs
+    rows.iloc[[3]].assign(id="x1").to_csv(test_file, index=False)
+    params = CurateParams(test_path=str(test_file))
+    mapped: list[list] = []
+
+    def recording(arrays, files):  # the real map_to_files, its results kept to look at
+        got = parallel.map_to_files(arrays, files)
+        mapped.append(got)
+        return got
+
+    monkeypatch.setattr(detect_task, "map_to_files", recording)
+    stored = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv(parallel.WORKERS_ENV, workers)
+        (tmp_path / workers).mkdir()
+        db = copy_db(warm_run, tmp_path / workers)
+        detect_task.detect.fn(db, warm_run["run_id"], params)
+        with store.connect(db, read_only=True) as con:
+            stored[workers] = store.query_df(
+                con,
+                "SELECT issue_type, row_id, is_issue, score, suggested_label, related_row_id FROM issues "
+                "WHERE run_id = ? ORDER BY issue_type, row_id, related_row_id",
+                [warm_run["run_id"]],
+            )
+    assert len(mapped) == 1  # only the run with worker processes maps its inputs
+    vectors, layers = mapped[0]
+    assert isinstance(vectors, np.memmap) and not vectors.flags.writeable
+    assert layers is None or isinstance(layers, np.memmap)
+    assert not Path(vectors.filename).exists()  # removed once the stage is done
+    assert (stored["1"]["issue_type"] == "leakage").any()
+    pd.testing.assert_frame_equal(stored["1"], stored["2"])
