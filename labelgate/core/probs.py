@@ -224,6 +224,23 @@ def _fit_predict(clf, X_train, y_train, X_test, n_classes: int) -> np.ndarray:
     return _predict(_fit(clf, X_train, y_train), X_test, n_classes)
 
 
+#: the ``chars`` member scores its held-out rows this many at a time: their TF-IDF matrix and probabilities exist one
+#: chunk at a time (each row's numbers do not depend on the others': the same bits as scoring them at once)
+SCORE_CHUNK_ROWS = 20_000
+
+
+def _predict_chunks(clf, features: Callable[[np.ndarray], Any], rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """:func:`_predict` of ``features(rows)``, built and scored :data:`SCORE_CHUNK_ROWS` rows at a time (for sparse
+    features, whose products are computed row by row; dense ones go through BLAS, whose blocking may differ)."""
+    out = np.zeros((len(rows), n_classes))
+    for start in range(0, len(rows), SCORE_CHUNK_ROWS):
+        part = rows[start : start + SCORE_CHUNK_ROWS]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out[start : start + len(part), clf.classes_] = clf.predict_proba(features(part))
+    return out
+
+
 def _predict(clf, X_test, n_classes: int) -> np.ndarray:
     """The fitted ``clf``'s probabilities of ``X_test``'s rows, one column per class of ``n_classes`` (0 for a class
     its training rows lacked)."""
@@ -439,7 +456,7 @@ def _chars_member(
     del X_train
     clf = _fit(_logreg(1.0), X_fit, y[train])
     del X_fit
-    return _predict(clf, tfidf(_rows(counts, test)), k)
+    return _predict_chunks(clf, lambda rows: tfidf(_rows(counts, rows)), test, k)
 
 
 @dataclass(frozen=True)

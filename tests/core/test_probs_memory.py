@@ -114,3 +114,18 @@ def test_the_lexical_members_on_integer_counts_give_the_float64_counts_bits():
         small = _ngram_counts(texts, **options)
         wide = CountVectorizer(dtype=np.float64, **options).fit_transform(texts).tocsr()
         np.testing.assert_array_equal(member(small, y, train, test, 3), member(wide, y, train, test, 3))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 59, 10**6])
+def test_the_chars_member_scores_its_rows_in_chunks_with_the_same_bits(monkeypatch, chunk):
+    import labelgate.core.probs as probs
+
+    texts = np.asarray(_texts(3, 300), dtype=object)
+    y = np.arange(len(texts)) % 4
+    train, test = np.arange(0, 300, 3), np.setdiff1d(np.arange(300), np.arange(0, 300, 3))
+    counts = _ngram_counts(texts, **CHAR_NGRAMS)
+    whole = _chars_member(counts, y, train, test, 5)  # 5 columns: class 4 has no rows, its column stays 0
+    monkeypatch.setattr(probs, "SCORE_CHUNK_ROWS", chunk)
+    chunked = _chars_member(counts, y, train, test, 5)
+    assert chunked.tobytes() == whole.tobytes()
+    assert (whole[:, 4] == 0).all() and np.allclose(whole[:, :4].sum(axis=1), 1.0)
