@@ -14,6 +14,9 @@ private copy of every array. A worker's memory then holds the pages its own jobs
 character n-gram counts, never the embeddings); the OS keeps one copy of those pages for all workers, and can drop
 them under pressure. Measured on 100,000 generated texts of 150 classes: see ``docs/benchmarks.md``.
 
+A job's large result array comes back the same way (saved by its worker, mapped by the run's process), not pickled
+through the pool's pipe.
+
 An array that already is a read-only mapping of a whole ``.npy`` file (:func:`map_to_files`: the detect task maps
 its embeddings and layer features so, before the fits start) travels as a reference to that file, not as a copy:
 then the run's own process, which does not read those arrays while the fits run, does not hold them either.
@@ -36,6 +39,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,10 @@ POOL_MIN_ROWS = 2_000
 SHARE_MIN_BYTES = 4 * 2**20
 
 _function: Callable[[Any], Any] | None = None
+#: in a worker: the pool's folder, where a job's large result is saved (None: results travel pickled)
+_results_folder: str | None = None
+_saved_count = 0
+_result_min_bytes = SHARE_MIN_BYTES
 #: id of each array :func:`map_to_files` returned -> (a weak reference to it, its ``.npy`` file)
 _mapped_files: dict[int, tuple[weakref.ref, str]] = {}
 _log = logging.getLogger("labelgate.parallel")
@@ -199,31 +207,72 @@ def unshare(payload: bytes) -> Any:
     return _SharingUnpickler(io.BytesIO(payload)).load()
 
 
-def _payload(function: Callable[[Any], Any], stack: contextlib.ExitStack) -> bytes:
-    """``function`` :func:`share`-d into a temporary folder that ``stack`` removes when it closes; the plain pickle
-    (every worker then unpickles a copy of every array, as before there were files) when no folder or file can be
-    written there, e.g. a full ``$TMPDIR``."""
+def _payload(function: Callable[[Any], Any], stack: contextlib.ExitStack) -> tuple[bytes, str | None]:
+    """``function`` :func:`share`-d into a temporary folder that ``stack`` removes when it closes, and that folder; the
+    plain pickle (every worker then unpickles a copy of every array, as before there were files) and None when no
+    folder or file can be written there, e.g. a full ``$TMPDIR``."""
     try:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="labelgate-detect-")))
-        return share(function, folder)
+        return share(function, folder), str(folder)
     except OSError as err:
         _log.warning(
             "the detect workers get their own copies of the plan: cannot write it under %s (%s)",
             tempfile.gettempdir(),
             err,
         )
-        return pickle.dumps(function, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(function, protocol=pickle.HIGHEST_PROTOCOL), None
 
 
-def _start_worker(payload: bytes) -> None:
-    global _function
+@dataclass(frozen=True)
+class _Saved:
+    """A job's result array, saved by its worker to ``path`` (a ``.npy`` file) instead of being sent back pickled."""
+
+    path: str
+
+
+def _start_worker(payload: bytes, folder: str | None = None, min_bytes: int = SHARE_MIN_BYTES) -> None:
+    global _function, _results_folder, _result_min_bytes
     _function = unshare(payload)
+    _results_folder = folder
+    _result_min_bytes = min_bytes
 
 
 def _run(job: Any) -> tuple[Any, float]:
     assert _function is not None, "worker started without a function"
     began = time.perf_counter()
-    return _function(job), time.perf_counter() - began
+    result = _function(job)
+    return _save_result(result), time.perf_counter() - began
+
+
+def _save_result(result: Any) -> Any:
+    """A numeric array of at least :data:`SHARE_MIN_BYTES` saved in the pool's folder (:class:`_Saved`): the run's
+    process then maps it instead of receiving a pickled copy (which needs the array, its pickle and, there, the bytes
+    and the array again: 2.4 GB at once for one fold of a million rows x 150 classes). Anything else, or where the
+    file cannot be written, is returned as it is."""
+    if (
+        _results_folder is None
+        or type(result) is not np.ndarray
+        or result.dtype.hasobject
+        or result.nbytes < _result_min_bytes
+    ):
+        return result
+    global _saved_count
+    _saved_count += 1
+    path = Path(_results_folder) / f"result-{os.getpid()}-{_saved_count}.npy"
+    try:
+        np.save(path, result, allow_pickle=False)
+    except OSError:
+        path.unlink(missing_ok=True)
+        return result
+    return _Saved(str(path))
+
+
+def _load_result(result: Any) -> Any:
+    """The array a worker saved (:func:`_save_result`), mapped copy-on-write from its file (which may be removed
+    while mapped: the pool's folder goes when the pool is done); anything else as it is."""
+    if isinstance(result, _Saved):
+        return np.load(result.path, mmap_mode="c").view(np.ndarray)
+    return result
 
 
 def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
@@ -236,7 +285,9 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
 
     The function reaches the workers through :func:`share`: its large arrays are memory-mapped files in a temporary
     folder (``$TMPDIR``), removed when the pool has shut down (where no file can be written there, each worker gets
-    its own copy, with a warning).
+    its own copy, with a warning). A job's large result array comes back the same way: saved there by its worker and
+    mapped here (copy-on-write; readable after the folder is removed, on Linux and macOS), so this process holds only
+    the pages it reads and lets go of them with the array.
     """
 
     def run(
@@ -253,7 +304,7 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
                     max_workers=min(workers, len(jobs)),
                     mp_context=context,
                     initializer=_start_worker,
-                    initargs=(_payload(function, stack),),
+                    initargs=(*_payload(function, stack), SHARE_MIN_BYTES),
                 )
             )
             pending = {pool.submit(_run, job): i for i, job in enumerate(jobs)}
@@ -262,7 +313,8 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
                 finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished:
                     i = pending.pop(future)
-                    results[i], seconds = future.result()
+                    result, seconds = future.result()
+                    results[i] = _load_result(result)
                     done += 1
                     on_done(jobs[i], seconds, done, len(jobs))
         return results

@@ -56,7 +56,8 @@ def test_without_a_writable_temporary_folder_each_worker_gets_a_copy_and_the_sam
 
 
 def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran(monkeypatch):
-    monkeypatch.setattr("labelgate.parallel.SHARE_MIN_BYTES", 1)  # every array of the plan reaches them as a file
+    # every array of the plan reaches the workers as a file, and every job's result comes back as one
+    monkeypatch.setattr("labelgate.parallel.SHARE_MIN_BYTES", 1)
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)
     X = (rng.normal(size=(3, 8))[y] + rng.normal(size=(120, 8))).astype(np.float32)
@@ -66,9 +67,40 @@ def test_ensemble_probabilities_do_not_depend_on_where_the_jobs_ran(monkeypatch)
     one = probs.ensemble_oof_probs(X, labels, map_jobs=_reporting_jobs(lambda *a: None, None, serial_jobs), **kw)
     seconds: dict[str, float] = {}
     reports: list[tuple] = []
+    returned: list[np.ndarray] = []
+
+    def pool(function, jobs, on_done):  # the pool's results, kept to look at
+        results = pool_runner(workers=2)(function, jobs, on_done)
+        returned.extend(results)
+        return results
+
     pooled = probs.ensemble_oof_probs(
-        X, labels, map_jobs=_reporting_jobs(lambda *a: reports.append(a), seconds, pool_runner(workers=2)), **kw
+        X, labels, map_jobs=_reporting_jobs(lambda *a: reports.append(a), seconds, pool), **kw
     )
     assert pooled.probs.tobytes() == one.probs.tobytes()
+    assert len(returned) == 12 and all(isinstance(r.base, np.memmap) for r in returned)
     assert set(seconds) == {"embedding", "words", "chars", "layers"}
     assert reports[0] == ("out-of-fold fits", 0, 12) and reports[-1] == ("out-of-fold fits", 12, 12)
+
+
+def _block(n: int, job: int) -> np.ndarray:
+    return np.full(n, float(job))
+
+
+def test_large_results_come_back_as_files_mapped_here_and_small_ones_pickled():
+    big = 600_000  # 4.8 MB of float64: above SHARE_MIN_BYTES
+    got = pool_runner(workers=2)(functools.partial(_block, big), [0, 1, 2], lambda *a: None)
+    assert [float(r[0]) for r in got] == [0.0, 1.0, 2.0] and all(len(r) == big and r.sum() == big * r[0] for r in got)
+    assert all(type(r) is np.ndarray and isinstance(r.base, np.memmap) for r in got)
+    files = {Path(r.base.filename) for r in got}
+    assert len(files) == 3 and not any(f.exists() for f in files)  # the pool's folder is gone; the maps still read
+    got[0][:3] = 9.0  # copy-on-write: writable, as a pickled result was
+    assert got[0][:4].tolist() == [9.0, 9.0, 9.0, 0.0]
+    small = pool_runner(workers=2)(functools.partial(_block, 10), [4, 5], lambda *a: None)
+    assert [r.tolist() for r in small] == [[4.0] * 10, [5.0] * 10] and all(r.base is None for r in small)
+
+
+def test_without_a_writable_temporary_folder_large_results_come_back_pickled(monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/labelgate-tmp")
+    got = pool_runner(workers=2)(functools.partial(_block, 600_000), [0, 1], lambda *a: None)
+    assert [float(r[-1]) for r in got] == [0.0, 1.0] and not any(isinstance(r.base, np.memmap) for r in got)
