@@ -152,6 +152,17 @@ def test_onnx_backend_reproduces_torch_vectors(texts: list[str], torch_vectors: 
     assert cos.min() >= 0.9999, cos.min()  # numerically the same vectors: they share the cache key
 
 
+def test_released_sessions_load_again_on_the_next_encode_with_the_same_vectors(texts: list[str]) -> None:
+    from labelgate.embedding.onnx_export import _onnx_encoder
+
+    before = embedding.encode(MODEL, texts, backend="onnx")
+    assert _onnx_encoder.cache_info().currsize >= 1
+    embedding.release_sessions()
+    assert _onnx_encoder.cache_info().currsize == 0
+    np.testing.assert_array_equal(embedding.encode(MODEL, texts, backend="onnx"), before)
+    assert _onnx_encoder.cache_info().currsize == 1
+
+
 @pytest.mark.skipif(not embedding.bf16_supported(), reason="no native bfloat16 on this CPU")
 def test_torch_bf16_reproduces_fp32_vectors(texts: list[str], torch_vectors: np.ndarray) -> None:
     vectors = embedding.encode(MODEL, texts, backend="torch-bf16")

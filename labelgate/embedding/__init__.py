@@ -70,6 +70,7 @@ from labelgate.embedding.backends import (
     bf16_supported,
     clear_caches,
     layers_unavailable,
+    release_sessions,
     resolve_backend,
 )
 from labelgate.embedding.batching import (
@@ -225,6 +226,7 @@ __all__ = [
     "onnx_model_path",
     "pool_middle_layers",
     "prepare",
+    "release_sessions",
     "resolve_backend",
     "tokenizer_file",
     "transformer_parts",

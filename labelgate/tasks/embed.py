@@ -198,6 +198,7 @@ def embed(db_path: str, run_id: str, params: CurateParams) -> EmbedMetrics:
         on_chunk=lambda done, total: report_commit(progress, done, total),
         with_layers=wants_layers(params),
     )
+    embedding.release_sessions()  # the stages after this one do not carry the model's session
     progress.finish()
     return _finish(db_path, run_id, params, work, time.perf_counter() - started)
 
