@@ -247,6 +247,8 @@ def _predict(clf, X_test, n_classes: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         part = clf.predict_proba(X_test)
+    if len(clf.classes_) == n_classes:  # every class was among the training rows: the columns are in order already
+        return np.ascontiguousarray(part, dtype=np.float64)  # (no second (n_test, k) array unless a cast needs one)
     out = np.zeros((X_test.shape[0], n_classes))
     out[:, clf.classes_] = part
     return out
@@ -322,9 +324,13 @@ def _layers_member(
     scale = F[train].std(axis=0)
     scale[scale < 1e-12] = 1.0
     X_train = (F[train] - mean) / scale
-    X_test = (F[test] - mean) / scale
-    out = np.zeros((len(test), k, len(grid)))
+    X_test = F[test]  # a copy, standardised in place: the same numbers as (F[test] - mean) / scale, one array fewer
+    X_test -= mean
+    X_test /= scale
     clf = LogisticRegression(C=grid[0], max_iter=3000, warm_start=True)
+    if len(grid) == 1:  # (large inputs, :func:`layers_grid`): the one C's probabilities, without a copy
+        return _fit_predict(clf, X_train, y[train], X_test, k)[:, :, None]
+    out = np.zeros((len(test), k, len(grid)))
     for g, C in enumerate(grid):  # increasing C, each fit starts from the previous solution
         clf.set_params(C=C)
         out[:, :, g] = _fit_predict(clf, X_train, y[train], X_test, k)

@@ -129,3 +129,37 @@ def test_the_chars_member_scores_its_rows_in_chunks_with_the_same_bits(monkeypat
     chunked = _chars_member(counts, y, train, test, 5)
     assert chunked.tobytes() == whole.tobytes()
     assert (whole[:, 4] == 0).all() and np.allclose(whole[:, :4].sum(axis=1), 1.0)
+
+
+def _old_layers_member(F, y, train, test, k, grid):
+    """The ``layers`` member as it was before it standardised in place and skipped the copy for one C (the reference)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = F[train].mean(axis=0)
+    scale = F[train].std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    X_train, X_test = (F[train] - mean) / scale, (F[test] - mean) / scale
+    out = np.zeros((len(test), k, len(grid)))
+    clf = LogisticRegression(C=grid[0], max_iter=3000, warm_start=True)
+    for g, C in enumerate(grid):
+        clf.set_params(C=C)
+        clf.fit(X_train, y[train])
+        part = np.zeros((len(test), k))
+        part[:, clf.classes_] = clf.predict_proba(X_test)
+        out[:, :, g] = part
+    return out
+
+
+@pytest.mark.parametrize("grid", [(0.005,), (0.005, 0.05)])
+@pytest.mark.parametrize("k", [3, 4])  # with k=4 the training rows lack class 3: its column stays 0
+def test_the_layers_member_gives_the_same_bits_with_fewer_arrays(grid, k):
+    from labelgate.core.probs import _layers_member
+
+    rng = np.random.default_rng(1)
+    y = np.arange(120) % 3
+    F = (rng.normal(size=(3, 6))[y] + rng.normal(size=(120, 6))).astype(np.float32)
+    train, test = np.arange(0, 120, 2), np.arange(1, 120, 2)
+    got = _layers_member(F, y, train, test, k, grid)
+    want = _old_layers_member(F, y, train, test, k, grid)
+    assert got.shape == want.shape == (60, k, len(grid)) and got.dtype == np.float64 and got.flags.c_contiguous
+    assert got.tobytes() == want.tobytes()
