@@ -60,6 +60,22 @@ def test_embedding_cache_returns_vectors_in_the_requested_order(tmp_path: Path) 
     np.testing.assert_array_equal(got, vecs[[3, 0, 2]])
 
 
+def test_cached_vectors_come_back_in_numpys_memory_not_arrows(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    vecs = np.random.default_rng(0).normal(size=(20_000, 16)).astype(np.float32)  # 1.3 MB
+    hashes = [f"h{i}" for i in range(len(vecs))]
+    with store.connect(tmp_path / "s.duckdb") as con:
+        store.put_embeddings(con, "m", hashes, vecs)
+    before = pa.total_allocated_bytes()
+    with store.connect(tmp_path / "s.duckdb", read_only=True) as con:
+        got = store.get_embeddings(con, "m", hashes)
+    # Arrow's pool holds nothing of the result (it would keep those bytes for the run once the array is dropped)
+    assert pa.total_allocated_bytes() - before < 100_000
+    assert got.flags.owndata and got.flags.c_contiguous and got.dtype == np.float32
+    np.testing.assert_array_equal(got, vecs)
+
+
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     with store.connect(tmp_path / "s.duckdb") as con:
         with pytest.raises(RuntimeError), store.transaction(con):

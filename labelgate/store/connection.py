@@ -106,6 +106,15 @@ def connect(
     finally:
         con.close()
         _remove_owner(path)
+        release_arrow_memory()
+
+
+def release_arrow_memory() -> None:
+    """Give the memory Arrow's pool holds free back to the OS (what query results in Arrow form used and no longer
+    use: the pool keeps it otherwise, 0.43 GiB after reading 300,000 vectors); nothing when Arrow was never loaded."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.default_memory_pool().release_unused()
 
 
 #: the run this process works on (set by the start-run task), named in other processes' busy messages

@@ -72,7 +72,10 @@ def get_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]
         missing = [hashes[i] for i, v in enumerate(vec.is_null().to_pylist()) if v][:3]
         raise KeyError(f"no cached vector for {vec.null_count} texts (e.g. {missing})")
     flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return flat.reshape(len(hashes), -1)
+    # a copy in numpy's own memory: Arrow's buffers go back to its pool, which the connection's close empties
+    # (:func:`labelgate.store.connection.connect`), and the caller's array is given back to the OS when it is dropped
+    # (a million rows' vectors are 1.5 GB, which Arrow's pool would otherwise keep for the rest of the run)
+    return np.array(flat.reshape(len(hashes), -1), dtype=np.float32, copy=True)
 
 
 def vectors_to_arrow(matrix: np.ndarray) -> pa.Array:

@@ -132,7 +132,7 @@ def test_the_chars_member_scores_its_rows_in_chunks_with_the_same_bits(monkeypat
 
 
 def _old_layers_member(F, y, train, test, k, grid):
-    """The ``layers`` member as it was before it standardised in place and skipped the copy for one C (the reference)."""
+    """The ``layers`` member before it standardised in place and skipped the copy for one C (the reference)."""
     from sklearn.linear_model import LogisticRegression
 
     mean = F[train].mean(axis=0)
