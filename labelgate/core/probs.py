@@ -235,9 +235,7 @@ def _predict_chunks(clf, features: Callable[[np.ndarray], Any], rows: np.ndarray
     out = np.zeros((len(rows), n_classes))
     for start in range(0, len(rows), SCORE_CHUNK_ROWS):
         part = rows[start : start + SCORE_CHUNK_ROWS]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out[start : start + len(part), clf.classes_] = clf.predict_proba(features(part))
+        out[start : start + len(part)] = _predict(clf, features(part), n_classes)
     return out
 
 
