@@ -1,17 +1,20 @@
 """Checks of a written fine-tuning file, in the spirit of OpenAI's chat fine-tuning data-preparation cookbook.
 
-:func:`check_jsonl` reads the file's bytes line by line as a provider's upload check would: UTF-8, one
-JSON object per line, the format's schema (:mod:`labelgate.core.formats`: structure and roles, missing or
-empty content, unknown keys, assistant last), then the minimum example count, per-example token counts
-against a limit, class balance and a cost/epoch estimate. Schema and limit violations are **errors** (the
-export stops and the message names the file and line); the rest are **warnings** kept in the report.
+:func:`check_jsonl` (or :class:`JsonlChecker`, chunk by chunk) reads the file's bytes line by line as a
+provider's upload check would: UTF-8, one JSON object per line, the format's schema
+(:mod:`labelgate.core.formats`: structure and roles, missing or empty content, unknown keys, assistant last), then
+the minimum example count, per-example token counts against a limit, class balance and a cost/epoch estimate.
+Schema and limit violations are **errors** (the export stops and the message names the file and line); the rest
+are **warnings** kept in the report.
 
 Token counts come from :mod:`labelgate.core.tokens` and are estimates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -80,35 +83,6 @@ class CheckReport:
         raise ExportError(f"{self.file} failed the {self.format} checks: {shown}{more}")
 
 
-def parse_jsonl(data: bytes, spec: FormatSpec, templates: Templates, report: CheckReport) -> list[tuple[int, Example]]:
-    """Parse and validate every line of ``data``; record errors in ``report``; return ``(line, example)``s."""
-    if spec.parse is None:
-        raise ValueError(f"format {spec.name!r} is not a JSONL format")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        report.error(f"line {line}: not valid UTF-8")
-        return []
-    if text and not text.endswith("\n"):
-        text += "\n"
-    examples: list[tuple[int, Example]] = []
-    for n, line in enumerate(text.split("\n")[:-1], 1):
-        if not line.strip():
-            report.error(f"line {n}: empty line")
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError as err:
-            report.error(f"line {n}: not valid JSON ({err.msg})")
-            continue
-        try:
-            examples.append((n, spec.parse(obj, templates)))
-        except FormatViolation as err:
-            report.error(f"line {n}: {err}")
-    return examples
-
-
 def _messages(ex: Example) -> list[tuple[str, str]]:
     return ([("system", ex.system)] if ex.system else []) + list(ex.turns)
 
@@ -144,9 +118,10 @@ def cost_estimate(
     token_counts: Sequence[int], *, max_tokens: int | None, price_per_mtok: float | None
 ) -> dict[str, Any]:
     """Billing tokens per epoch (each example capped at ``max_tokens``), default epochs, total and cost."""
-    cap = max_tokens or max(token_counts, default=0)
-    per_epoch = int(sum(min(cap, n) for n in token_counts))
-    epochs = default_epochs(len(token_counts))
+    counts = np.asarray(token_counts, dtype=np.int64)
+    cap = max_tokens or (int(counts.max()) if len(counts) else 0)
+    per_epoch = int(np.minimum(counts, cap).sum())
+    epochs = default_epochs(len(counts))
     out: dict[str, Any] = {
         "billing_tokens_per_epoch": per_epoch,
         "default_epochs": epochs,
@@ -159,7 +134,7 @@ def cost_estimate(
 
 
 def _distribution(values: Sequence[int]) -> dict[str, float | int]:
-    if not values:
+    if len(values) == 0:
         return {}
     a = np.asarray(values)
     return {
@@ -186,68 +161,184 @@ def check_jsonl(
 ) -> tuple[CheckReport, list[Example]]:
     """Check one JSONL file of format ``spec``; return the report and the parsed examples.
 
+    The whole file in one piece: :class:`JsonlChecker` with one :meth:`~JsonlChecker.feed` (which is what the
+    export does chunk by chunk, so its files are never held whole).
+
     Args:
         max_tokens: per-example token limit (None: the format's documented one).
         min_examples: minimum number of examples of a training file (None: the format's documented one;
             0 disables the check). Validation files have no minimum.
         price_per_mtok: price of a million training tokens, for the cost estimate (None: no cost).
     """
-    report = CheckReport(file=file, format=spec.name, split=split)
-    parsed = parse_jsonl(data, spec, templates, report)
-    examples = [ex for _, ex in parsed]
-    n = len(examples)
-    limit = spec.max_tokens if max_tokens is None else max_tokens
-    minimum = spec.min_examples if min_examples is None else min_examples
+    checker = JsonlChecker(
+        spec,
+        templates,
+        file=file,
+        split=split,
+        counter=counter,
+        max_tokens=max_tokens,
+        min_examples=min_examples,
+        price_per_mtok=price_per_mtok,
+    )
+    examples = checker.feed(data)
+    return checker.finish(), examples
 
-    if split == "train" and n < minimum:
-        report.error(f"{n} examples; {spec.provider} needs at least {minimum}")
-    elif split == "train" and n < spec.recommended_examples:
-        report.warnings.append(f"{n} examples; {spec.provider} recommends at least {spec.recommended_examples}")
-    if split == "val" and spec.max_val_examples is not None and n > spec.max_val_examples:
-        report.warnings.append(f"{n} validation examples; {spec.provider} uses at most {spec.max_val_examples}")
 
-    totals: list[int] = []
-    answers: list[int] = []
-    over: list[int] = []
-    # every distinct string counted in one call (the counter caches them): one call per example costs more than
-    # the counting at a hundred thousand examples
-    counter.count_many(s for ex in examples for s in counted_strings(ex, spec))
-    for line, ex in parsed:
-        total, assistant = example_tokens(ex, spec, counter)
-        totals.append(total)
-        answers.append(assistant)
-        if limit is not None and total > limit:
-            over.append(line)
-            if spec.over_limit == "error":
-                report.error(f"line {line}: about {total} tokens, over the limit of {limit}")
-    if over and spec.over_limit == "warning":
-        report.warnings.append(
-            f"{len(over)} examples exceed about {limit} tokens (e.g. line {over[0]}) and would be truncated"
-        )
+class JsonlChecker:
+    """The checks of :func:`check_jsonl` on a file read in chunks of whole lines; the same report at the end.
 
-    labels = Counter(ex.assistant for ex in examples)
-    report.warnings += balance_warnings(labels, split=split)
-    answers_by_user: dict[str, set[str]] = {}
-    for ex in examples:
-        answers_by_user.setdefault(ex.user, set()).add(ex.assistant)
-    dupes = n - len(answers_by_user)
-    if dupes:
-        conflicting = sum(1 for a in answers_by_user.values() if len(a) > 1)
-        note = f"; {conflicting} such texts have different answers" if conflicting else ""
-        report.warnings.append(f"{dupes} examples repeat the user text of another example{note}")
+    What is kept between chunks grows by a few dozen bytes per example (two token counts, a 16-byte digest of the
+    user text for the repeat count), not by the examples or the bytes: a file of a million examples is checked
+    in the memory of one chunk. Usage::
 
-    report.stats = {
-        "examples": n,
-        "missing_system": sum(1 for ex in examples if not ex.system),
-        "tokens_per_example": _distribution(totals),
-        "assistant_tokens_per_example": _distribution(answers),
-        "token_limit": limit,
-        "over_token_limit": len(over),
-        "classes": dict(sorted(labels.items())),
-    }
-    if split == "train":
-        report.stats["cost"] = cost_estimate(totals, max_tokens=limit, price_per_mtok=price_per_mtok)
-    return report, examples
+        checker = JsonlChecker(spec, templates, file="train.openai-chat.jsonl", split="train", counter=counter)
+        for chunk in chunks:            # bytes, each ending at a line end (the last may lack the newline)
+            examples = checker.feed(chunk)
+        report = checker.finish()
+
+    The report's errors list the parse errors first, then the too-few-examples error, then the over-limit
+    errors, each in line order (as :func:`check_jsonl` always did); a file that is not valid UTF-8 counts no
+    examples at all.
+    """
+
+    def __init__(
+        self,
+        spec: FormatSpec,
+        templates: Templates,
+        *,
+        file: str,
+        split: str,
+        counter: CachedCounter,
+        max_tokens: int | None = None,
+        min_examples: int | None = None,
+        price_per_mtok: float | None = None,
+    ) -> None:
+        if spec.parse is None:
+            raise ValueError(f"format {spec.name!r} is not a JSONL format")
+        self.spec, self.templates, self.counter = spec, templates, counter
+        self.file, self.split, self.price_per_mtok = file, split, price_per_mtok
+        self.limit = spec.max_tokens if max_tokens is None else max_tokens
+        self.minimum = spec.min_examples if min_examples is None else min_examples
+        self._parse_errors = CheckReport(file=file, format=spec.name, split=split)
+        self._limit_errors = CheckReport(file=file, format=spec.name, split=split)
+        self._lines = 0  # lines read so far
+        self._unreadable = False
+        self._reset_figures()
+
+    def _reset_figures(self) -> None:
+        self._totals = array("q")
+        self._answers = array("q")
+        self._first_over: int | None = None  # the first line over the token limit
+        self._n_over = 0
+        self._labels: Counter[str] = Counter()
+        self._missing_system = 0
+        self._answer_ids: dict[str, int] = {}
+        self._user_answer: dict[bytes, int] = {}  # digest of a user text -> its answer's id, -1 once they differ
+        self._conflicting = 0
+
+    def feed(self, data: bytes) -> list[Example]:
+        """Parse and check the next lines; return their examples (lines that fail to parse are left out).
+
+        ``data`` holds whole lines: every chunk but the last ends with a newline.
+        """
+        if self._unreadable:
+            return []
+        first = self._lines
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = first + data[: err.start].count(b"\n") + 1
+            self._parse_errors.error(f"line {line}: not valid UTF-8")
+            self._unreadable = True
+            self._reset_figures()
+            return []
+        if text and not text.endswith("\n"):
+            text += "\n"
+        parsed: list[tuple[int, Example]] = []
+        for n, line in enumerate(text.split("\n")[:-1], first + 1):
+            self._lines = n
+            if not line.strip():
+                self._parse_errors.error(f"line {n}: empty line")
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError as err:
+                self._parse_errors.error(f"line {n}: not valid JSON ({err.msg})")
+                continue
+            try:
+                parsed.append((n, self.spec.parse(obj, self.templates)))  # type: ignore[misc]
+            except FormatViolation as err:
+                self._parse_errors.error(f"line {n}: {err}")
+        self._count(parsed)
+        return [ex for _, ex in parsed]
+
+    def _count(self, parsed: list[tuple[int, Example]]) -> None:
+        spec, counter, limit = self.spec, self.counter, self.limit
+        # every distinct string of the chunk counted in one call (the counter caches them): one call per example
+        # costs more than the counting at a hundred thousand examples
+        counter.count_many(s for _, ex in parsed for s in counted_strings(ex, spec))
+        for line, ex in parsed:
+            total, assistant = example_tokens(ex, spec, counter)
+            self._totals.append(total)
+            self._answers.append(assistant)
+            if limit is not None and total > limit:
+                self._n_over += 1
+                if self._first_over is None:
+                    self._first_over = line
+                if spec.over_limit == "error":
+                    self._limit_errors.error(f"line {line}: about {total} tokens, over the limit of {limit}")
+            answer = ex.assistant
+            self._labels[answer] += 1
+            if not ex.system:
+                self._missing_system += 1
+            aid = self._answer_ids.setdefault(answer, len(self._answer_ids))
+            key = hashlib.blake2b(ex.user.encode("utf-8"), digest_size=16).digest()
+            seen = self._user_answer.setdefault(key, aid)
+            if seen != aid and seen != -1:
+                self._user_answer[key] = -1
+                self._conflicting += 1
+
+    def finish(self) -> CheckReport:
+        """The file's report (:class:`CheckReport`); call once, after the last chunk."""
+        spec, split, limit = self.spec, self.split, self.limit
+        report = CheckReport(file=self.file, format=spec.name, split=split)
+        n = len(self._totals)
+        errors = [*self._parse_errors.errors]
+        n_errors = self._parse_errors.n_errors
+        if split == "train" and n < self.minimum:
+            errors.append(f"{n} examples; {spec.provider} needs at least {self.minimum}")
+            n_errors += 1
+        elif split == "train" and n < spec.recommended_examples:
+            report.warnings.append(f"{n} examples; {spec.provider} recommends at least {spec.recommended_examples}")
+        if split == "val" and spec.max_val_examples is not None and n > spec.max_val_examples:
+            report.warnings.append(f"{n} validation examples; {spec.provider} uses at most {spec.max_val_examples}")
+        errors += self._limit_errors.errors
+        report.errors = errors[:MAX_ERRORS]
+        report.n_errors = n_errors + self._limit_errors.n_errors
+        if self._n_over and spec.over_limit == "warning":
+            report.warnings.append(
+                f"{self._n_over} examples exceed about {limit} tokens (e.g. line {self._first_over}) and would be "
+                "truncated"
+            )
+        report.warnings += balance_warnings(self._labels, split=split)
+        dupes = n - len(self._user_answer)
+        if dupes:
+            note = f"; {self._conflicting} such texts have different answers" if self._conflicting else ""
+            report.warnings.append(f"{dupes} examples repeat the user text of another example{note}")
+        totals = np.frombuffer(self._totals, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        answers = np.frombuffer(self._answers, dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        report.stats = {
+            "examples": n,
+            "missing_system": self._missing_system,
+            "tokens_per_example": _distribution(totals),
+            "assistant_tokens_per_example": _distribution(answers),
+            "token_limit": limit,
+            "over_token_limit": self._n_over,
+            "classes": dict(sorted(self._labels.items())),
+        }
+        if split == "train":
+            report.stats["cost"] = cost_estimate(totals, max_tokens=limit, price_per_mtok=self.price_per_mtok)
+        return report
 
 
 def balance_warnings(labels: Counter[str], *, split: str) -> list[str]:

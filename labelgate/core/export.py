@@ -8,9 +8,10 @@ The steps, each its own function:
 2. :func:`exclude_leakage`: rows flagged by the leakage detector and rows whose text equals a test row's
    text (exactly, or after case folding and whitespace collapsing) are excluded whatever the decisions.
 3. :func:`stratified_split`: a seeded, order-independent train/validation split per class.
-4. :func:`plan_export`: every requested format's files as bytes, each checked by
-   :func:`labelgate.core.checks.check_jsonl` (or ``check_table``); a failed check raises
-   :class:`~labelgate.errors.ExportError` before anything is written.
+4. :func:`plan_export`: every requested format's files, built and checked
+   :data:`CHUNK_ROWS` rows at a time by :class:`labelgate.core.checks.JsonlChecker` (or ``check_table``), and
+   handed to an :class:`ExportSink` chunk by chunk (or kept as bytes when none is given); a failed check raises
+   :class:`~labelgate.errors.ExportError`, and the caller discards what the sink took.
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from labelgate.core.checks import CheckReport, check_jsonl, check_table
+from labelgate.core.checks import CheckReport, JsonlChecker, check_table
 from labelgate.core.formats import (
     DEFAULT_COMPLETION_SEPARATOR,
     DEFAULT_COMPLETION_STOP,
@@ -48,6 +49,7 @@ __all__ = [
     "FORMATS",
     "ExportPlan",
     "ExportSettings",
+    "ExportSink",
     "PlannedFile",
     "apply_decisions",
     "decision_summary",
@@ -218,20 +220,38 @@ def openai_chat(text: str, label: str, *, system_prompt: str | None) -> dict[str
     return {"messages": messages}
 
 
+#: rows serialised and checked at a time: a file handed to a sink is never held whole (a million chat examples
+#: are about 0.3 GB of JSON and, parsed back for the checks, several GB of Python objects)
+CHUNK_ROWS = 20_000
+
+
+class ExportSink(Protocol):
+    """Takes the export's files chunk by chunk: ``write(name, data)`` appends ``data`` to the file ``name``.
+
+    The files come one after the other, each in order, its first chunk possibly empty (an empty file is still
+    a file). :func:`plan_export` may raise after some chunks were written: the caller discards them then.
+    """
+
+    def write(self, name: str, data: bytes) -> None: ...
+
+
 @dataclass(frozen=True)
 class PlannedFile:
-    """One file to write: ``name`` inside the run's export folder, its bytes and figures."""
+    """One file of the export: ``name`` inside the run's export folder, and its figures.
+
+    Attributes:
+        data: the file's bytes, or None when they went to an :class:`ExportSink`.
+        sha256 / size: of the file's bytes; lines: newline count (None for parquet); records: examples or rows.
+    """
 
     name: str
     format: str
     split: str
-    data: bytes
     lines: int | None
     records: int
-
-    @property
-    def sha256(self) -> str:
-        return sha256_bytes(self.data)
+    sha256: str
+    size: int
+    data: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -333,6 +353,8 @@ def plan_export(
     *,
     settings: ExportSettings | None = None,
     counter: TokenCounter | None = None,
+    sink: ExportSink | None = None,
+    chunk_rows: int = CHUNK_ROWS,
     **options: Any,
 ) -> ExportPlan:
     """Build and check the files of ``cleaned`` (from :func:`apply_decisions` / :func:`exclude_leakage`).
@@ -347,6 +369,9 @@ def plan_export(
             ``ExportSettings()``); its ``token_counter`` name is not read here (see ``counter``).
         counter: token counter (None: :class:`labelgate.core.tokens.RegexCounter`; the export service passes
             :func:`labelgate.tokenizers.get_counter` of the settings' ``token_counter``).
+        sink: where the files' bytes go, chunk by chunk (:class:`ExportSink`; the export service writes them into
+            its staging folder); None keeps each file whole in :attr:`PlannedFile.data`.
+        chunk_rows: rows serialised and checked at a time (>= 1; the files' bytes do not depend on it).
         **options: instead of ``settings``, fields of :class:`ExportSettings` as keyword arguments
             (``formats=["alpaca"], val_fraction=0``; the rest keep their defaults). Kept because many tests call
             the planner that way; the export service passes ``settings``.
@@ -378,40 +403,34 @@ def plan_export(
     split.loc[kept.index] = np.where(is_val, "val", "train")
     table = cleaned.assign(split=split)
 
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows!r}")
     cached = CachedCounter(counter or RegexCounter())
     splits = {"train": kept[~is_val]}
     if s.val_fraction > 0:
         splits["val"] = kept[is_val]
-    examples = {
-        name: [templates.example(t, lab) for t, lab in zip(part["text"], part["label"])]
-        for name, part in splits.items()
-    }
     files: list[PlannedFile] = []
     reports: dict[str, CheckReport] = {}
     for spec in specs:
         if spec.kind == "table":
-            planned, report = _plan_table(spec, table)
+            planned, report = _plan_table(spec, table, sink)
             files.append(planned)
             reports[planned.name] = report
             continue
-        for split_name, exs in examples.items():
-            name = spec.file_name(split_name)
-            data, lines = to_jsonl(spec.record(ex, templates) for ex in exs)  # type: ignore[misc]
-            report, parsed = check_jsonl(
-                data,
+        for split_name, part in splits.items():
+            checker = JsonlChecker(
                 spec,
                 templates,
-                file=name,
+                file=spec.file_name(split_name),
                 split=split_name,
                 counter=cached,
                 max_tokens=s.max_example_tokens,
                 min_examples=s.min_train_examples,
                 price_per_mtok=s.price_per_mtok,
             )
-            _check_roundtrip(report, spec, templates, exs, parsed)
-            report.raise_if_failed()
-            reports[name] = report
-            files.append(PlannedFile(name, spec.name, split_name, data, lines, lines))
+            planned, report = _plan_jsonl(spec, templates, part, checker, sink, chunk_rows)
+            reports[planned.name] = report
+            files.append(planned)
     counts = {
         "rows_valid": len(cleaned),
         "exported": len(kept),
@@ -424,29 +443,94 @@ def plan_export(
     return ExportPlan(files, counts, reports, templates, tokenizer, table)
 
 
-def _plan_table(spec: FormatSpec, table: pd.DataFrame) -> tuple[PlannedFile, CheckReport]:
+def _planned(
+    name: str, spec: FormatSpec, split: str, pieces: Iterable[bytes], sink: ExportSink | None, records: int
+) -> PlannedFile:
+    """Hand ``pieces`` to ``sink`` (or join them) while counting their sha256, size and lines."""
+    digest, size, lines, kept = hashlib.sha256(), 0, 0, []
+    for data in pieces:
+        digest.update(data)
+        size += len(data)
+        lines += data.count(b"\n")
+        if sink is None:
+            kept.append(data)
+        else:
+            sink.write(name, data)
+    return PlannedFile(
+        name=name,
+        format=spec.name,
+        split=split,
+        lines=None if spec.name == "parquet" else lines,
+        records=records,
+        sha256=digest.hexdigest(),
+        size=size,
+        data=b"".join(kept) if sink is None else None,
+    )
+
+
+def _plan_jsonl(
+    spec: FormatSpec,
+    templates: Templates,
+    part: pd.DataFrame,
+    checker: JsonlChecker,
+    sink: ExportSink | None,
+    chunk_rows: int,
+) -> tuple[PlannedFile, CheckReport]:
+    """Serialise ``part``'s examples ``chunk_rows`` at a time, check each chunk as it is read back, hand it on."""
+    roundtrip = _Roundtrip(spec, templates)
+
+    def chunks():  # at least one, so that an empty file is still written
+        for start in range(0, max(len(part), 1), chunk_rows):
+            rows = part.iloc[start : start + chunk_rows]
+            written = [templates.example(t, lab) for t, lab in zip(rows["text"], rows["label"])]
+            data, _ = to_jsonl(spec.record(ex, templates) for ex in written)  # type: ignore[misc]
+            roundtrip.compare(written, checker.feed(data))
+            yield data
+
+    planned = _planned(checker.file, spec, checker.split, chunks(), sink, len(part))
+    report = checker.finish()
+    roundtrip.report(report)
+    report.raise_if_failed()
+    return planned, report
+
+
+class _Roundtrip:
+    """Whether every example reads back as the one written (only reported on a file that passed its checks)."""
+
+    def __init__(self, spec: FormatSpec, templates: Templates) -> None:
+        self.spec, self.templates = spec, templates
+        self.written = self.parsed = 0
+        self.first_mismatch: int | None = None
+
+    def compare(self, written: list[Example], parsed: list[Example]) -> None:
+        if self.first_mismatch is None and len(parsed) == len(written):
+            for i, (ex, back) in enumerate(zip(written, parsed)):
+                # alpaca has no separate system text: an example without one reads back with the instruction
+                expected = (
+                    Example(ex.system or self.templates.instruction, ex.turns) if self.spec.name == "alpaca" else ex
+                )
+                if back != expected:
+                    self.first_mismatch = self.written + i + 1
+                    break
+        self.written += len(written)
+        self.parsed += len(parsed)
+
+    def report(self, report: CheckReport) -> None:
+        if not report.ok:
+            return
+        if self.parsed != self.written:
+            report.error(f"{self.parsed} examples read back, {self.written} written")
+        elif self.first_mismatch is not None:
+            report.error(f"line {self.first_mismatch}: reads back as a different example")
+
+
+def _plan_table(spec: FormatSpec, table: pd.DataFrame, sink: ExportSink | None) -> tuple[PlannedFile, CheckReport]:
     frame = table.rename(columns={"row_id": "id"})
     data = table_bytes(frame, spec.name)  # type: ignore[arg-type]
     name = spec.file_name("all")
     report = check_table(data, spec.name, frame, file=name)
     report.raise_if_failed()
-    lines = data.count(b"\n") if spec.name == "csv" else None
-    return PlannedFile(name, spec.name, "all", data, lines, len(frame)), report
-
-
-def _check_roundtrip(
-    report: CheckReport, spec: FormatSpec, templates: Templates, written: list[Example], parsed: list[Example]
-) -> None:
-    if not report.ok:
-        return
-    if len(parsed) != len(written):
-        report.error(f"{len(parsed)} examples read back, {len(written)} written")
-        return
-    for line, (ex, back) in enumerate(zip(written, parsed), 1):
-        expected = Example(ex.system or templates.instruction, ex.turns) if spec.name == "alpaca" else ex
-        if back != expected:
-            report.error(f"line {line}: reads back as a different example")
-            return
+    return _planned(name, spec, "all", [data], sink, len(frame)), report
 
 
 def sha256_bytes(data: bytes) -> str:

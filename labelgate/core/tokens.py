@@ -52,13 +52,23 @@ class RegexCounter:
         return [len(_WORDS.findall(t)) for t in texts]
 
 
-class CachedCounter:
-    """Counts each distinct string once (a system prompt repeated on every line costs one count)."""
+#: strings a :class:`CachedCounter` remembers before it starts afresh
+MAX_CACHED = 2**18
 
-    def __init__(self, counter: TokenCounter) -> None:
+
+class CachedCounter:
+    """Counts each distinct string once (a system prompt repeated on every line costs one count).
+
+    It remembers at most ``max_entries`` strings (more when one call brings more), then forgets them all and
+    starts afresh: a file of a million distinct texts is not kept alive by its counts. The counts do not depend
+    on it.
+    """
+
+    def __init__(self, counter: TokenCounter, *, max_entries: int = MAX_CACHED) -> None:
         self.counter = counter
         self.name = counter.name
         self.description = counter.description
+        self.max_entries = max_entries
         self._cache: dict[str, int] = {}
 
     def count_many(self, texts: Iterable[str]) -> list[int]:
@@ -66,6 +76,9 @@ class CachedCounter:
         texts = list(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         if missing:
+            if len(self._cache) + len(missing) > self.max_entries:
+                known = {t: self._cache[t] for t in texts if t in self._cache}
+                self._cache = known  # only what this call still needs
             self._cache.update(zip(missing, self.counter.count_many(missing)))
         return [self._cache[t] for t in texts]
 

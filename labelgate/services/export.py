@@ -9,7 +9,8 @@ overwrites a file an earlier export wrote. Each folder holds:
 - ``manifest.json``: lineage (run, input sha256, dataset version, counts, decisions, thresholds, model,
   prompt templates, tokenizer, labelgate version), each file's check report, sha256 and line count.
 
-The folder is written atomically: everything goes to a staging folder first, which is then renamed onto the
+The folder is written atomically: everything goes to a staging folder first (the data files chunk by chunk as
+they are built and checked, so no file is ever held whole in memory), which is then renamed onto the
 version's folder (claimed empty first, so two exports never pick the same one). A folder holding another
 run's manifest, or files without a manifest, is never written to.
 """
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,15 +181,20 @@ def export_run(
     curated = load_curated(db_path, run_id, params, apply=apply, test_path=test_path)
     formats = list(formats or params.export_formats)
     settings = dataclasses.replace(params.export_settings(), formats=tuple(formats))
-    plan = plan_export(curated.cleaned, settings=settings, counter=get_counter(settings.token_counter))
     clean_stale_staging(db_path, Path(out_dir))
     with store.connect(db_path) as con:
         earlier = store.export_folders(con, run_id)
     folder, version = next_folder(Path(out_dir), run_id)
-    manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
-    manifest["export_version"] = version
-    manifest["earlier_exports"] = earlier
-    write_export(folder, run_id, plan, manifest)
+    with staged_folder(folder, run_id) as staging:
+        # the files go into the staging folder chunk by chunk as they are checked: a failed check discards them
+        with FolderSink(staging) as sink:
+            plan = plan_export(
+                curated.cleaned, settings=settings, counter=get_counter(settings.token_counter), sink=sink
+            )
+        manifest = build_manifest(curated, plan, params, formats=formats, applied=apply)
+        manifest["export_version"] = version
+        manifest["earlier_exports"] = earlier
+        write_manifest(staging, manifest)
     paths = [str((folder / f.name).resolve()) for f in plan.files]
     result = ExportResult(
         **{k: v for k, v in plan.counts.items() if k != "rows_valid"},
@@ -318,7 +325,7 @@ def build_manifest(
                 "format": f.format,
                 "split": f.split,
                 "sha256": f.sha256,
-                "bytes": len(f.data),
+                "bytes": f.size,
                 "lines": f.lines,
                 "records": f.records,
             }
@@ -358,37 +365,94 @@ def clean_stale_staging(db_path: str, out_dir: Path) -> list[str]:
     return removed
 
 
-def write_export(folder: Path, run_id: str, plan: ExportPlan, manifest: dict[str, Any]) -> None:
-    """Write the plan's files and the manifest into ``folder`` atomically (stage, then rename into place).
+class FolderSink:
+    """An :class:`~labelgate.core.export.ExportSink` that appends each file's chunks to ``folder/<name>``.
 
-    ``folder`` must be absent or empty (:func:`next_folder`): the staged folder is renamed onto it, which fails
-    when another export filled it meanwhile (nothing is overwritten then).
+    One file is open at a time; every file is flushed to disk (fsync) when the next one starts and on
+    :meth:`close` (also on leaving a ``with`` block). A name is never opened twice: the file must be new.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._name: str | None = None
+        self._fh: Any = None
+        self._done: set[str] = set()
+
+    def write(self, name: str, data: bytes) -> None:
+        if name != self._name:
+            self._finish()
+            if name in self._done:
+                raise ExportError(f"{name!r} was already written to this export; a file is written in one go")
+            self._fh = open(self.folder / name, "xb")  # noqa: SIM115 (closed by _finish)
+            self._name = name
+        self._fh.write(data)
+
+    def _finish(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+            self._done.add(self._name)  # type: ignore[arg-type]
+        self._fh, self._name = None, None
+
+    def close(self) -> None:
+        """Flush and close the open file."""
+        self._finish()
+
+    def __enter__(self) -> FolderSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None and exc[0] is not None:
+            self._fh.close()  # the staging folder is about to be removed: nothing to flush
+            self._fh = None
+        self._finish()
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """Write ``manifest`` as ``folder/manifest.json`` (indented JSON, atomically, an ordinary file's mode)."""
+    body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
+    path = atomic_write_bytes(folder / MANIFEST, body.encode("utf-8"))
+    os.chmod(path, 0o666 & ~_umask())  # temporary files are created 0600; exports are ordinary files
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path, run_id: str) -> Iterator[Path]:
+    """A staging folder beside ``folder``, renamed onto ``folder`` when the block ends without an error.
+
+    ``folder`` must be absent or empty (:func:`next_folder`): the rename fails when another export filled it
+    meanwhile (nothing is overwritten then). On an error the staging folder is removed, and so are the folders
+    this call created above it: a failed export leaves nothing behind.
 
     Raises:
-        ExportError: ``folder`` is a file or holds anything.
+        ExportError: ``folder`` is a file or holds anything, or another export filled it meanwhile.
     """
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{str(folder)!r} is a file, not a folder; choose another --out")
     if folder.exists() and any(folder.iterdir()):
         raise ExportError(f"{str(folder)!r} already holds files; an export never writes into an earlier one")
+    created = [p for p in [folder.parent, *folder.parent.parents] if not p.exists()]
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{run_id}.staging-", dir=folder.parent))
-    umask = _umask()
+    done = False
     try:
-        os.chmod(staging, 0o777 & ~umask)
-        body = json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n"
-        for name, data in [*((f.name, f.data) for f in plan.files), (MANIFEST, body.encode("utf-8"))]:
-            path = atomic_write_bytes(staging / name, data)
-            os.chmod(path, 0o666 & ~umask)  # temporary files are created 0600; exports are ordinary files
+        os.chmod(staging, 0o777 & ~_umask())
+        yield staging
         try:
             os.rename(staging, folder)  # atomic; replaces an empty folder, never one holding files
         except OSError as err:
             raise ExportError(
                 f"{str(folder)!r} was written by another export meanwhile ({err.strerror}); export again"
             ) from None
+        done = True
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(staging)
+        if not done:
+            for path in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    path.rmdir()
 
 
 def _umask() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from labelgate.core.checks import (
     CheckReport,
+    JsonlChecker,
     balance_warnings,
     check_jsonl,
     check_table,
@@ -209,3 +211,58 @@ def test_every_distinct_string_of_a_file_is_counted_in_one_call() -> None:
     ]
     assert report.stats["tokens_per_example"]["max"] == max(totals)
     assert report.stats["tokens_per_example"]["min"] == min(totals)
+
+
+def _awkward_file() -> bytes:
+    """A training file with a bit of everything the checks count: bad lines, long lines, repeats, conflicts."""
+    lines = _file("openai-chat", n=30).decode().splitlines(keepends=True)
+    long = TPL.example("word " * 80, "pos")
+    lines[5] = to_jsonl([get_format("openai-chat").record(long, TPL)])[0].decode()  # type: ignore[misc]
+    lines[3] = "{not json\n"
+    lines[8] = "\n"
+    lines[11] = lines[1].replace('"pos"', '"neg"')  # the text of line 2 with the other answer
+    lines[12] = lines[2]  # an exact repeat
+    lines[20] = lines[5]  # another long one
+    return "".join(lines).encode()
+
+
+@settings(max_examples=40, deadline=None)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=30), max_size=8))
+def test_a_file_checked_in_chunks_gets_the_report_of_the_whole_file(cuts: list[int]) -> None:
+    """:class:`JsonlChecker` fed the lines in any chunks (empty ones too) reports what the whole file's check does:
+    the same errors in the same order, warnings, token figures and repeat counts."""
+    data = _awkward_file()
+    lines = data.splitlines(keepends=True)
+    bounds = [0, *sorted(cuts), len(lines)]
+    options = {"max_tokens": 40, "min_examples": 100}
+    whole, whole_examples = check_jsonl(
+        data, get_format("openai-chat"), TPL, file="f", split="train", counter=COUNTER, **options
+    )
+    checker = JsonlChecker(get_format("openai-chat"), TPL, file="f", split="train", counter=COUNTER, **options)
+    examples = [ex for a, b in itertools.pairwise(bounds) for ex in checker.feed(b"".join(lines[a:b]))]
+    report = checker.finish()
+    assert report.as_dict() == whole.as_dict()
+    assert examples == whole_examples
+    # what the file holds, so that the comparison above compares something
+    assert whole.errors[:3] == [
+        "line 4: not valid JSON (Expecting property name enclosed in double quotes)",
+        "line 9: empty line",
+        "28 examples; OpenAI fine-tuning (chat models) needs at least 100",
+    ]
+    assert whole.n_errors == 5 and whole.errors[3].startswith("line 6: about")
+    assert "3 examples repeat the user text of another example; 1 such texts have different answers" in whole.warnings
+
+
+def test_a_file_that_is_not_utf8_counts_no_examples_wherever_it_breaks() -> None:
+    data = _file("openai-chat", n=12)
+    lines = data.splitlines(keepends=True)
+    lines[7] = lines[7].replace(b"review", b"r\xffview")
+    checker = JsonlChecker(get_format("openai-chat"), TPL, file="f", split="train", counter=COUNTER)
+    for line in lines:
+        checker.feed(line)
+    report = checker.finish()
+    assert report.errors == [
+        "line 8: not valid UTF-8",
+        "0 examples; OpenAI fine-tuning (chat models) needs at least 10",
+    ]
+    assert report.as_dict() == {**_check(b"".join(lines)).as_dict(), "file": "f"}

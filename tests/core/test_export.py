@@ -212,3 +212,45 @@ def test_export_settings_plan_the_same_files_as_keyword_options() -> None:
         plan_export(cleaned, settings=ExportSettings(), seed=1)
     with pytest.raises(TypeError, match="unknown keyword arguments \\['formts'\\]"):
         plan_export(cleaned, formts=["alpaca"])
+
+
+class _Sink:
+    """An ExportSink that keeps every chunk it is given, by file."""
+
+    def __init__(self) -> None:
+        self.chunks: dict[str, list[bytes]] = {}
+
+    def write(self, name: str, data: bytes) -> None:
+        assert name not in self.chunks or name == list(self.chunks)[-1], "files come one after the other"
+        self.chunks.setdefault(name, []).append(data)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 53, 10_000])
+def test_files_handed_to_a_sink_chunk_by_chunk_are_the_files_planned_whole(chunk_rows: int) -> None:
+    """The bytes, figures and check reports do not depend on the chunk size or on a sink; a sink never gets more
+    than ``chunk_rows`` examples at once, and the plan then holds no file's bytes."""
+    cleaned = _cleaned()
+    options = {"formats": list(FORMATS), "label_map": {"pos": "Positive"}, "counter": get_counter()}
+    whole = plan_export(cleaned, **options)
+    sink = _Sink()
+    streamed = plan_export(cleaned, sink=sink, chunk_rows=chunk_rows, **options)
+    assert [f.name for f in streamed.files] == [f.name for f in whole.files] == list(sink.chunks)
+    for w, s in zip(whole.files, streamed.files):
+        assert s.data is None and b"".join(sink.chunks[s.name]) == w.data
+        assert (s.sha256, s.size, s.lines, s.records) == (w.sha256, len(w.data), w.lines, w.records)
+        if s.format not in ("csv", "parquet"):
+            assert max(chunk.count(b"\n") for chunk in sink.chunks[s.name]) <= chunk_rows
+            assert len(sink.chunks[s.name]) == -(-s.records // chunk_rows)
+    assert {k: r.as_dict() for k, r in streamed.reports.items()} == {k: r.as_dict() for k, r in whole.reports.items()}
+    assert streamed.counts == whole.counts and streamed.warnings == whole.warnings
+
+
+def test_an_empty_validation_file_is_still_handed_to_the_sink() -> None:
+    cleaned = _rows(3).assign(label=["a", "b", "c"])  # one row per class: none can go to validation
+    cleaned = apply_decisions(cleaned, None)
+    sink = _Sink()
+    plan = plan_export(cleaned, sink=sink, min_train_examples=0)
+    assert sink.chunks["val.openai-chat.jsonl"] == [b""]
+    assert [(f.name, f.records, f.size) for f in plan.files][1] == ("val.openai-chat.jsonl", 0, 0)
+    with pytest.raises(ValueError, match="chunk_rows must be at least 1, got 0"):
+        plan_export(cleaned, chunk_rows=0, min_train_examples=0)

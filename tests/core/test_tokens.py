@@ -32,3 +32,14 @@ def test_chat_tokens_add_the_cookbook_overheads() -> None:
     # (3 + role + content) per message + 3 for the reply: user=1, assistant=1, fine=1 token in cl100k_base
     assert chat_tokens(counter, messages) == (3 + 1 + 7) + (3 + 1 + 1) + 3
     assert counter.count_many(["fine", "fine"]) == [1, 1]
+
+
+def test_a_cached_counter_forgets_beyond_its_size_and_counts_the_same() -> None:
+    texts = [f"text number {i} " * (i % 5 + 1) for i in range(50)]
+    unbounded = CachedCounter(get_counter("regex"))
+    small = CachedCounter(get_counter("regex"), max_entries=8)
+    for start in range(0, 50, 5):
+        part = [*texts[start : start + 5], "system prompt", texts[0]]
+        assert small.count_many(part) == unbounded.count_many(part)
+        assert len(small._cache) <= 8
+    assert len(unbounded._cache) == 51

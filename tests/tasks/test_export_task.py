@@ -149,12 +149,14 @@ def test_a_failed_check_writes_nothing_and_keeps_the_previous_export(warm_run: d
     out = tmp_path / "out"
     first = export_run(db, warm_run["run_id"], str(out), CurateParams())
     before = {p: Path(p).read_bytes() for p in [*first.export_files, first.manifest]}
+    listed = sorted(e.name for e in out.iterdir())
     with pytest.raises(ExportError, match=r"train.openai-chat.jsonl failed the openai-chat checks: line 1: about"):
         export_run(db, warm_run["run_id"], str(out), CurateParams(max_example_tokens=10))
     assert {p: Path(p).read_bytes() for p in before} == before
+    assert sorted(e.name for e in out.iterdir()) == listed  # the files written chunk by chunk went with the staging
     with pytest.raises(ExportError, match="failed"):
-        export_run(db, warm_run["run_id"], str(tmp_path / "fresh"), CurateParams(min_train_examples=5000))
-    assert not (tmp_path / "fresh" / warm_run["run_id"]).exists()
+        export_run(db, warm_run["run_id"], str(tmp_path / "fresh" / "nested"), CurateParams(min_train_examples=5000))
+    assert not (tmp_path / "fresh").exists()  # nor are the folders it had to create
 
 
 def test_another_runs_folder_is_never_overwritten(warm_run: dict, tmp_path: Path) -> None:
