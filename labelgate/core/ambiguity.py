@@ -69,12 +69,17 @@ def ambiguity_scores(*, adjusted: np.ndarray, labels: np.ndarray, suggested: np.
             f"{labels.shape}, {suggested.shape}"
         )
     idx = np.arange(len(q))
-    given, top = q[idx, labels], q[idx, suggested]
+    return ambiguity_of(given=q[idx, labels], top=q[idx, suggested], labels=labels, suggested=suggested)
+
+
+def ambiguity_of(*, given: np.ndarray, top: np.ndarray, labels: np.ndarray, suggested: np.ndarray) -> np.ndarray:
+    """:func:`ambiguity_scores` from the two probabilities it reads of each row: ``given`` (the class-adjusted
+    probability of the given label) and ``top`` (of the suggestion), each shape ``(n_rows,)``; the same numbers."""
     safe = np.where(top > 0, top, 1.0)
     tie = np.where(top > 0, given / safe, 1.0)
     unsure = np.where(top > 0, UNSURE_BELOW / (2.0 * safe), 1.0)
     ambiguity = np.clip(np.maximum(tie, unsure), 0.0, 1.0)
-    return np.where(labels == suggested, 1.0, ambiguity)
+    return np.where(np.asarray(labels) == np.asarray(suggested), 1.0, ambiguity)
 
 
 def label_kinds(*, ambiguity: np.ndarray, flags: np.ndarray, threshold: float = AMBIGUITY_THRESHOLD) -> np.ndarray:

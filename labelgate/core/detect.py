@@ -101,8 +101,13 @@ def confident_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def adjusted_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Probabilities divided by the per-class confident thresholds and renormalised, shape of ``probs``."""
-    q = np.asarray(probs, dtype=np.float64) / confident_thresholds(probs, labels)[None, :]
-    return q / q.sum(axis=1, keepdims=True)
+    return _adjusted(probs, confident_thresholds(probs, labels))
+
+
+def _adjusted(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    q = np.asarray(probs, dtype=np.float64) / thresholds[None, :]
+    q /= q.sum(axis=1, keepdims=True)  # in place: the numbers of ``q / q.sum(...)``, one array fewer
+    return q
 
 
 def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -149,27 +154,30 @@ def _frame(
     suggested: np.ndarray,
     scores: np.ndarray,
     flags: np.ndarray,
-    adjusted: np.ndarray | None,
+    given_q: np.ndarray,
+    top_q: np.ndarray,
+    adjusted: bool,
     posterior: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    from labelgate.core.ambiguity import ambiguity_scores, label_kinds
+    """The label-issue frame from per-row figures (each shape ``(n_rows,)``): ``given_q`` / ``top_q`` the
+    probabilities of the given label and of the suggestion the ambiguity is read from (class-adjusted when
+    ``adjusted``), ``posterior`` the suggestion's :func:`true_label_posterior` (None: its model probability)."""
+    from labelgate.core.ambiguity import ambiguity_of, label_kinds
 
     n = len(p.labels)
     idx = np.arange(n)
-    ambiguity = ambiguity_scores(
-        adjusted=adjusted if adjusted is not None else p.probs, labels=p.labels, suggested=suggested
-    )
+    ambiguity = ambiguity_of(given=given_q, top=top_q, labels=p.labels, suggested=suggested)
     classes = np.asarray(p.classes, dtype=object)
     given = classes[p.labels]
     suggested_names = classes[suggested]
     model_prob = p.probs[idx, suggested]
-    suggested_prob = posterior[idx, suggested] if posterior is not None else model_prob
+    suggested_prob = posterior if posterior is not None else model_prob
     given_prob = p.probs[idx, p.labels]
     reasons: list[str | None] = [None] * n
     for i in np.flatnonzero(flags):
         text = f"model disagrees: {suggested_names[i]} {model_prob[i]:.2f} vs given {given[i]} {given_prob[i]:.2f}"
-        if adjusted is not None:
-            text += f" (class-adjusted {adjusted[i, suggested[i]]:.2f} vs {adjusted[i, p.labels[i]]:.2f})"
+        if adjusted:
+            text += f" (class-adjusted {top_q[i]:.2f} vs {given_q[i]:.2f})"
         if posterior is not None:
             text += f"; P(true label is {suggested_names[i]}) {suggested_prob[i]:.2f} given the noise rates"
         reasons[i] = text
@@ -191,8 +199,19 @@ def _frame(
     )
 
 
-def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> pd.DataFrame:
+#: rows at a time in the row-wise steps of :func:`find_label_issues` (its numbers do not depend on it)
+ROW_BLOCK = 50_000
+
+
+def find_label_issues(
+    row_ids: Sequence[str] | pd.Series, p: Probabilities, *, block_rows: int = ROW_BLOCK
+) -> pd.DataFrame:
     """Flag likely label errors by class-adjusted confident learning; one row per input row.
+
+    The class-adjusted probabilities (:func:`adjusted_probs`) and the posterior (:func:`true_label_posterior`) are
+    worked out ``block_rows`` rows at a time and only the entries the frame needs are kept: besides ``p.probs``, the
+    memory of one block's matrices (a million rows of 150 classes held 6 GB of whole matrices). The numbers are
+    those of the whole matrices, bit for bit: every step is row by row.
 
     Returns:
         A DataFrame with columns :data:`LABEL_ISSUE_COLUMNS`, in the input order: ``label_score`` in
@@ -203,22 +222,47 @@ def find_label_issues(row_ids: Sequence[str] | pd.Series, p: Probabilities) -> p
         confident learning's error count, ``reason`` a sentence for flagged rows, ``label_kind`` ``mislabelled`` or
         ``ambiguous`` for flagged rows (None for the others) and ``ambiguity`` in [0, 1] for every row
         (:mod:`labelgate.core.ambiguity`).
+
+    Raises:
+        ValueError: ``row_ids`` and ``p`` differ in length, or ``block_rows`` < 1.
     """
     if len(row_ids) != len(p.labels):
         raise ValueError(f"{len(row_ids)} row ids for {len(p.labels)} rows of probabilities")
-    q = adjusted_probs(p.probs, p.labels)
-    suggested = q.argmax(axis=1)
-    scores = q[np.arange(len(p.labels)), p.labels]
-    flags = suggested != p.labels
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be at least 1, got {block_rows!r}")
+    n = len(p.labels)
+    thresholds = confident_thresholds(p.probs, p.labels)
     joint = confident_joint(p.probs, p.labels)
+    rates = noise_rates(p.probs, p.labels, joint)
+    suggested = np.empty(n, dtype=np.int64)
+    scores, top_q, posterior = np.empty(n), np.empty(n), np.empty(n)
+    for start in range(0, n, block_rows):
+        rows = slice(start, start + block_rows)
+        probs, labels = p.probs[rows], p.labels[rows]
+        idx = np.arange(len(labels))
+        q = _adjusted(probs, thresholds)
+        best = q.argmax(axis=1)
+        suggested[rows], scores[rows], top_q[rows] = best, q[idx, labels], q[idx, best]
+        del q
+        posterior[rows] = true_label_posterior(probs, labels, rates)[idx, best]
+    flags = suggested != p.labels
     budget = _off_diagonal(joint)
     if flags.sum() > budget:
         order = np.argsort(scores, kind="stable")
         within = np.zeros(len(scores), dtype=bool)
         within[order[:budget]] = True
         flags &= within
-    posterior = true_label_posterior(p.probs, p.labels, noise_rates(p.probs, p.labels, joint))
-    return _frame(row_ids, p, suggested=suggested, scores=scores, flags=flags, adjusted=q, posterior=posterior)
+    return _frame(
+        row_ids,
+        p,
+        suggested=suggested,
+        scores=scores,
+        flags=flags,
+        given_q=scores,
+        top_q=top_q,
+        adjusted=True,
+        posterior=posterior,
+    )
 
 
 def estimated_error_count(probs: np.ndarray, labels: np.ndarray) -> int:
@@ -248,8 +292,17 @@ def find_label_issues_cleanlab(
         # (Prefect's) and prints "Process ForkPoolWorker" lines on stderr
         flags = cl_find_label_issues(labels=p.labels, pred_probs=p.probs, filter_by=filter_by, n_jobs=1)
         scores = get_label_quality_scores(labels=p.labels, pred_probs=p.probs, method="self_confidence")
+    suggested = p.probs.argmax(axis=1)
+    idx = np.arange(len(p.labels))
     return _frame(
-        row_ids, p, suggested=p.probs.argmax(axis=1), scores=scores, flags=np.asarray(flags, bool), adjusted=None
+        row_ids,
+        p,
+        suggested=suggested,
+        scores=scores,
+        flags=np.asarray(flags, bool),
+        given_q=p.probs[idx, p.labels],
+        top_q=p.probs[idx, suggested],
+        adjusted=False,
     )
 
 

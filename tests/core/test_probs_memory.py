@@ -163,3 +163,48 @@ def test_the_layers_member_gives_the_same_bits_with_fewer_arrays(grid, k):
     want = _old_layers_member(F, y, train, test, k, grid)
     assert got.shape == want.shape == (60, k, len(grid)) and got.dtype == np.float64 and got.flags.c_contiguous
     assert got.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("block_rows", [1, 7, 64, 10**6])
+def test_label_issues_found_block_by_block_are_those_of_the_whole_matrices(block_rows: int) -> None:
+    """find_label_issues works a block of rows at a time (a million rows x 150 classes held 6 GB of whole matrices);
+    every figure equals, bit for bit, what the whole class-adjusted and posterior matrices give."""
+    from labelgate.core.ambiguity import ambiguity_scores
+    from labelgate.core.detect import (
+        Probabilities,
+        confident_thresholds,
+        find_label_issues,
+        find_label_issues_cleanlab,
+        noise_rates,
+        true_label_posterior,
+    )
+
+    rng = np.random.default_rng(block_rows)
+    n, k = 500, 7
+    probs = rng.random((n, k)) ** 3
+    labels = rng.integers(0, k, n)
+    probs[np.arange(n), labels] += rng.random(n) * 2
+    probs /= probs.sum(axis=1, keepdims=True)
+    p = Probabilities(probs=probs, classes=[f"c{i}" for i in range(k)], labels=labels, method="test")
+    ids = [f"r{i}" for i in range(n)]
+    found = find_label_issues(ids, p, block_rows=block_rows)
+
+    q = probs / confident_thresholds(probs, labels)[None, :]  # the whole matrices, as before
+    q = q / q.sum(axis=1, keepdims=True)
+    idx = np.arange(n)
+    best = q.argmax(axis=1)
+    posterior = true_label_posterior(probs, labels, noise_rates(probs, labels))
+    assert (found["suggested_label"].to_numpy() == np.asarray(p.classes, dtype=object)[best]).all()
+    assert np.array_equal(found["label_score"].to_numpy(), q[idx, labels])
+    assert np.array_equal(found["suggested_prob"].to_numpy(), posterior[idx, best])
+    assert np.array_equal(found["ambiguity"].to_numpy(), ambiguity_scores(adjusted=q, labels=labels, suggested=best))
+    flagged = found[found["is_label_issue"]]
+    assert 0 < len(flagged) < (best != labels).sum() + 1
+    i = int(flagged.index[0])
+    assert f"(class-adjusted {q[i, best[i]]:.2f} vs {q[i, labels[i]]:.2f})" in flagged["reason"].iloc[0]
+    assert found.equals(find_label_issues(ids, p))
+    plain = find_label_issues_cleanlab(ids, p)
+    top = probs.argmax(axis=1)
+    assert np.array_equal(plain["ambiguity"].to_numpy(), ambiguity_scores(adjusted=probs, labels=labels, suggested=top))
+    with pytest.raises(ValueError, match="block_rows must be at least 1, got 0"):
+        find_label_issues(ids, p, block_rows=0)
