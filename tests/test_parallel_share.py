@@ -96,3 +96,25 @@ def test_without_a_writable_temporary_folder_the_arrays_stay_as_they_are(monkeyp
         (got,) = map_to_files([vectors], files)
     assert got is vectors
     assert "stay in this process's memory" in caplog.text and "/nonexistent/labelgate-tmp" in caplog.text
+
+
+def test_the_sharing_process_keeps_maps_of_its_sparse_matrices_and_can_share_them_again(tmp_path):
+    """After share(), the caller's own CSR matrix reads its large arrays from the files the workers map (the same
+    values; it holds no copy beside theirs), and once that folder is gone (its pool shut down) sharing the matrix
+    again saves them anew."""
+    counts = sp.random(2000, 1000, density=0.2, format="csr", random_state=0, dtype=np.float64)
+    before = counts.copy()
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    got = unshare(share({"counts": counts}, first, min_bytes=1_000_000))["counts"]
+    assert isinstance(counts.data, np.memmap) and isinstance(counts.indices, np.memmap)
+    assert not isinstance(counts.indptr, np.memmap)  # 8 KB: pickled
+    assert not counts.data.flags.writeable
+    assert (counts != before).nnz == 0 and (got != before).nnz == 0
+    for path in first.iterdir():
+        path.unlink()
+    first.rmdir()
+    again = unshare(share({"counts": counts}, second, min_bytes=1_000_000))["counts"]
+    assert (again != before).nnz == 0
+    assert sorted(p.name for p in second.iterdir()) == ["array-0.npy", "array-1.npy"]

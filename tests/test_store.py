@@ -76,6 +76,23 @@ def test_cached_vectors_come_back_in_numpys_memory_not_arrows(tmp_path: Path) ->
     np.testing.assert_array_equal(got, vecs)
 
 
+def test_cached_vectors_streamed_in_batches_land_in_their_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """get_embeddings puts each streamed batch's vectors in their own rows (the join's order is not the order asked),
+    and names the missing texts in the order asked, whichever batches they came in."""
+    from labelgate.store import embeddings
+
+    monkeypatch.setattr(embeddings, "VECTOR_BATCH", 7)
+    vecs = np.random.default_rng(1).normal(size=(200, 5)).astype(np.float32)
+    hashes = [f"h{i:03d}" for i in range(200)]
+    with store.connect(tmp_path / "s.duckdb") as con:
+        store.put_embeddings(con, "m", hashes, vecs)
+        order = np.random.default_rng(2).permutation(200)
+        got = store.get_embeddings(con, "m", [hashes[i] for i in order] + [hashes[5]])
+        np.testing.assert_array_equal(got, vecs[[*order, 5]])
+        with pytest.raises(KeyError, match=r"no cached vector for 3 texts \(e.g. \['x1', 'x2', 'x0'\]\)"):
+            store.get_embeddings(con, "m", ["x1", *hashes[:50], "x2", *hashes[50:], "x0"])
+
+
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     with store.connect(tmp_path / "s.duckdb") as con:
         with pytest.raises(RuntimeError), store.transaction(con):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from array import array as typed_array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -347,26 +348,85 @@ def layers_grid(n_rows: int, *, scored_cells: int = 0) -> tuple[float, ...]:
     return LAYERS_C_GRID
 
 
-def _ngram_counts(texts: np.ndarray, **options: Any) -> Any:
-    """Sparse n-gram counts ``(n_rows, vocabulary)`` of every text (a ``CountVectorizer`` fitted on all of
-    them, vocabulary in its sorted order), or ``None`` when no text has any n-gram.
+#: texts counted at a time by :func:`_ngram_counts`
+COUNT_CHUNK = 20_000
+
+
+def _ngram_counts(texts: np.ndarray, *, chunk: int = COUNT_CHUNK, **options: Any) -> Any:
+    """Sparse n-gram counts ``(n_rows, vocabulary)`` of every text (what ``CountVectorizer(**options).fit_transform``
+    of all of them gives, vocabulary in its sorted order), or ``None`` when no text has any n-gram.
 
     Extracted once per plan; every fold then keeps the columns a vectoriser fitted on its training rows alone
     would keep (:func:`_fold_columns`), which gives the same matrices as refitting per fold without redoing
     the text analysis (most of a lexical member's time).
 
+    The texts are counted ``chunk`` at a time, each chunk's counts turned into arrays at once: scikit-learn's
+    ``fit_transform`` collects every count of every text in Python lists first (at a million texts of character
+    n-grams, 10 GB). The matrix is the same, entry for entry and in the same order within each row: each row's
+    entries sorted by when their n-gram was first seen in the texts, then numbered in the vocabulary's sorted
+    order, as ``fit_transform`` does.
+
     The counts are stored in the smallest unsigned integer type that holds the largest of them (``uint8`` for short
     texts: an eighth of float64's bytes, in the run's process and in every worker's mapped pages); every member
     reads its rows as float64 (:func:`_rows`), so its numbers are the same as from float64 counts.
     """
+    import scipy.sparse as sp
     from sklearn.feature_extraction.text import CountVectorizer
 
-    try:
-        counts = CountVectorizer(dtype=np.int64, **options).fit_transform(texts).tocsr()
-    except ValueError:  # empty vocabulary
+    vectorizer = CountVectorizer(dtype=np.int64, **options)
+    analyze = vectorizer.build_analyzer()
+    seen: dict[str, int] = {}  # n-gram -> the order in which it was first seen
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (row lengths, columns by first sight, counts)
+    for start in range(0, len(texts), chunk):
+        columns: list[int] = []
+        counts = typed_array("q")
+        lengths = typed_array("q")
+        for text in texts[start : start + chunk]:
+            found: dict[int, int] = {}
+            for gram in analyze(text):
+                column = seen.setdefault(gram, len(seen))
+                found[column] = found.get(column, 0) + 1
+            columns.extend(found)
+            counts.extend(found.values())
+            lengths.append(len(found))
+        lengths_a = np.frombuffer(lengths, dtype=np.int64) if len(lengths) else np.zeros(0, dtype=np.int64)
+        block = sp.csr_array(
+            (
+                np.frombuffer(counts, dtype=np.int64) if len(counts) else np.zeros(0, dtype=np.int64),
+                np.asarray(columns, dtype=np.int64),
+                np.concatenate([[0], np.cumsum(lengths_a)]),
+            ),
+            shape=(len(lengths_a), max(len(seen), 1)),
+        )
+        block.sort_indices()  # within each row, by first sight (what fit_transform's one matrix does)
+        top = int(block.data.max()) if block.nnz else 0
+        parts.append((lengths_a, block.indices.astype(np.int32), block.data.astype(np.min_scalar_type(top))))
+        del block, columns, counts
+    if not seen:  # empty vocabulary (fit_transform raises ValueError)
         return None
-    counts.data = counts.data.astype(np.min_scalar_type(int(counts.data.max()) if counts.nnz else 0))
-    return counts
+    names = sorted(seen)
+    rank = np.empty(len(names), dtype=np.int32)  # first-sight order -> the vocabulary's sorted order
+    for position, gram in enumerate(names):
+        rank[seen[gram]] = position
+    del names, seen
+    nnz = sum(len(c) for _, c, _ in parts)
+    top = 1 if vectorizer.binary else max((int(d.max()) for _, _, d in parts if len(d)), default=0)
+    indices = np.empty(nnz, dtype=np.int32 if nnz <= np.iinfo(np.int32).max else np.int64)
+    data = np.empty(nnz, dtype=np.min_scalar_type(top))
+    lengths_all = []
+    at = 0
+    while parts:
+        lengths_a, cols, vals = parts.pop(0)
+        indices[at : at + len(cols)] = rank[cols]
+        data[at : at + len(vals)] = vals
+        at += len(cols)
+        lengths_all.append(lengths_a)
+        del cols, vals
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(lengths_all))]).astype(indices.dtype)
+    out = sp.csr_matrix((data, indices, indptr), shape=(len(texts), len(rank)))
+    if vectorizer.binary:
+        out.data.fill(1)
+    return out
 
 
 def _rows(counts: Any, rows: np.ndarray) -> Any:

@@ -49,6 +49,10 @@ def put_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]
     return n
 
 
+#: rows per batch when :func:`get_embeddings` streams the vectors
+VECTOR_BATCH = 20_000
+
+
 def get_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]) -> np.ndarray:
     """Return the cached vectors of ``hashes`` for ``model`` in the given order, shape ``(n, dim)``.
 
@@ -59,23 +63,37 @@ def get_embeddings(con: duckdb.DuckDBPyConnection, model: str, hashes: list[str]
         return np.zeros((0, 0), dtype=np.float32)
     wanted = pa.table({"h": pa.array(hashes, pa.string()), "i": pa.array(np.arange(len(hashes)), pa.int64())})
     con.register("_lg_wanted", wanted)
+    out: np.ndarray | None = None
+    missing: list[np.ndarray] = []
     try:
-        table = con.sql(
-            "SELECT w.i, e.vector FROM _lg_wanted w LEFT JOIN embeddings e "
-            "ON e.text_sha256 = w.h AND e.model = $model ORDER BY w.i",
+        # streamed in batches, each batch's vectors put in their rows of one array (no ORDER BY, no whole result held
+        # by DuckDB, Arrow and numpy at once: a million rows' vectors are 1.5 GB and the whole result cost 5 times
+        # that); the array is numpy's own, so nothing of it stays in Arrow's pool when it is dropped
+        reader = con.sql(
+            "SELECT w.i, e.vector FROM _lg_wanted w LEFT JOIN embeddings e ON e.text_sha256 = w.h AND e.model = $model",
             params={"model": model},
-        ).to_arrow_table()
+        ).fetch_record_batch(VECTOR_BATCH)
+        for batch in reader:
+            rows = batch.column("i").to_numpy()
+            vec = batch.column("vector")
+            if vec.null_count:
+                absent = vec.is_null().to_numpy(zero_copy_only=False)
+                missing.append(rows[absent])
+                rows, vec = rows[~absent], vec.filter(pa.array(~absent))
+            if len(rows) == 0:
+                continue
+            flat = vec.flatten().to_numpy(zero_copy_only=False)
+            if out is None:
+                out = np.empty((len(hashes), len(flat) // len(rows)), dtype=np.float32)
+            out[rows] = flat.reshape(len(rows), -1)
     finally:
         con.unregister("_lg_wanted")
-    vec = table.column("vector").combine_chunks()
-    if vec.null_count:
-        missing = [hashes[i] for i, v in enumerate(vec.is_null().to_pylist()) if v][:3]
-        raise KeyError(f"no cached vector for {vec.null_count} texts (e.g. {missing})")
-    flat = vec.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    # a copy in numpy's own memory: Arrow's buffers go back to its pool, which the connection's close empties
-    # (:func:`labelgate.store.connection.connect`), and the caller's array is given back to the OS when it is dropped
-    # (a million rows' vectors are 1.5 GB, which Arrow's pool would otherwise keep for the rest of the run)
-    return np.array(flat.reshape(len(hashes), -1), dtype=np.float32, copy=True)
+    if missing:
+        absent_rows = np.sort(np.concatenate(missing))
+        examples = [hashes[i] for i in absent_rows[:3]]
+        raise KeyError(f"no cached vector for {len(absent_rows)} texts (e.g. {examples})")
+    assert out is not None
+    return out
 
 
 def vectors_to_arrow(matrix: np.ndarray) -> pa.Array:

@@ -208,3 +208,26 @@ def test_label_issues_found_block_by_block_are_those_of_the_whole_matrices(block
     assert np.array_equal(plain["ambiguity"].to_numpy(), ambiguity_scores(adjusted=probs, labels=labels, suggested=top))
     with pytest.raises(ValueError, match="block_rows must be at least 1, got 0"):
         find_label_issues(ids, p, block_rows=0)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 10**6])
+@pytest.mark.parametrize("options", [CHAR_NGRAMS, WORD_NGRAMS], ids=["chars", "words"])
+def test_ngram_counts_counted_in_chunks_are_fit_transforms_matrix_entry_for_entry(chunk: int, options: dict) -> None:
+    """_ngram_counts counts the texts a chunk at a time (fit_transform held every count of a million texts in Python
+    lists, 10 GB); the matrix is fit_transform's: the same entries in the same order within each row (the order the
+    members' sums run in), the same vocabulary order, counts in the smallest unsigned type."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    texts = np.asarray(
+        ["the card was lost", "", "lost card lost card", "Ünïcødé and the card", "!!", "new card new card new"] * 3
+        + ["a text seen once, with a tail of letters: " + "z" * 300],
+        dtype=object,
+    )
+    expected = CountVectorizer(dtype=np.int64, **options).fit_transform(texts).tocsr()
+    got = _ngram_counts(texts, chunk=chunk, **options)
+    assert got.shape == expected.shape and got.dtype == np.min_scalar_type(int(expected.data.max()))
+    assert np.array_equal(got.indptr, expected.indptr) and np.array_equal(got.indices, expected.indices)
+    assert np.array_equal(got.data, expected.data)
+    if options is CHAR_NGRAMS:
+        assert not expected.has_sorted_indices  # so the order within rows is compared, not only the entries
+    assert _ngram_counts(np.asarray(["", ""], dtype=object), chunk=chunk, **options) is None  # no n-gram at all
