@@ -47,6 +47,7 @@ import numpy as np
 
 from labelgate.core.detect import serial_jobs
 from labelgate.errors import ConfigError
+from labelgate.heap import trim_heap
 
 #: environment variable: worker processes of the detector's out-of-fold fits (default: the usable CPUs, at most 2
 #: per :data:`MAX_DEFAULT_WORKERS`; ``1`` runs every fit in the run's own process)
@@ -267,8 +268,10 @@ def _start_worker(payload: bytes, folder: str | None = None, min_bytes: int = SH
 def _run(job: Any) -> tuple[Any, float]:
     assert _function is not None, "worker started without a function"
     began = time.perf_counter()
-    result = _function(job)
-    return _save_result(result), time.perf_counter() - began
+    result = _save_result(_function(job))
+    seconds = time.perf_counter() - began
+    trim_heap()  # what the job made and dropped goes back to the OS, not held beside the next job's arrays
+    return result, seconds
 
 
 def _save_result(result: Any) -> Any:
@@ -325,6 +328,7 @@ def pool_runner(*, workers: int) -> Callable[..., list[Any]]:
             return serial_jobs(function, jobs, on_done)
         results: list[Any] = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
+        trim_heap()  # this process's freed memory back to the OS before the workers start beside it
         with contextlib.ExitStack() as stack:
             pool = stack.enter_context(
                 ProcessPoolExecutor(

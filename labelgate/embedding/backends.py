@@ -3,7 +3,6 @@ and whether a backend gives the middle-layer features from its sentence pass (:f
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import gc
 import os
@@ -19,6 +18,7 @@ from labelgate.embedding.models import ONNX_BACKENDS, PROBE_TEXTS, _first_line, 
 from labelgate.embedding.onnx_export import FP32_MIN_COSINE, _onnx_encoder, onnx_model_path
 from labelgate.embedding.standalone import tokenizer_file
 from labelgate.errors import ModelLoadError
+from labelgate.heap import trim_heap
 
 #: environment variable: ``0`` keeps ``auto`` off bfloat16 (exact fp32 arithmetic, e.g. to compare machines)
 BF16_ENV = "LABELGATE_EMBED_BF16"
@@ -167,14 +167,6 @@ def release_sessions() -> None:
         _onnx_encoder.cache_clear()
     gc.collect()
     trim_heap()
-
-
-def trim_heap() -> None:
-    """glibc's ``malloc_trim(0)``: return the free pages of this process's heap to the OS (a no-op elsewhere)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim this way
-        pass
 
 
 #: what ``auto`` tries, fastest first; torch (fp32) is the fallback
