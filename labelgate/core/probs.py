@@ -246,9 +246,11 @@ def _predict(clf, X_test, n_classes: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         part = clf.predict_proba(X_test)
+    # float32 features give float32 probabilities: kept so (half the bytes of a fold's result, in the worker and in
+    # its result file); they are widened to float64 where they are combined, which is exact, so the bits do not move
     if len(clf.classes_) == n_classes:  # every class was among the training rows: the columns are in order already
-        return np.ascontiguousarray(part, dtype=np.float64)  # (no second (n_test, k) array unless a cast needs one)
-    out = np.zeros((X_test.shape[0], n_classes))
+        return np.ascontiguousarray(part)
+    out = np.zeros((X_test.shape[0], n_classes), dtype=part.dtype)
     out[:, clf.classes_] = part
     return out
 
@@ -734,7 +736,8 @@ def combine_oof(plan: OofPlan, results: list[np.ndarray | None], *, keep_members
             parts = []  # (test rows, result) per fold
             for i in positions[m]:
                 part, results[i] = results[i], None
-                parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part, dtype=np.float64)))
+                # as returned (float32 for the dense members): widened to float64, exactly, as it is copied below
+                parts.append((plan.folds[plan.jobs[i].fold][1], np.asarray(part)))
                 del part
             best = None
             if parts[0][1].ndim == 3:  # one result per C: keep the C with the lowest out-of-fold log-loss
