@@ -10,9 +10,11 @@ worker starts; a job sends only its name.
 
 The plan's large arrays do not travel inside that message: each array of at least :data:`SHARE_MIN_BYTES` is
 written once to a temporary ``.npy`` file, and every worker maps that file (copy-on-write) instead of holding a
-private copy of every array. A worker's memory then holds the pages its own jobs read (a ``chars`` job reads the
-character n-gram counts, never the embeddings); the OS keeps one copy of those pages for all workers, and can drop
-them under pressure. Measured on 100,000 generated texts of 150 classes: see ``docs/benchmarks.md``.
+private copy of every array. A worker's memory then holds the pages its current job reads (a ``chars`` job reads the
+character n-gram counts, never the embeddings): after each job the worker gives the pages it read back
+(:func:`_release_maps`), so they do not pile up job after job; the OS keeps one copy of those pages for all workers
+in its file cache, and can drop them under pressure. Measured on 100,000 generated texts of 150 classes: see
+``docs/benchmarks.md``.
 
 A job's large result array comes back the same way (saved by its worker, mapped by the run's process), not pickled
 through the pool's pipe.
@@ -31,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import mmap
 import multiprocessing
 import os
 import pickle
@@ -64,6 +67,8 @@ _function: Callable[[Any], Any] | None = None
 _results_folder: str | None = None
 _saved_count = 0
 _result_min_bytes = SHARE_MIN_BYTES
+#: in a worker: the maps of the function's shared arrays, whose read pages :func:`_release_maps` gives back after a job
+_input_maps: list[mmap.mmap] = []
 #: id of each array :func:`map_to_files` returned -> (a weak reference to it, its ``.npy`` file)
 _mapped_files: dict[int, tuple[weakref.ref, str]] = {}
 _log = logging.getLogger("labelgate.parallel")
@@ -152,12 +157,32 @@ class _SharingUnpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self.mapped: dict[str, np.ndarray] = {}
+        #: the ``mmap`` of each mapped file (for :func:`_release_maps`)
+        self.maps: list[mmap.mmap] = []
 
     def persistent_load(self, pid: Any) -> np.ndarray:
         path = str(pid)
         if path not in self.mapped:
-            self.mapped[path] = np.load(path, mmap_mode="c").view(np.ndarray)
+            mapped = np.load(path, mmap_mode="c")
+            if isinstance(getattr(mapped, "_mmap", None), mmap.mmap):
+                self.maps.append(mapped._mmap)
+            self.mapped[path] = mapped.view(np.ndarray)
         return self.mapped[path]
+
+
+def _release_maps(maps: Sequence[mmap.mmap]) -> None:
+    """Drop the pages of ``maps`` (copy-on-write maps of shared files) from this process: the pages it read stay in
+    the OS's file cache and are read again from there (a minor fault) when next touched, and any page a job wrote
+    into is discarded, so the next job sees the file's values again. Without this, a worker's resident memory grows
+    with every page of every shared input its jobs have ever read (at a million rows, 1.5 GB each of the embeddings
+    and the layer features, in each worker beside its job's own arrays). Where ``madvise`` is missing (or refused),
+    nothing changes."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None:
+        return
+    for mapped in maps:
+        with contextlib.suppress(ValueError, OSError):  # closed, or the OS refuses: the pages stay, as before
+            mapped.madvise(advice)
 
 
 def map_to_files(arrays: Sequence[np.ndarray | None], stack: contextlib.ExitStack) -> list[np.ndarray | None]:
@@ -230,7 +255,13 @@ def share(obj: Any, folder: Path, *, min_bytes: int | None = None) -> bytes:
 
 def unshare(payload: bytes) -> Any:
     """The object :func:`share` pickled, its saved arrays memory-mapped from their files (copy-on-write)."""
-    return _SharingUnpickler(io.BytesIO(payload)).load()
+    return _unshare_with_maps(payload)[0]
+
+
+def _unshare_with_maps(payload: bytes) -> tuple[Any, list[mmap.mmap]]:
+    """:func:`unshare`, and the maps of the files it mapped."""
+    unpickler = _SharingUnpickler(io.BytesIO(payload))
+    return unpickler.load(), unpickler.maps
 
 
 def _payload(function: Callable[[Any], Any], stack: contextlib.ExitStack) -> tuple[bytes, str | None]:
@@ -259,8 +290,8 @@ class _Saved:
 
 
 def _start_worker(payload: bytes, folder: str | None = None, min_bytes: int = SHARE_MIN_BYTES) -> None:
-    global _function, _results_folder, _result_min_bytes
-    _function = unshare(payload)
+    global _function, _results_folder, _result_min_bytes, _input_maps
+    _function, _input_maps = _unshare_with_maps(payload)
     _results_folder = folder
     _result_min_bytes = min_bytes
 
@@ -270,6 +301,7 @@ def _run(job: Any) -> tuple[Any, float]:
     began = time.perf_counter()
     result = _save_result(_function(job))
     seconds = time.perf_counter() - began
+    _release_maps(_input_maps)  # the shared inputs' pages this job read: not held beside the next job's
     trim_heap()  # what the job made and dropped goes back to the OS, not held beside the next job's arrays
     return result, seconds
 

@@ -45,6 +45,23 @@ def test_workers_map_the_functions_large_arrays_from_files_removed_when_the_pool
     assert len(files) == 1 and not next(iter(files)).exists()
 
 
+def _resident_then_read(array: np.ndarray, job: int) -> tuple[int, float]:
+    """KiB of ``array``'s file resident in this worker when the job starts, then the job reads all of it."""
+    from test_parallel_share import mapped_kib
+
+    before = mapped_kib(Path(array.base.filename))
+    return before, float(array.sum())
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_a_worker_gives_back_the_shared_pages_its_last_job_read_before_the_next_job():
+    array = np.arange(4_000_000, dtype=np.float64)  # 32 MB, read whole by every job
+    # 5 jobs on 2 workers: some worker runs a job after one of its own
+    got = pool_runner(workers=2)(functools.partial(_resident_then_read, array), list(range(5)), lambda *a: None)
+    assert [total for _, total in got] == [float(array.sum())] * 5
+    assert max(before for before, _ in got) < 1_000  # without the release, 31,250 KiB after a first job
+
+
 def test_without_a_writable_temporary_folder_each_worker_gets_a_copy_and_the_same_results(monkeypatch, caplog):
     monkeypatch.setattr(tempfile, "tempdir", "/nonexistent/labelgate-tmp")
     array = np.arange(600_000, dtype=np.float64)

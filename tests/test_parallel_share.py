@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from labelgate.parallel import map_to_files, share, unshare
+from labelgate.parallel import _release_maps, _unshare_with_maps, map_to_files, share, unshare
 
 pytestmark = pytest.mark.unit
 
@@ -51,6 +51,33 @@ def test_a_job_that_writes_into_a_shared_array_changes_only_its_own_copy(tmp_pat
     first[:10] = 7.0
     assert unshare(payload)["x"].sum() == 0.0  # the file, and any other worker's mapping, are unchanged
     assert first.sum() == 70.0
+
+
+def mapped_kib(path: Path) -> int:
+    """Resident KiB of this process's maps of the file ``path`` (``/proc/self/smaps``)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if "-" in line.split(" ", 1)[0]:  # a mapping's header line: "start-end perms offset dev inode path"
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="reads /proc/self/smaps (Linux)")
+def test_released_maps_give_back_the_pages_a_job_read_and_the_next_job_sees_the_files_values(tmp_path):
+    big = np.arange(4_000_000, dtype=np.float64)  # 32 MB
+    payload = share({"x": big}, tmp_path, min_bytes=1)
+    got, maps = _unshare_with_maps(payload)
+    (path,) = tmp_path.iterdir()
+    assert len(maps) == 1
+    assert got["x"].sum() == big.sum()  # a job reads every page
+    got["x"][:10] = -1.0  # and writes into its copy of some
+    assert mapped_kib(path) > 30_000
+    _release_maps(maps)
+    assert mapped_kib(path) < 1_000  # given back: without the release all 32 MB stay resident
+    assert np.array_equal(got["x"][:20], big[:20])  # read again from the file: the write is gone
+    assert got["x"].sum() == big.sum()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
