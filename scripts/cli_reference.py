@@ -120,6 +120,30 @@ def _option_row(param: click.Parameter, command_path: str) -> tuple[str, str, st
     return names, _type_name(param), default, help_text or "—"
 
 
+_ABBREVIATIONS = ("e.g.", "i.e.", "etc.", "vs.")
+
+
+def _summary(command: click.Command, *, limit: int = 100) -> str:
+    """A command's one-line summary: its ``short_help``, else its help's first sentence (at most ``limit`` chars).
+
+    Written here rather than taken from click's ``get_short_help_str``, whose cut changes between click
+    releases (8.4 ends a sentence at "e.g."), so that the reference depends on labelgate's code only.
+    """
+    if command.short_help:
+        return command.short_help
+    words = inspect.cleandoc(command.help or "").split("\n\n")[0].split()
+    kept: list[str] = []
+    for word in words:
+        kept.append(word)
+        if len(" ".join(kept)) > limit:
+            while kept and len(" ".join(kept)) + 3 > limit:
+                kept.pop()
+            return " ".join(kept) + "..."
+        if word.endswith(".") and not word.lstrip("(").lower().endswith(_ABBREVIATIONS):
+            break
+    return " ".join(kept)
+
+
 def _help_block(text: str | None) -> list[str]:
     """A command's docstring as markdown paragraphs."""
     if not text:
@@ -208,7 +232,7 @@ def render() -> str:
     commands = _walk(main, root)
     for command, ctx in commands[1:]:
         anchor = ctx.command_path.replace(" ", "-")
-        short = command.get_short_help_str(limit=100)
+        short = _summary(command)
         lines.append(f"- [`{ctx.command_path}`](#{anchor}): {short}")
     lines.append("")
     options_by_field: dict[str, list[str]] = {}
