@@ -121,6 +121,29 @@ def test_cli_reference_is_current() -> None:
     assert current == generated, f"docs/cli.md is stale: regenerate it with `{REGENERATE}`\n{first}"
 
 
+@pytest.mark.parametrize(
+    ("help_text", "short_help", "expected"),
+    [
+        (
+            "Write again (e.g. after a review). More.",
+            None,
+            "Write again (e.g. after a review).",
+        ),
+        ("First sentence.\n\nSecond paragraph.", None, "First sentence."),
+        ("word " * 30, None, ("word " * 19).strip() + "..."),
+        ("Long help. More.", "Its own summary", "Its own summary"),
+        ("", None, ""),
+    ],
+)
+def test_a_command_summary_is_its_first_sentence_whatever_click_version(
+    help_text: str, short_help: str | None, expected: str
+) -> None:
+    command = click.Command("x", help=help_text, short_help=short_help)
+    summary = _load_generator()._summary(command)
+    assert summary == expected
+    assert len(summary) <= 100
+
+
 def test_every_command_and_option_is_in_the_cli_reference() -> None:
     sections = _sections((DOCS / "cli.md").read_text(encoding="utf-8"))
     missing = []
