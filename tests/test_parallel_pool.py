@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_parallel_share import mapped_kib
 
 from labelgate.core import probs
 from labelgate.core.detect import _reporting_jobs, serial_jobs
@@ -47,8 +48,6 @@ def test_workers_map_the_functions_large_arrays_from_files_removed_when_the_pool
 
 def _resident_then_read(array: np.ndarray, job: int) -> tuple[int, float]:
     """KiB of ``array``'s file resident in this worker when the job starts, then the job reads all of it."""
-    from test_parallel_share import mapped_kib
-
     before = mapped_kib(Path(array.base.filename))
     return before, float(array.sum())
 
